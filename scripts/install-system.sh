@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages ISR and its tests use, only when one is missing, so a
+# machine that has them all does not pay for `apt-get update`.
+set -euo pipefail
+runtime=(python3 python3-venv alsa-utils ca-certificates)
+testing=(icecast2 ffmpeg vorbis-tools opus-tools flac mp3val streamripper chromium curl)
+want=("${runtime[@]}")
+[ "${1:-}" = "--test" ] && want+=("${testing[@]}")
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing Debian packages: ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,593 @@
+"""The config: one table of keys, parsed into frozen, typed objects.
+
+Every key is declared once in ``KEYS``; the parser, ``isr check``,
+``config.example.ini`` and the docs test all read that table, so a key cannot be
+parsed without being documented. Errors name the file, section and key
+(``ConfigError``); unknown keys are warned about with the nearest known key.
+"""
+
+from __future__ import annotations
+
+import configparser
+import difflib
+import logging
+import math
+import os
+import string
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from isr.errors import ConfigError
+
+log = logging.getLogger("isr.config")
+
+RESERVED_SECTIONS = ("general", "web", "alerts")
+SOURCE_TYPES = ("stream", "soundcard", "tone")
+STREAM_FORMATS = ("auto", "mp3", "ogg", "aac", "flac", "opus")
+PCM_FORMATS = ("wav", "flac")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass(frozen=True)
+class Key:
+    """One config key: where it may appear, its type, default and help."""
+
+    name: str
+    kind: str
+    """``str``, ``int``, ``float``, ``choice`` or ``path``."""
+    default: str
+    help: str
+    scope: str
+    """``general`` (inherited by sources), ``stream``, ``soundcard``, ``tone``,
+    ``pcm`` (soundcard and tone), ``source`` (every source), ``web``, ``alerts``."""
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    positive: bool = False
+    secret: bool = False
+
+
+KEYS: tuple[Key, ...] = (
+    # [general]: defaults every source inherits
+    Key("output_directory", "path", "recordings", "Where recordings are written.", "general"),
+    Key(
+        "split_minutes",
+        "float",
+        "60",
+        "Length of each file in minutes; files start on local wall-clock multiples of it "
+        "counted from midnight. Fractions allowed (0.1 = 6 s).",
+        "general",
+        positive=True,
+    ),
+    Key(
+        "filename_pattern",
+        "str",
+        "%Y%m%d_%H%M%S",
+        "strftime pattern for file names, plus {source} for the section name; "
+        "'/' makes subfolders. The extension is added by the format.",
+        "general",
+    ),
+    Key(
+        "max_retries",
+        "int",
+        "10",
+        "Consecutive failed connections before a source gives up; 0 = retry forever "
+        "(recommended for compliance logging).",
+        "general",
+        minimum=0,
+    ),
+    Key(
+        "retry_delay_seconds",
+        "float",
+        "5",
+        "Wait between retries (with up to 20 % jitter).",
+        "general",
+        minimum=0,
+    ),
+    Key("log_level", "choice", "INFO", "Logging level.", "general", choices=LOG_LEVELS),
+    Key(
+        "log_file",
+        "str",
+        "recorder.log",
+        "Log file (logs also go to stdout); reopened when logrotate moves it. Empty = none.",
+        "general",
+    ),
+    Key(
+        "retention_days",
+        "float",
+        "0",
+        "Delete recordings older than this many days; 0 = keep forever.",
+        "general",
+        minimum=0,
+    ),
+    Key(
+        "min_free_mb",
+        "int",
+        "1024",
+        "Alert when free space on the output disk falls below this many MiB.",
+        "general",
+        minimum=0,
+    ),
+    Key(
+        "fsync_seconds",
+        "float",
+        "10",
+        "Flush and fsync open files at least this often: the most a power cut loses.",
+        "general",
+        positive=True,
+    ),
+    Key(
+        "metrics_port",
+        "int",
+        "",
+        "Port for the recorder's own Prometheus metrics; empty = off.",
+        "general",
+        minimum=1,
+    ),
+    # every source
+    Key(
+        "type",
+        "choice",
+        "",
+        "Source type: stream, soundcard or tone.",
+        "source",
+        choices=SOURCE_TYPES,
+    ),
+    # type = stream
+    Key(
+        "url",
+        "str",
+        "",
+        "http(s) URL of the stream; .m3u/.pls playlists resolve to their first stream.",
+        "stream",
+    ),
+    Key("username", "str", "", "HTTP Basic auth user name for the stream.", "stream"),
+    Key(
+        "password",
+        "str",
+        "",
+        "HTTP Basic auth password; never logged or shown.",
+        "stream",
+        secret=True,
+    ),
+    Key(
+        "format",
+        "choice",
+        "auto",
+        "Stream format: auto (Content-Type, confirmed by sniffing), mp3, aac, ogg, flac, "
+        "opus. For soundcard and tone: wav or flac.",
+        "source",
+        choices=STREAM_FORMATS + PCM_FORMATS,
+    ),
+    Key(
+        "timeout_seconds",
+        "float",
+        "30",
+        "No byte for this long means the connection is dead: reconnect.",
+        "stream",
+        positive=True,
+    ),
+    # type = soundcard / tone
+    Key(
+        "device",
+        "str",
+        "default",
+        "ALSA capture device: default, monitor, part of a name or description, hw:X,Y, "
+        "plughw:X,Y or any PCM name from the ALSA config.",
+        "soundcard",
+    ),
+    Key("sample_rate", "int", "44100", "Samples per second.", "pcm", minimum=8000),
+    Key("channels", "int", "2", "Number of channels.", "pcm", minimum=1),
+    Key("frequency", "float", "440", "Frequency of the test tone in Hz.", "tone", positive=True),
+    # [web]
+    Key("host", "str", "127.0.0.1", "Address the web UI listens on.", "web"),
+    Key("port", "int", "8080", "Port of the web UI.", "web", minimum=1),
+    Key(
+        "threshold",
+        "float",
+        "0.05",
+        "RMS level (0..1) at or above which a window counts as loud.",
+        "web",
+        minimum=0,
+    ),
+    Key("username", "str", "", "User name for HTTP Basic auth on the web UI.", "web"),
+    Key("password", "str", "", "Password for the web UI; never shown.", "web", secret=True),
+    # [alerts]
+    Key("webhook_url", "str", "", "URL that receives a JSON POST for each alert.", "alerts"),
+    Key("command", "str", "", "Command run for each alert, with the event in env.", "alerts"),
+    Key(
+        "silence_threshold_db",
+        "float",
+        "-50",
+        "Level in dBFS below which PCM audio counts as dead air.",
+        "alerts",
+    ),
+    Key(
+        "silence_seconds",
+        "float",
+        "60",
+        "Dead air for this long raises an alert.",
+        "alerts",
+        positive=True,
+    ),
+)
+
+_SOURCE_SCOPES = {
+    "stream": ("general", "source", "stream"),
+    "soundcard": ("general", "source", "soundcard", "pcm"),
+    "tone": ("general", "source", "tone", "pcm"),
+}
+
+
+def keys_for(scope: str) -> list[Key]:
+    """Keys valid in a section of that scope (``general``, a source type, ``web``...).
+
+    ``[general]`` also takes every source key but ``type`` and ``url``, as a default
+    for the sources it applies to.
+    """
+    if scope == "general":
+        return [
+            k
+            for k in KEYS
+            if k.scope in ("general", "source", "stream", "soundcard", "pcm", "tone")
+            and k.name not in ("type", "url")
+        ]
+    scopes = _SOURCE_SCOPES.get(scope, (scope,))
+    return [k for k in KEYS if k.scope in scopes]
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One source section, fully resolved with its inherited ``[general]`` keys."""
+
+    name: str
+    type: str
+    output_directory: Path
+    split_minutes: float
+    filename_pattern: str
+    max_retries: int
+    retry_delay_seconds: float
+    retention_days: float
+    min_free_mb: int
+    fsync_seconds: float
+    format: str
+    url: str = ""
+    username: str = ""
+    password: str = field(default="", repr=False)
+    timeout_seconds: float = 30.0
+    device: str = "default"
+    sample_rate: int = 44100
+    channels: int = 2
+    frequency: float = 440.0
+
+    @property
+    def split_seconds(self) -> float:
+        return self.split_minutes * 60.0
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    threshold: float = 0.05
+    username: str = ""
+    password: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    webhook_url: str = ""
+    command: str = ""
+    silence_threshold_db: float = -50.0
+    silence_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole config file, validated."""
+
+    path: str
+    output_directory: Path
+    log_level: str
+    log_file: str
+    metrics_port: int | None
+    sources: tuple[SourceConfig, ...]
+    web: WebConfig
+    alerts: AlertsConfig
+    warnings: tuple[str, ...] = ()
+
+
+DEMO_CONFIG = """\
+# Embedded demo: used by `isr record` when there is no config.ini.
+[general]
+output_directory = recordings
+split_minutes = 1
+
+[tone]
+type = tone
+frequency = 440
+"""
+
+
+def _convert(key: Key, raw: str, where: Callable[[str], ConfigError]) -> Any:
+    value = raw.strip()
+    if key.kind in ("str", "path"):
+        return value
+    if key.kind == "choice":
+        canon = value.upper() if key.name == "log_level" else value.lower()
+        if canon not in key.choices:
+            raise where(f"{value!r} is not one of {', '.join(key.choices)}")
+        return canon
+    number: float
+    try:
+        number = int(value) if key.kind == "int" else float(value)
+    except ValueError:
+        kind = "a whole number" if key.kind == "int" else "a number"
+        raise where(f"{value!r} is not {kind}") from None
+    if not math.isfinite(number):
+        raise where(f"{value!r} is not a finite number")
+    if key.positive and number <= 0:
+        raise where(f"must be greater than 0, got {value}")
+    if key.minimum is not None and number < key.minimum:
+        raise where(f"must be at least {key.minimum:g}, got {value}")
+    return number
+
+
+def _nearest(name: str, candidates: Iterable[str]) -> str:
+    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def load(path: str | os.PathLike[str] | None = None, *, text: str | None = None) -> Config:
+    """Read and validate a config file (or ``text``, shown under ``path``'s name)."""
+    file = os.fspath(path) if path is not None else "<config>"
+    parser = configparser.ConfigParser(interpolation=None, default_section="\x00none")
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        if text is None:
+            with open(file, encoding="utf-8") as fh:
+                parser.read_file(fh, source=file)
+        else:
+            parser.read_string(text, source=file)
+    except FileNotFoundError:
+        raise ConfigError("file not found", file=file) from None
+    except (configparser.Error, UnicodeDecodeError, OSError) as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"cannot parse: {first_line}", file=file) from None
+    return _build(file, parser)
+
+
+def _section_values(
+    file: str, parser: configparser.ConfigParser, section: str, scope: str, warnings: list[str]
+) -> dict[str, Any]:
+    """Converted values of one section; warns about keys that do not belong there."""
+    known = {k.name: k for k in keys_for(scope)}
+    values: dict[str, Any] = {}
+    for name, raw in parser.items(section):
+        key = known.get(name)
+        if key is None:
+            all_names = {k.name for k in KEYS}
+            if name in all_names:
+                msg = f"{file}: [{section}] {name}: not used in this section; ignored"
+            else:
+                msg = f"{file}: [{section}] {name}: unknown key{_nearest(name, known)}; ignored"
+            warnings.append(msg)
+            continue
+
+        def where(message: str, _key: str = name) -> ConfigError:
+            return ConfigError(message, file=file, section=section, key=_key)
+
+        values[name] = _convert(key, raw, where)
+    return values
+
+
+def _defaults(scope: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in keys_for(scope):
+        if key.default == "":
+            out[key.name] = None if key.kind in ("int", "float") else ""
+            continue
+        out[key.name] = _convert(key, key.default, lambda m: ConfigError(m))
+    return out
+
+
+def _build(file: str, parser: configparser.ConfigParser) -> Config:
+    warnings: list[str] = []
+    lowered = {s.lower(): s for s in parser.sections()}
+    general_name = lowered.get("general")
+    general = _defaults("general")
+    if general_name is not None:
+        general.update(_section_values(file, parser, general_name, "general", warnings))
+    base_dir = Path(file).parent if file != "<config>" else Path(".")
+
+    web_name = lowered.get("web")
+    web_vals = _defaults("web")
+    if web_name is not None:
+        web_vals.update(_section_values(file, parser, web_name, "web", warnings))
+    alerts_name = lowered.get("alerts")
+    alerts_vals = _defaults("alerts")
+    if alerts_name is not None:
+        alerts_vals.update(_section_values(file, parser, alerts_name, "alerts", warnings))
+
+    sources: list[SourceConfig] = []
+    for section in parser.sections():
+        if section.lower() in RESERVED_SECTIONS:
+            continue
+        sources.append(_build_source(file, parser, section, general, base_dir, warnings))
+    if not sources:
+        raise ConfigError(
+            "no source sections: add a section with type = stream, soundcard or tone",
+            file=file,
+        )
+    _check_collisions(file, sources)
+
+    out_dir = Path(general["output_directory"] or "recordings")
+    if not out_dir.is_absolute():
+        out_dir = base_dir / out_dir
+    for w in warnings:
+        log.warning("%s", w)
+    return Config(
+        path=file,
+        output_directory=out_dir,
+        log_level=general["log_level"],
+        log_file=general["log_file"],
+        metrics_port=int(general["metrics_port"]) if general["metrics_port"] else None,
+        sources=tuple(sources),
+        web=WebConfig(
+            host=web_vals["host"] or "127.0.0.1",
+            port=int(web_vals["port"]),
+            threshold=float(web_vals["threshold"]),
+            username=web_vals["username"],
+            password=web_vals["password"],
+        ),
+        alerts=AlertsConfig(
+            webhook_url=alerts_vals["webhook_url"],
+            command=alerts_vals["command"],
+            silence_threshold_db=float(alerts_vals["silence_threshold_db"]),
+            silence_seconds=float(alerts_vals["silence_seconds"]),
+        ),
+        warnings=tuple(warnings),
+    )
+
+
+def _build_source(
+    file: str,
+    parser: configparser.ConfigParser,
+    section: str,
+    general: dict[str, Any],
+    base_dir: Path,
+    warnings: list[str],
+) -> SourceConfig:
+    def err(key: str, message: str) -> ConfigError:
+        return ConfigError(message, file=file, section=section, key=key)
+
+    if section.startswith("."):
+        raise ConfigError("a source name may not start with '.'", file=file, section=section)
+    if not parser.has_option(section, "type"):
+        raise err("type", "missing: set type = stream, soundcard or tone")
+    type_key = next(k for k in KEYS if k.name == "type")
+    stype = _convert(type_key, parser.get(section, "type"), lambda m: err("type", m))
+    valid = {k.name for k in keys_for(stype)}
+    values = _defaults(stype)
+    values.update({k: v for k, v in general.items() if k in valid})
+    values.update(_section_values(file, parser, section, stype, warnings))
+
+    fmt = values.get("format") or "auto"
+    if stype == "stream":
+        url = values.get("url", "")
+        if not url:
+            raise err("url", "missing: a stream source needs url = http(s)://...")
+        _check_url(url, lambda m: err("url", m))
+        if fmt not in STREAM_FORMATS:
+            raise err("format", f"{fmt!r} is for soundcards; a stream takes {STREAM_FORMATS}")
+    else:
+        if fmt == "auto":
+            fmt = "wav"
+        if fmt not in PCM_FORMATS:
+            raise err("format", f"{fmt!r} is not one of wav, flac for a {stype} source")
+    pattern = values["filename_pattern"]
+    _check_pattern(pattern, lambda m: err("filename_pattern", m))
+    out_dir = Path(values["output_directory"] or "recordings")
+    if not out_dir.is_absolute():
+        out_dir = base_dir / out_dir
+    allowed = {f.name for f in SourceConfig.__dataclass_fields__.values()}
+    kwargs = {k: v for k, v in values.items() if k in allowed and v is not None}
+    kwargs.update(name=section, type=stype, output_directory=out_dir, format=fmt)
+    return SourceConfig(**kwargs)
+
+
+def _check_url(url: str, err: Callable[[str], ConfigError]) -> None:
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise err(f"must start with http:// or https://, got {parts.scheme or 'no scheme'}")
+    if not parts.hostname:
+        raise err("has no host name")
+    if parts.path.lower().endswith(".m3u8"):
+        raise err("HLS (.m3u8) is not supported yet; use the station's Icecast/SHOUTcast URL")
+
+
+def _check_pattern(pattern: str, err: Callable[[str], ConfigError]) -> None:
+    if not pattern.strip():
+        raise err("is empty")
+    if pattern.startswith("/"):
+        raise err("must be relative to output_directory (no leading '/')")
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(pattern) if f is not None]
+    except ValueError as exc:
+        raise err(f"bad braces: {exc}") from None
+    for f in fields:
+        if f != "source":
+            raise err(f"unknown placeholder {{{f}}}; only {{source}} is known")
+    sample = render_pattern(pattern, "x", datetime(2026, 1, 2, 3, 4, 5))
+    if any(part in ("", ".", "..") for part in sample.split("/")):
+        raise err("makes an empty, '.' or '..' path part")
+    if "%S" not in pattern and "%T" not in pattern and "%s" not in pattern:
+        log.debug("filename_pattern %r has no seconds; short splits will collide", pattern)
+
+
+def render_pattern(pattern: str, source: str, when: datetime) -> str:
+    """File name (without extension) for a file starting at ``when``."""
+    safe_source = source.replace("/", "_")
+    return when.strftime(pattern.replace("{source}", safe_source.replace("%", "%%")))
+
+
+def _check_collisions(file: str, sources: list[SourceConfig]) -> None:
+    """Two sources writing the same paths would fight over every file name."""
+    seen: dict[tuple[str, str], str] = {}
+    probe = datetime(2026, 1, 2, 3, 4, 5)
+    for src in sources:
+        rendered = render_pattern(src.filename_pattern, src.name, probe)
+        path = os.path.normpath(os.path.join(os.fspath(src.output_directory), rendered))
+        ext_family = "pcm" if src.type in ("soundcard", "tone") else "stream"
+        key = (path, ext_family if src.format == "auto" else src.format)
+        other = seen.get((path, "any"))
+        if other is None:
+            other = seen.get(key)
+        if other is not None:
+            raise ConfigError(
+                f"writes the same file names as [{other}]; put {{source}} in "
+                f"filename_pattern, e.g. {{source}}/%Y%m%d_%H%M%S",
+                file=file,
+                section=src.name,
+                key="filename_pattern",
+            )
+        seen[(path, "any")] = src.name
+
+
+def describe(cfg: Config) -> str:
+    """Human-readable resolved config for ``isr check``; secrets are masked."""
+    from isr.sources.http import redact_url  # local: keeps config importable alone
+
+    lines = [f"config: {cfg.path}", f"output_directory: {cfg.output_directory}"]
+    lines.append(f"log_level: {cfg.log_level}  log_file: {cfg.log_file or '(none)'}")
+    for src in cfg.sources:
+        lines.append(f"[{src.name}] type={src.type}")
+        for key in keys_for(src.type):
+            if key.name in ("type", "log_level", "log_file", "metrics_port"):
+                continue
+            value = getattr(src, key.name, None)
+            if value is None:
+                continue
+            if key.secret:
+                value = "********" if value else ""
+            elif key.name == "url":
+                value = redact_url(str(value))
+            lines.append(f"    {key.name} = {value}")
+        lines.append(
+            f"    files: {render_pattern(src.filename_pattern, src.name, datetime.now())}"
+            f"{extension_hint(src)}"
+        )
+    if cfg.web.username:
+        lines.append(f"[web] host={cfg.web.host} port={cfg.web.port} auth=on")
+    return "\n".join(lines)
+
+
+def extension_hint(src: SourceConfig) -> str:
+    if src.type != "stream":
+        return "." + src.format
+    return {"mp3": ".mp3", "aac": ".aac", "flac": ".flac", "opus": ".opus"}.get(
+        src.format, ".<by stream>"
+    )

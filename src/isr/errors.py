@@ -1,0 +1,55 @@
+"""The one exception tree of ISR.
+
+    IsrError
+     ├── ConfigError(file, section, key)   bad config: `isr` exits with status 2
+     ├── LockError                          another recorder owns the output directory
+     └── SourceError                        one source failed; it retries, others go on
+          ├── SourceTimeout(SourceError, TimeoutError)   no byte for timeout_seconds
+          ├── HttpError                      a status, header or redirect we cannot use
+          └── DeviceError                    an ALSA device that is missing or busy
+
+Framers never raise on bad bytes (they resynchronise and count), so there is no
+framing error here. Exit codes are chosen only in ``cli.py``.
+"""
+
+from __future__ import annotations
+
+
+class IsrError(Exception):
+    """Base of every error ISR raises on purpose."""
+
+
+class ConfigError(IsrError):
+    """A config value that cannot be used; names the file, section and key."""
+
+    def __init__(
+        self, message: str, *, file: str = "", section: str = "", key: str = ""
+    ) -> None:
+        self.file = file
+        self.section = section
+        self.key = key
+        self.message = message
+        where = ": ".join(
+            p for p in (file, f"[{section}]" if section else "", key) if p
+        )
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class LockError(IsrError):
+    """The output directory is locked by another recorder."""
+
+
+class SourceError(IsrError):
+    """A source cannot go on with its current connection or process."""
+
+
+class SourceTimeout(SourceError, TimeoutError):
+    """No byte arrived for ``timeout_seconds``."""
+
+
+class HttpError(SourceError):
+    """The server answered with something we cannot record."""
+
+
+class DeviceError(SourceError):
+    """A capture device is missing, busy or died."""

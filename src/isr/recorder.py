@@ -1,0 +1,179 @@
+"""The recorder: every source of a config on one asyncio loop.
+
+One task per source in a ``TaskGroup``, plus the status heartbeat and the syncer.
+Sources never raise (``Source.run`` retries or gives up by itself), so the group
+only ends when the stop event is set: then every source is cancelled, closes its
+file, and the last status and fsync are written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import resource
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from isr.clock import local_zone
+from isr.config import Config, SourceConfig
+from isr.errors import ConfigError, LockError
+from isr.sinks.base import Sink
+from isr.sources.base import Source
+from isr.sources.stream import StreamSource
+from isr.sources.tone import ToneSource
+from isr.status import StatusBoard
+
+log = logging.getLogger("isr.recorder")
+
+SOURCE_TYPES: dict[str, type[Source]] = {"stream": StreamSource, "tone": ToneSource}
+
+
+def lock_directory(directory: Path) -> int:
+    """Hold ``.isr/recorder.lock`` exclusively: one recorder per output directory.
+
+    flock, not a pid file: in a container a restarted recorder is pid 1 again.
+    """
+    state = directory / ".isr"
+    state.mkdir(parents=True, exist_ok=True)
+    path = state / "recorder.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise LockError(
+            f"another recorder is already recording into {directory} (it holds {path})"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def raise_nofile_limit() -> int:
+    """Lift the soft open-files limit to the hard one: each stream costs a socket
+    and a file, and Debian's default soft limit is 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            return target
+        except (ValueError, OSError):
+            return soft
+    return soft
+
+
+class Syncer:
+    """Flushes open files to disk every ``interval`` seconds, off the event loop."""
+
+    def __init__(self, sinks: set[Sink], retired: list[int], interval: float) -> None:
+        self.sinks = sinks
+        self.retired = retired
+        self.interval = interval
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.sync()
+
+    async def sync(self) -> None:
+        fds = [s.sync_fd for s in self.sinks if s.sync_fd is not None]
+        done = self.retired[:]
+        del self.retired[:]
+        await asyncio.to_thread(_sync_fds, fds, done)
+
+
+def _sync_fds(fds: list[int], close: list[int]) -> None:
+    for fd in fds + close:
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            log.warning("fsync failed: %s", exc)
+    for fd in close:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+class Recorder:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.tz = local_zone()
+        self.board = StatusBoard(cfg.output_directory, self.tz)
+        self.sinks: set[Sink] = set()
+        self.retired: list[int] = []
+        self.sources = [self._make(src) for src in cfg.sources]
+        fsync = min((s.fsync_seconds for s in cfg.sources), default=10.0)
+        self.syncer = Syncer(self.sinks, self.retired, fsync)
+
+    def _make(self, src: SourceConfig) -> Source:
+        cls = SOURCE_TYPES.get(src.type)
+        if cls is None:
+            raise ConfigError(
+                f"{src.type} sources are not supported by this version yet",
+                file=self.cfg.path,
+                section=src.name,
+                key="type",
+            )
+        return cls(src, self.board, self.tz, self.sinks, self.retired)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Record until ``stop`` is set, then close everything."""
+        self.cfg.output_directory.mkdir(parents=True, exist_ok=True)
+        lock_fd = lock_directory(self.cfg.output_directory)
+        try:
+            limit = raise_nofile_limit()
+            log.info(
+                "recording %d source(s) into %s (open-files limit %d)",
+                len(self.sources),
+                self.cfg.output_directory,
+                limit,
+            )
+            tasks: list[asyncio.Task[None]] = []
+            try:
+                async with asyncio.TaskGroup() as group:
+                    tasks.append(group.create_task(self.board.run(), name="status"))
+                    tasks.append(group.create_task(self.syncer.run(), name="syncer"))
+                    for source in self.sources:
+                        tasks.append(group.create_task(source.run(), name=source.cfg.name))
+                    await stop.wait()
+                    log.info("stopping")
+                    for task in tasks:
+                        task.cancel()
+            finally:
+                for source in self.sources:
+                    source._close_file()
+                await self.syncer.sync()
+                try:
+                    self.board.write()
+                except OSError as exc:
+                    log.error("cannot write the final status: %s", exc)
+                log.info("stopped")
+        finally:
+            os.close(lock_fd)
+
+
+def install_stop_signals(stop: asyncio.Event) -> Callable[[], None]:
+    """SIGINT and SIGTERM set ``stop``; returns a function that removes the handlers."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    def remove() -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+    return remove
+
+
+async def record(cfg: Config) -> None:
+    stop = asyncio.Event()
+    remove = install_stop_signals(stop)
+    try:
+        await Recorder(cfg).run(stop)
+    finally:
+        remove()

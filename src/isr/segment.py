@@ -1,0 +1,217 @@
+"""The segmenter: cuts one source's audio into clock-aligned files.
+
+It decides where files begin and end and what they are called; the sources decide
+what time each piece of audio has (the media clock for streams, the sample count
+for PCM), and the sinks write bytes. Splits fall only before whole units: a frame
+or page for streams, a sample for PCM.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Callable, Sequence
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import Any
+
+from isr.clock import current_boundary, next_boundary
+from isr.config import render_pattern
+from isr.framing.base import Frame
+from isr.sidecar import Ledger, write_sidecar
+from isr.sinks.base import Sink
+
+SinkFactory = Callable[[Path, str], Sink]
+"""Makes a sink from (directory, stem); the sink adds its extension."""
+
+
+class Segmenter:
+    """Opens, splits and closes the files of one source."""
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        directory: Path,
+        base_dir: Path,
+        pattern: str,
+        split_seconds: float,
+        tz: tzinfo,
+        log: logging.Logger,
+        on_open: Callable[[Sink, float], None] | None = None,
+        on_close: Callable[[Sink, Ledger], None] | None = None,
+    ) -> None:
+        self.source = source
+        self.directory = directory
+        self.base_dir = base_dir
+        self.pattern = pattern
+        self.split_seconds = split_seconds
+        self.tz = tz
+        self.log = log
+        self.on_open = on_open
+        self.on_close = on_close
+        self.sink: Sink | None = None
+        self.ledger: Ledger | None = None
+        self.boundary = math.inf
+        """When the current file must end."""
+        self.end_time = 0.0
+        """Time just after the last unit written to the current file."""
+        self.title: str | None = None
+        self.files_opened = 0
+        self.pending_gap: dict[str, Any] | None = None
+        """A gap (reconnect) to record in the ledger of the next file opened."""
+
+    # -- files -----------------------------------------------------------------------
+
+    def open(
+        self,
+        at: float,
+        make_sink: SinkFactory,
+        fmt: str,
+        *,
+        named: float | None = None,
+        header: bytes = b"",
+    ) -> Sink:
+        """Start a file whose first audio has time ``at``; named after ``named``
+        (default ``at``), ending at the first boundary after ``max(at, named)``."""
+        self.close()
+        stem = render_pattern(
+            self.pattern, self.source, datetime.fromtimestamp(at if named is None else named, self.tz)
+        )
+        sink = make_sink(self.directory, stem)
+        if header:
+            sink.write(header)
+        self.sink = sink
+        self.boundary = next_boundary(
+            at if named is None else max(at, named), self.split_seconds, self.tz
+        )
+        self.end_time = at
+        self.files_opened += 1
+        self.ledger = Ledger(
+            source=self.source, file=self._relative(sink.path), format=fmt, start=at
+        )
+        if self.pending_gap is not None:
+            self.ledger.gaps.append(self.pending_gap)
+            self.pending_gap = None
+        if self.title is not None:
+            self.ledger.titles.append({"at": 0.0, "byte": sink.bytes_written, "title": self.title})
+        write_sidecar(sink.path, self.ledger, self.tz)
+        self.log.info("opened %s", self.ledger.file)
+        if self.on_open is not None:
+            self.on_open(sink, at)
+        return sink
+
+    def close(self) -> None:
+        """Close the current file (if any) with its ledger; safe to call twice."""
+        sink, ledger = self.sink, self.ledger
+        if sink is None or ledger is None:
+            return
+        self.sink = None
+        self.ledger = None
+        self.boundary = math.inf
+        ledger.end = self.end_time
+        try:
+            sink.close()
+        finally:
+            try:
+                write_sidecar(sink.path, ledger, self.tz)
+            except OSError as exc:
+                self.log.error("cannot write the sidecar of %s: %s", ledger.file, exc)
+            self.log.info(
+                "closed %s (%d bytes, %.3f s)",
+                ledger.file,
+                sink.bytes_written,
+                self.end_time - ledger.start,
+            )
+            if self.on_close is not None:
+                self.on_close(sink, ledger)
+
+    def _relative(self, path: Path) -> str:
+        try:
+            return Path(os.path.relpath(path, self.base_dir)).as_posix()
+        except ValueError:
+            return path.as_posix()
+
+    def _roll(self, at: float, make_sink: SinkFactory, fmt: str, header: bytes) -> None:
+        """Close the current file and open the next one, named after its boundary."""
+        # ``at`` may sit a float hair before the boundary that it reached.
+        named = current_boundary(max(at, self.boundary), self.split_seconds, self.tz)
+        self.open(at, make_sink, fmt, named=named, header=header)
+
+    # -- facts for the ledger --------------------------------------------------------
+
+    def note_title(self, title: str) -> None:
+        """A new title starts with the next audio written."""
+        self.title = title
+        if self.sink is not None and self.ledger is not None:
+            self.ledger.titles.append(
+                {
+                    "at": round(self.end_time - self.ledger.start, 3),
+                    "byte": self.sink.bytes_written,
+                    "title": title,
+                }
+            )
+            write_sidecar(self.sink.path, self.ledger, self.tz)
+
+    # -- audio -----------------------------------------------------------------------
+
+    def write_frames(
+        self,
+        frames: Sequence[Frame],
+        t0: float,
+        make_sink: SinkFactory,
+        fmt: str,
+        header: bytes = b"",
+    ) -> None:
+        """Write whole frames; the first was aired at ``t0``. Splits before the
+        first frame whose time reaches the boundary, never inside one."""
+        if not frames:
+            return
+        if self.sink is None:
+            self.open(t0, make_sink, fmt, header=header)
+        t = t0
+        start = 0
+        for i, frame in enumerate(frames):
+            if t >= self.boundary and i > start:
+                self._write(b"".join(f.data for f in frames[start:i]), t)
+                start = i
+            if t >= self.boundary:
+                self._roll(t, make_sink, fmt, header)
+            t += frame.samples / frame.sample_rate
+        self._write(b"".join(f.data for f in frames[start:]), t)
+
+    def write_pcm(
+        self,
+        data: bytes,
+        first_index: int,
+        origin: float,
+        sample_rate: int,
+        frame_bytes: int,
+        make_sink: SinkFactory,
+        fmt: str,
+    ) -> None:
+        """Write PCM whose first frame is number ``first_index`` counted from
+        ``origin``; a file ends exactly before the first frame whose time is at or
+        after the boundary."""
+        view = memoryview(data)
+        index = first_index
+        while len(view) >= frame_bytes:
+            t = origin + index / sample_rate
+            if self.sink is None:
+                self.open(t, make_sink, fmt)
+            cut = math.ceil((self.boundary - origin) * sample_rate - 1e-6)
+            if index >= cut:
+                self._roll(t, make_sink, fmt, b"")
+                continue
+            take = min(len(view) // frame_bytes, cut - index)
+            index += take
+            self._write(view[: take * frame_bytes], origin + index / sample_rate)
+            view = view[take * frame_bytes :]
+
+    def _write(self, data: bytes | memoryview, end_time: float) -> None:
+        if not data:
+            return
+        assert self.sink is not None
+        self.sink.write(data)
+        self.end_time = end_time

@@ -1,0 +1,37 @@
+"""A sink is one open recording file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from isr.sinks.files import create_exclusive, write_all
+
+
+class Sink:
+    """Writes bytes as they come to a file created with ``create_exclusive``.
+
+    Writes go straight to the kernel (no user-space buffer to lose in a crash);
+    ``sync_fd`` is a ``dup`` that the recorder's syncer fsyncs off the event loop and
+    closes after the file is closed, so a close never races an fsync.
+    """
+
+    def __init__(self, directory: Path, stem: str, extension: str) -> None:
+        self.path, self.fd = create_exclusive(directory, stem, extension)
+        self.sync_fd: int | None = os.dup(self.fd)
+        self.bytes_written = 0
+        self.closed = False
+
+    def write(self, data: bytes | memoryview) -> None:
+        write_all(self.fd, data)
+        self.bytes_written += len(data)
+
+    def close(self) -> None:
+        """Close the file; ``sync_fd`` stays open for a last fsync by the syncer."""
+        if self.closed:
+            return
+        self.closed = True
+        os.close(self.fd)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.path} {self.bytes_written} B>"

@@ -1,0 +1,146 @@
+"""What every source shares: the retry loop, status and the segmenter.
+
+A source's ``session()`` records until its connection or process ends; ``run()``
+calls it again after ``retry_delay_seconds`` (with jitter) until ``max_retries``
+consecutive sessions failed without delivering audio. Whatever goes wrong inside a
+source is logged and retried here, never raised to the recorder, so one bad
+source never takes the others down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from datetime import tzinfo
+
+
+from isr.config import SourceConfig
+from isr.segment import Segmenter
+from isr.sidecar import Ledger
+from isr.sinks.base import Sink
+from isr.status import StatusBoard
+
+
+class Source:
+    """Base class of stream, soundcard and tone sources."""
+
+    def __init__(
+        self,
+        cfg: SourceConfig,
+        board: StatusBoard,
+        tz: tzinfo,
+        sinks: set[Sink],
+        retired: list[int],
+    ) -> None:
+        self.cfg = cfg
+        self.board = board
+        self.tz = tz
+        self.log = logging.getLogger(f"isr.source.{cfg.name}")
+        self.status = board.add(cfg.name, cfg.type, cfg.format)
+        self._open_sinks = sinks
+        self._retired_fds = retired
+        self.delivered = False
+        """Set by a session once it wrote audio: resets the failure count."""
+        self.segmenter = Segmenter(
+            source=cfg.name,
+            directory=cfg.output_directory,
+            base_dir=board.directory,
+            pattern=cfg.filename_pattern,
+            split_seconds=cfg.split_seconds,
+            tz=tz,
+            log=self.log,
+            on_open=self._on_open,
+            on_close=self._on_close,
+        )
+
+    # -- status ----------------------------------------------------------------------
+
+    def set_state(self, state: str, error: str | None = None) -> None:
+        if state != self.status.state:
+            self.log.info("state %s -> %s%s", self.status.state, state, f": {error}" if error else "")
+        self.status.state = state
+        if error is not None:
+            self.status.last_error = error
+        self.board.changed()
+
+    def _on_open(self, sink: Sink, at: float) -> None:
+        self._open_sinks.add(sink)
+        self.status.file = self.segmenter.ledger.file if self.segmenter.ledger else None
+        self.status.sink = sink
+        self.status.since = at
+        self.board.changed()
+
+    def _on_close(self, sink: Sink, ledger: Ledger) -> None:
+        self._open_sinks.discard(sink)
+        if sink.sync_fd is not None:
+            self._retired_fds.append(sink.sync_fd)
+            sink.sync_fd = None
+        self.status.file = None
+        self.status.sink = None
+        self.board.changed()
+
+    def count_bytes(self, n: int) -> None:
+        self.status.bytes_total += n
+        self.status.last_byte = time.time()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def session(self) -> None:
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        failures = 0
+        attempt = 0
+        try:
+            while True:
+                self.delivered = False
+                self.set_state("connecting")
+                error: str
+                try:
+                    await self.session()
+                    error = "ended"
+                except asyncio.CancelledError:
+                    raise
+                except (OSError, TimeoutError) as exc:
+                    error = describe_error(exc)
+                except Exception as exc:  # a bug must not stop the other sources
+                    self.log.exception("unexpected error")
+                    error = describe_error(exc)
+                finally:
+                    self._close_file()
+                attempt += 1
+                failures = 0 if self.delivered else failures + 1
+                self.log.warning("session ended: %s", error)
+                self.status.last_error = error
+                limit = self.cfg.max_retries
+                if limit and failures >= limit:
+                    self.set_state("failed", f"gave up after {failures} failures: {error}")
+                    return
+                self.status.reconnects += 1
+                self.set_state("retrying", error)
+                delay = self.cfg.retry_delay_seconds * (1 + 0.2 * random.random())
+                await asyncio.sleep(delay)
+        finally:
+            self._close_file()
+            if self.status.state != "failed":
+                self.status.state = "stopped"
+            self.board.changed()
+
+    def _close_file(self) -> None:
+        try:
+            self.segmenter.close()
+        except OSError as exc:
+            self.log.error("error closing %s: %s", self.status.file, exc)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for logs and the status file: the OS's words where there are any."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    text = str(exc)
+    if isinstance(exc, TimeoutError) and not text:
+        return "timed out"
+    return text or type(exc).__name__

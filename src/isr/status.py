@@ -1,0 +1,128 @@
+"""``.isr/status.json``: what the recorder is doing, for the web UI and for people.
+
+The file is replaced atomically at least every ``interval`` seconds (a heartbeat:
+an ``updated`` older than 15 s means the recorder is gone) and soon after every
+file open or close. Writes are coalesced, so a thousand sources rolling over on
+the hour cost one write, not a thousand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import Any
+
+from isr.sidecar import iso, write_json_atomic
+from isr.sinks.base import Sink
+
+STATES = ("connecting", "recording", "retrying", "failed", "stopped")
+STALE_SECONDS = 15.0
+
+
+@dataclass
+class SourceStatus:
+    type: str
+    format: str
+    state: str = "connecting"
+    file: str | None = None
+    since: float | None = None
+    reconnects: int = 0
+    last_byte: float | None = None
+    last_error: str | None = None
+    title: str | None = None
+    bytes_total: int = 0
+    sink: Sink | None = None
+    """The open file, whose size is ``bytes`` in the status file."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self, tz: tzinfo) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "type": self.type,
+            "state": self.state,
+            "file": self.file,
+            "since": iso(self.since, tz) if self.since is not None else None,
+            "bytes": self.sink.bytes_written if self.sink is not None else 0,
+            "bytes_total": self.bytes_total,
+            "reconnects": self.reconnects,
+            "last_byte": iso(self.last_byte, tz) if self.last_byte is not None else None,
+            "last_error": self.last_error,
+            "format": self.format,
+            "title": self.title,
+        }
+        out.update(self.extra)
+        return out
+
+
+class StatusBoard:
+    """Holds every source's status and writes the status file."""
+
+    def __init__(self, directory: Path, tz: tzinfo, interval: float = 1.0) -> None:
+        self.path = directory / ".isr" / "status.json"
+        self.directory = directory
+        self.tz = tz
+        self.interval = interval
+        self.started = time.time()
+        self.sources: dict[str, SourceStatus] = {}
+        self._dirty = asyncio.Event()
+        self.writes = 0
+
+    def add(self, name: str, type_: str, fmt: str) -> SourceStatus:
+        st = SourceStatus(type=type_, format=fmt)
+        self.sources[name] = st
+        return st
+
+    def changed(self) -> None:
+        """Ask for a write soon (file opened or closed, state changed)."""
+        self._dirty.set()
+
+    def snapshot(self) -> dict[str, Any]:
+        try:
+            vfs = os.statvfs(self.directory)
+            free_mb: int | None = vfs.f_bavail * vfs.f_frsize // (1024 * 1024)
+        except OSError:
+            free_mb = None
+        return {
+            "version": 1,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": _iso_seconds(self.started, self.tz),
+            "updated": _iso_seconds(time.time(), self.tz),
+            "disk_free_mb": free_mb,
+            "sources": {name: st.to_json(self.tz) for name, st in self.sources.items()},
+        }
+
+    def write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.path, self.snapshot())
+        self.writes += 1
+
+    async def run(self) -> None:
+        """Heartbeat until cancelled; a failed write is retried on the next beat."""
+        log = logging.getLogger("isr.status")
+        failing = False
+        while True:
+            try:
+                self.write()
+                if failing:
+                    log.info("status file writable again")
+                failing = False
+            except OSError as exc:
+                if not failing:
+                    log.error("cannot write %s: %s", self.path, exc)
+                failing = True
+            self._dirty.clear()
+            try:
+                await asyncio.wait_for(self._dirty.wait(), self.interval)
+                await asyncio.sleep(0.2)  # coalesce a burst of changes
+            except TimeoutError:
+                pass
+
+
+def _iso_seconds(t: float, tz: tzinfo) -> str:
+    return datetime.fromtimestamp(t, tz).isoformat(timespec="seconds")
