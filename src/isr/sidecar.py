@@ -16,7 +16,7 @@ from typing import Any
 
 def iso(t: float, tz: tzinfo) -> str:
     """ISO 8601 with milliseconds and the local offset."""
-    return datetime.fromtimestamp(t, tz).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(round(t, 3), tz).isoformat(timespec="milliseconds")
 
 
 @dataclass

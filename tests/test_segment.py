@@ -1,0 +1,163 @@
+"""The segmenter: names on boundaries, never overwrite, splits only between units."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import wave
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from isr.framing.base import Frame
+from isr.segment import Segmenter
+from isr.sinks.base import Sink
+from isr.sinks.files import create_exclusive, is_locked
+from isr.sinks.wav import WavSink
+from isr.sources.tone import tone_block
+
+UTC = timezone.utc
+T0 = datetime(2026, 11, 24, 13, 59, 58, 500000, tzinfo=UTC).timestamp()
+
+
+def make_segmenter(tmp_path: Path, split: float = 3.0, pattern: str = "{source}/%H%M%S") -> Segmenter:
+    return Segmenter(
+        source="radio1",
+        directory=tmp_path,
+        base_dir=tmp_path,
+        pattern=pattern,
+        split_seconds=split,
+        tz=UTC,
+        log=logging.getLogger("test"),
+    )
+
+
+def raw(ext: str):  # type: ignore[no-untyped-def]
+    return lambda d, stem: Sink(d, stem, ext)
+
+
+def frames(n: int, size: int = 100, samples: int = 1152, rate: int = 48000) -> list[Frame]:
+    return [Frame(bytes([i % 256]) * size, samples, rate) for i in range(n)]
+
+
+def test_first_file_named_after_first_audio_then_boundaries(tmp_path: Path) -> None:
+    seg = make_segmenter(tmp_path)
+    fs = frames(300)  # 300 * 24 ms = 7.2 s from 13:59:58.5
+    seg.write_frames(fs, T0, raw(".mp3"), "mp3")
+    seg.close()
+    names = sorted(p.name for p in (tmp_path / "radio1").glob("*.mp3"))
+    assert names == ["135958.mp3", "140000.mp3", "140003.mp3"]
+    joined = b"".join((tmp_path / "radio1" / n).read_bytes() for n in names)
+    assert joined == b"".join(f.data for f in fs)  # nothing lost or doubled
+    # Each file starts with the first frame whose time reached the boundary.
+    second = (tmp_path / "radio1" / "140000.mp3").read_bytes()
+    first_index = second[0]
+    t_first = T0 + first_index * 0.024
+    assert t_first >= T0 + 1.5 and t_first - 0.024 < T0 + 1.5
+
+
+def test_sidecar_tells_start_end_titles(tmp_path: Path) -> None:
+    seg = make_segmenter(tmp_path)
+    seg.write_frames(frames(10), T0, raw(".mp3"), "mp3")
+    seg.note_title("It's a 'song'; really")
+    seg.write_frames(frames(10), T0 + 0.24, raw(".mp3"), "mp3")
+    seg.close()
+    side = json.loads((tmp_path / "radio1" / "135958.mp3.json").read_text())
+    assert side["source"] == "radio1" and side["file"] == "radio1/135958.mp3"
+    assert side["start"] == "2026-11-24T13:59:58.500+00:00"
+    assert side["end"] == "2026-11-24T13:59:58.980+00:00"
+    assert side["titles"] == [{"at": 0.24, "byte": 1000, "title": "It's a 'song'; really"}]
+
+
+def test_title_carries_into_next_file(tmp_path: Path) -> None:
+    seg = make_segmenter(tmp_path)
+    seg.note_title("A - B")
+    seg.write_frames(frames(200), T0, raw(".mp3"), "mp3")
+    seg.close()
+    side = json.loads((tmp_path / "radio1" / "140000.mp3.json").read_text())
+    assert side["titles"] == [{"at": 0.0, "byte": 0, "title": "A - B"}]
+
+
+def test_never_overwrites(tmp_path: Path) -> None:
+    (tmp_path / "radio1").mkdir()
+    (tmp_path / "radio1" / "135958.mp3").write_bytes(b"precious")
+    (tmp_path / "radio1" / "135958_1.mp3").write_bytes(b"also precious")
+    seg = make_segmenter(tmp_path)
+    seg.write_frames(frames(5), T0, raw(".mp3"), "mp3")
+    seg.close()
+    assert (tmp_path / "radio1" / "135958.mp3").read_bytes() == b"precious"
+    assert (tmp_path / "radio1" / "135958_1.mp3").read_bytes() == b"also precious"
+    assert (tmp_path / "radio1" / "135958_2.mp3").stat().st_size == 500
+
+
+def test_reconnect_opens_a_new_file_even_within_a_slot(tmp_path: Path) -> None:
+    seg = make_segmenter(tmp_path, split=3600)
+    seg.write_frames(frames(5), T0, raw(".mp3"), "mp3")
+    seg.close()  # connection lost
+    seg.write_frames(frames(5), T0 + 0.5, raw(".mp3"), "mp3")
+    seg.close()
+    assert sorted(p.name for p in (tmp_path / "radio1").glob("*.mp3")) == [
+        "135958.mp3",
+        "135959.mp3",
+    ]
+
+
+def test_file_is_share_locked_while_open(tmp_path: Path) -> None:
+    path, fd = create_exclusive(tmp_path, "a/b", ".wav")
+    assert path == tmp_path / "a" / "b.wav"
+    assert is_locked(path)
+    os.close(fd)
+    assert not is_locked(path)
+
+
+def pcm_write(seg: Segmenter, data: bytes, index: int, origin: float, channels: int = 2) -> None:
+    seg.write_pcm(
+        data,
+        index,
+        origin,
+        8000,
+        2 * channels,
+        lambda d, stem: WavSink(d, stem, sample_rate=8000, channels=channels),
+        "wav",
+    )
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 800, 8000, 24001])
+def test_pcm_splits_on_the_exact_sample(tmp_path: Path, chunk: int) -> None:
+    seg = make_segmenter(tmp_path)
+    total = 8000 * 10
+    signal = tone_block(0, total, 440.0, 8000, 2)
+    fb = 4
+    for start in range(0, total, chunk):
+        end = min(total, start + chunk)
+        pcm_write(seg, signal[start * fb : end * fb], start, T0)
+    seg.close()
+    files = sorted((tmp_path / "radio1").glob("*.wav"))
+    assert [f.name for f in files] == ["135958.wav", "140000.wav", "140003.wav", "140006.wav"]
+    counts = []
+    joined = b""
+    for f in files:
+        with wave.open(str(f)) as w:
+            counts.append(w.getnframes())
+            joined += w.readframes(w.getnframes())
+    assert counts == [12000, 24000, 24000, 20000]  # middle files exactly 3 s
+    assert joined == signal
+
+
+def test_pcm_phase_unbroken_across_joins(tmp_path: Path) -> None:
+    seg = make_segmenter(tmp_path)
+    rate = 8000
+    sig = tone_block(0, rate * 7, 440.0, rate, 1)
+    pcm_write(seg, sig, 0, T0, channels=1)
+    seg.close()
+    parts = []
+    for f in sorted((tmp_path / "radio1").glob("*.wav")):
+        with wave.open(str(f)) as w:
+            parts.append(np.frombuffer(w.readframes(w.getnframes()), "<i2"))
+    joined = np.concatenate(parts).astype(float)
+    n = np.arange(joined.size)
+    expected = np.round(np.sin(2 * np.pi * 440 * n / rate) * 0.5 * 32767)
+    assert np.max(np.abs(joined - expected)) <= 1
