@@ -569,7 +569,7 @@ def describe(cfg: Config) -> str:
             if key.name in ("type", "log_level", "log_file", "metrics_port"):
                 continue
             value = getattr(src, key.name, None)
-            if value is None:
+            if value is None or value == "":
                 continue
             if key.secret:
                 value = "********" if value else ""
@@ -591,3 +591,56 @@ def extension_hint(src: SourceConfig) -> str:
     return {"mp3": ".mp3", "aac": ".aac", "flac": ".flac", "opus": ".opus"}.get(
         src.format, ".<by stream>"
     )
+
+
+_EXAMPLE_SECTIONS = (
+    ("general", "general", "Defaults: every source section inherits these keys and may override them."),
+    ("radio1", "stream", "A stream source: Icecast, SHOUTcast v1/v2, or a .m3u/.pls playlist URL."),
+    ("studio", "soundcard", "A soundcard source (ALSA, through arecord). See `isr devices`."),
+    ("tone", "tone", "A generated test tone: a demo, and a health check of disk and pipeline."),
+    ("web", "web", "The web UI (`isr web`, `isr run`)."),
+    ("alerts", "alerts", "Alerts on failures, low disk and dead air."),
+)
+_EXAMPLE_VALUES = {
+    ("general", "max_retries"): "0",
+    ("general", "filename_pattern"): "{source}/%Y%m%d_%H%M%S",
+    ("radio1", "url"): "http://127.0.0.1:8000/live.mp3",
+}
+
+
+def render_example() -> str:
+    """``config.example.ini``, made from ``KEYS`` so it documents every key.
+
+    Keys a section inherits from ``[general]`` are listed there only; values are
+    the defaults (commented out) except where a real config must set them.
+    """
+    lines = [
+        "# ISR example config: every key, with its default. Copy to config.ini and edit.",
+        "# Generated from src/isr/config.py (KEYS); tests/test_docs.py keeps it in step.",
+        "# For compliance logging set max_retries = 0 (never give up on a source).",
+    ]
+    for section, scope, intro in _EXAMPLE_SECTIONS:
+        lines += ["", f"# {intro}", f"[{section}]"]
+        for key in keys_for(scope):
+            if (scope == "general") != (key.scope == "general"):
+                continue
+            value = _EXAMPLE_VALUES.get((section, key.name))
+            if key.name == "type":
+                value = scope
+            if key.name == "format" and scope in ("soundcard", "tone"):
+                value = None
+                default = "wav"
+            else:
+                default = key.default
+            choices = f" One of: {', '.join(key.choices)}." if key.choices and key.name != "type" else ""
+            if key.name == "format" and scope in ("soundcard", "tone"):
+                choices = " One of: wav, flac."
+            elif key.name == "format":
+                choices = " One of: " + ", ".join(STREAM_FORMATS) + "."
+            help_text = key.help if key.name != "format" else "Output format."
+            lines.append(f"# {help_text}{choices}")
+            if value is not None:
+                lines.append(f"{key.name} = {value}")
+            else:
+                lines.append(f"#{key.name} = {default}".rstrip())
+    return "\n".join(lines) + "\n"
