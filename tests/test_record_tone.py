@@ -1,0 +1,139 @@
+"""`isr record` end to end with a tone source: sample-exact files, clean stop, one
+recorder per directory, and the built-in demo of `make run`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import wave
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from isr.sources.tone import AMPLITUDE
+
+
+def start(cfg: Path | None, cwd: Path) -> subprocess.Popen[str]:
+    args = [sys.executable, "-m", "isr", "record"] + (["-c", str(cfg)] if cfg else [])
+    env = {k: v for k, v in os.environ.items() if k != "ISR_CONFIG"}
+    return subprocess.Popen(
+        args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+
+
+def stop(proc: subprocess.Popen[str]) -> tuple[int, str, float]:
+    t = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=20)
+    return proc.returncode, out, time.monotonic() - t
+
+
+def wait_for(predicate, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_tone_files_are_sample_exact_and_stop_is_clean(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.ini"
+    cfg.write_text(
+        "[general]\nsplit_minutes = 0.05\nlog_file = rec.log\n"
+        "[tone]\ntype = tone\nsample_rate = 8000\nchannels = 2\nfrequency = 441\n"
+    )
+    proc = start(cfg, tmp_path)
+    time.sleep(10.5)
+    rc, out, took = stop(proc)
+    assert rc == 0, out
+    assert took < 5.0
+    files = sorted((tmp_path / "recordings").glob("*.wav"))
+    assert len(files) >= 4, out
+    frames = []
+    parts = []
+    for f in files:
+        with wave.open(str(f)) as w:
+            assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 2, 2)
+            frames.append(w.getnframes())
+            parts.append(np.frombuffer(w.readframes(w.getnframes()), "<i2"))
+    assert all(n == 3 * 8000 for n in frames[1:-1]), frames
+    # Names: the first after the start moment, the rest on 3-second boundaries.
+    for f in files[1:]:
+        stamp = datetime.strptime(f.stem, "%Y%m%d_%H%M%S")
+        assert stamp.second % 3 == 0, f.name
+    joined = np.concatenate(parts).reshape(-1, 2)[:, 0].astype(float)
+    n = np.arange(joined.size)
+    # The phase runs on unbroken: one sine from sample 0 of the run.
+    expected = np.round(np.sin(2 * np.pi * ((n * 441 / 8000) % 1.0)) * AMPLITUDE * 32767)
+    assert np.max(np.abs(joined - expected)) <= 1
+    status = json.loads((tmp_path / "recordings" / ".isr" / "status.json").read_text())
+    assert status["sources"]["tone"]["state"] == "stopped"
+    assert status["sources"]["tone"]["file"] is None
+    for f in files:
+        side = json.loads(f.with_name(f.name + ".json").read_text())
+        assert side["source"] == "tone" and side["file"] == f.name and side["end"]
+    log = (tmp_path / "rec.log").read_text()
+    assert "opened" in log and "closed" in log and "state connecting -> recording" in log
+
+
+def test_second_recorder_on_the_same_directory_refuses(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.ini"
+    cfg.write_text("[general]\nlog_file =\n[tone]\ntype = tone\n")
+    first = start(cfg, tmp_path)
+    try:
+        assert wait_for(lambda: (tmp_path / "recordings" / ".isr" / "status.json").exists())
+        second = subprocess.run(
+            [sys.executable, "-m", "isr", "record", "-c", str(cfg)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert second.returncode == 1
+        assert "another recorder is already recording" in second.stderr
+    finally:
+        rc, out, _ = stop(first)
+    assert rc == 0, out
+    assert len(list((tmp_path / "recordings").glob("*.wav"))) == 1
+
+
+def test_status_file_is_a_live_heartbeat(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.ini"
+    cfg.write_text("[general]\nlog_file =\n[tone]\ntype = tone\n")
+    proc = start(cfg, tmp_path)
+    path = tmp_path / "recordings" / ".isr" / "status.json"
+    try:
+        assert wait_for(lambda: path.exists())
+        assert wait_for(
+            lambda: json.loads(path.read_text())["sources"]["tone"]["state"] == "recording"
+        )
+        first = json.loads(path.read_text())
+        time.sleep(2.5)
+        later = json.loads(path.read_text())
+    finally:
+        rc, out, _ = stop(proc)
+    assert rc == 0, out
+    assert later["updated"] > first["updated"]
+    assert later["pid"] == proc.pid
+    src = later["sources"]["tone"]
+    assert src["file"].endswith(".wav") and src["bytes"] > 44 and src["type"] == "tone"
+
+
+def test_demo_config_when_there_is_no_config_ini(tmp_path: Path) -> None:
+    proc = start(None, tmp_path)
+    try:
+        assert wait_for(lambda: any((tmp_path / "recordings").glob("*.wav")), timeout=15)
+        time.sleep(1.5)
+    finally:
+        rc, out, _ = stop(proc)
+    assert rc == 0, out
+    assert "built-in tone demo" in out
+    wav = next((tmp_path / "recordings").glob("*.wav"))
+    with wave.open(str(wav)) as w:
+        assert w.getnframes() >= 44100  # at least a second of tone
