@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from isr.clock import MediaClock, current_boundary, next_boundary
 
 BERLIN = ZoneInfo("Europe/Berlin")
-UTC = timezone.utc
 
 
 def ts(s: str, tz: ZoneInfo = BERLIN, fold: int = 0) -> float:

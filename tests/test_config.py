@@ -57,7 +57,12 @@ def test_general_keys_are_inherited_and_overridden() -> None:
         ("[s]\ntype = stream\n", "s", "url", "missing"),
         ("[s]\ntype = radio\n", "s", "type", "not one of"),
         ("[s]\nurl = http://h/x\n", "s", "type", "missing"),
-        ("[general]\nsplit_minutes = 0\n[s]\ntype = tone\n", "general", "split_minutes", "greater than 0"),
+        (
+            "[general]\nsplit_minutes = 0\n[s]\ntype = tone\n",
+            "general",
+            "split_minutes",
+            "greater than 0",
+        ),
         ("[general]\nsplit_minutes = -5\n[s]\ntype = tone\n", "general", "split_minutes", "0"),
         ("[s]\ntype = tone\nsplit_minutes = soon\n", "s", "split_minutes", "not a number"),
         ("[s]\ntype = tone\nsample_rate = 44.1k\n", "s", "sample_rate", "whole number"),
@@ -66,7 +71,12 @@ def test_general_keys_are_inherited_and_overridden() -> None:
         ("[s]\ntype = stream\nurl = http://h/live.m3u8\n", "s", "url", "HLS"),
         ("[s]\ntype = stream\nurl = http://h/x\nformat = wav\n", "s", "format", "soundcard"),
         ("[s]\ntype = tone\nformat = mp3\n", "s", "format", "wav"),
-        ("[s]\ntype = tone\nfilename_pattern = %Y/{station}\n", "s", "filename_pattern", "{station}"),
+        (
+            "[s]\ntype = tone\nfilename_pattern = %Y/{station}\n",
+            "s",
+            "filename_pattern",
+            "{station}",
+        ),
         ("[s]\ntype = tone\nfilename_pattern = /abs/%H\n", "s", "filename_pattern", "relative"),
         ("[s]\ntype = tone\nfilename_pattern = a/../%H\n", "s", "filename_pattern", ".."),
         (

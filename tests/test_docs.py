@@ -14,7 +14,7 @@ def test_example_config_is_generated_from_the_key_table() -> None:
     assert text == render_example(), (
         "config.example.ini is stale: regenerate it with "
         "`.venv/bin/python -c 'from isr.config import render_example as r; "
-        "print(r(), end=\"\")' > config.example.ini`"
+        'print(r(), end="")\' > config.example.ini`'
     )
     for key in KEYS:
         assert f"{key.name} =" in text, key.name

@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import wave
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +19,12 @@ from isr.sinks.files import create_exclusive, is_locked
 from isr.sinks.wav import WavSink
 from isr.sources.tone import tone_block
 
-UTC = timezone.utc
 T0 = datetime(2026, 11, 24, 13, 59, 58, 500000, tzinfo=UTC).timestamp()
 
 
-def make_segmenter(tmp_path: Path, split: float = 3.0, pattern: str = "{source}/%H%M%S") -> Segmenter:
+def make_segmenter(
+    tmp_path: Path, split: float = 3.0, pattern: str = "{source}/%H%M%S"
+) -> Segmenter:
     return Segmenter(
         source="radio1",
         directory=tmp_path,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DAY = 86400.0
@@ -31,7 +31,7 @@ def local_zone() -> tzinfo:
         with open("/etc/localtime", "rb") as fh:
             return ZoneInfo.from_file(fh, key="localtime")
     except (OSError, ValueError):
-        return datetime.now().astimezone().tzinfo or timezone.utc
+        return datetime.now().astimezone().tzinfo or UTC
 
 
 def _wall(t: float, tz: tzinfo) -> datetime:

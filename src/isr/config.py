@@ -594,7 +594,11 @@ def extension_hint(src: SourceConfig) -> str:
 
 
 _EXAMPLE_SECTIONS = (
-    ("general", "general", "Defaults: every source section inherits these keys and may override them."),
+    (
+        "general",
+        "general",
+        "Defaults: every source section inherits these keys and may override them.",
+    ),
     ("radio1", "stream", "A stream source: Icecast, SHOUTcast v1/v2, or a .m3u/.pls playlist URL."),
     ("studio", "soundcard", "A soundcard source (ALSA, through arecord). See `isr devices`."),
     ("tone", "tone", "A generated test tone: a demo, and a health check of disk and pipeline."),
@@ -632,7 +636,9 @@ def render_example() -> str:
                 default = "wav"
             else:
                 default = key.default
-            choices = f" One of: {', '.join(key.choices)}." if key.choices and key.name != "type" else ""
+            choices = (
+                f" One of: {', '.join(key.choices)}." if key.choices and key.name != "type" else ""
+            )
             if key.name == "format" and scope in ("soundcard", "tone"):
                 choices = " One of: wav, flac."
             elif key.name == "format":

@@ -22,16 +22,12 @@ class IsrError(Exception):
 class ConfigError(IsrError):
     """A config value that cannot be used; names the file, section and key."""
 
-    def __init__(
-        self, message: str, *, file: str = "", section: str = "", key: str = ""
-    ) -> None:
+    def __init__(self, message: str, *, file: str = "", section: str = "", key: str = "") -> None:
         self.file = file
         self.section = section
         self.key = key
         self.message = message
-        where = ": ".join(
-            p for p in (file, f"[{section}]" if section else "", key) if p
-        )
+        where = ": ".join(p for p in (file, f"[{section}]" if section else "", key) if p)
         super().__init__(f"{where}: {message}" if where else message)
 
 

@@ -9,6 +9,7 @@ file, and the last status and fsync are written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import os
@@ -93,10 +94,8 @@ def _sync_fds(fds: list[int], close: list[int]) -> None:
         except OSError as exc:
             log.warning("fsync failed: %s", exc)
     for fd in close:
-        try:
+        with contextlib.suppress(OSError):
             os.close(fd)
-        except OSError:
-            pass
 
 
 class Recorder:

@@ -77,7 +77,9 @@ class Segmenter:
         (default ``at``), ending at the first boundary after ``max(at, named)``."""
         self.close()
         stem = render_pattern(
-            self.pattern, self.source, datetime.fromtimestamp(at if named is None else named, self.tz)
+            self.pattern,
+            self.source,
+            datetime.fromtimestamp(at if named is None else named, self.tz),
         )
         sink = make_sink(self.directory, stem)
         if header:

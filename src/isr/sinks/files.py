@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -27,10 +28,9 @@ def create_exclusive(directory: Path, stem: str, extension: str) -> tuple[Path, 
             fd = os.open(path, flags, 0o644)
         except FileExistsError:
             continue
-        try:
+        # A filesystem without flock still records; the status file is the other witness.
+        with contextlib.suppress(OSError):
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            pass  # a filesystem without flock still records; the status file witnesses
         return path, fd
     raise OSError(errno.EEXIST, f"no free name for {base}{extension} after {MAX_SUFFIX} tries")
 

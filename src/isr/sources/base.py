@@ -15,7 +15,6 @@ import random
 import time
 from datetime import tzinfo
 
-
 from isr.config import SourceConfig
 from isr.segment import Segmenter
 from isr.sidecar import Ledger
@@ -59,7 +58,9 @@ class Source:
 
     def set_state(self, state: str, error: str | None = None) -> None:
         if state != self.status.state:
-            self.log.info("state %s -> %s%s", self.status.state, state, f": {error}" if error else "")
+            self.log.info(
+                "state %s -> %s%s", self.status.state, state, f": {error}" if error else ""
+            )
         self.status.state = state
         if error is not None:
             self.status.last_error = error

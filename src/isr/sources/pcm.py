@@ -12,8 +12,6 @@ from isr.sinks.wav import WavSink
 SAMPLE_BYTES = 2
 
 
-
-
 def make_pcm_sink(cfg: SourceConfig, directory: Path, stem: str) -> Sink:
     """The sink for a PCM source's ``format``."""
     if cfg.format == "wav":

@@ -189,15 +189,17 @@ class StreamSource(Source):
                 pos = offset
                 self._title(title)
             handle_audio(audio[pos:] if pos else audio, now)
-            if framer is not None:
-                if framer.dropped_bytes != dropped_logged and now - dropped_log_at > DROP_LOG_SECONDS:
-                    self.log.warning(
-                        "dropped %d bytes that were not audio (%s)",
-                        framer.dropped_bytes - dropped_logged,
-                        _drops(framer),
-                    )
-                    dropped_logged = framer.dropped_bytes
-                    dropped_log_at = now
+            if framer is not None and (
+                framer.dropped_bytes != dropped_logged
+                and now - dropped_log_at > DROP_LOG_SECONDS
+            ):
+                self.log.warning(
+                    "dropped %d bytes that were not audio (%s)",
+                    framer.dropped_bytes - dropped_logged,
+                    _drops(framer),
+                )
+                dropped_logged = framer.dropped_bytes
+                dropped_log_at = now
             if now - last_frame_at > cfg.timeout_seconds:
                 dropped = framer.dropped_bytes if framer else len(head)
                 raise SourceError(
