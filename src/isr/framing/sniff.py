@@ -1,0 +1,156 @@
+"""Which container a stream really is: from its Content-Type, confirmed by its bytes.
+
+Servers mislabel streams (``audio/mpeg`` for AAC is common), so ``format = auto``
+takes the Content-Type and then checks the first bytes; when they clearly say
+something else, the bytes win and the caller logs the disagreement.
+"""
+
+from __future__ import annotations
+
+from isr.framing.adts import AdtsFramer
+from isr.framing.mp3 import Mp3Framer
+
+__all__ = [
+    "format_from_content_type",
+    "sniff",
+    "sniff_disagrees",
+    "sniff_scores",
+]
+
+_CONTENT_TYPES = {
+    "audio/mpeg": "mp3",
+    "audio/mp3": "mp3",
+    "audio/mpeg3": "mp3",
+    "audio/x-mpeg": "mp3",
+    "audio/x-mp3": "mp3",
+    "audio/mpg": "mp3",
+    "audio/aac": "aac",
+    "audio/aacp": "aac",
+    "audio/x-aac": "aac",
+    "audio/x-aacp": "aac",
+    "audio/vnd.dlna.adts": "aac",
+    "application/ogg": "ogg",
+    "application/x-ogg": "ogg",
+    "audio/ogg": "ogg",
+    "audio/x-ogg": "ogg",
+    "audio/vorbis": "ogg",
+    "audio/opus": "ogg",
+    "audio/flac": "flac",
+    "audio/x-flac": "flac",
+}
+
+_CONTAINER = {"opus": "ogg", "vorbis": "ogg", "oga": "ogg"}
+"""Declared formats that name a codec carried in Ogg."""
+
+MIN_SCORE = 0.5
+"""Below this a sniffed format is not believed."""
+
+
+def format_from_content_type(ct: str) -> str | None:
+    """``mp3``, ``aac``, ``ogg`` or ``flac`` for a Content-Type header, else None."""
+    return _CONTENT_TYPES.get(ct.split(";", 1)[0].strip().lower())
+
+
+def _ogg_page_length(head: bytes, i: int) -> int:
+    """Length of the Ogg page at ``i`` (RFC 3533), 0 if not one, -1 if cut off."""
+    if head[i + 4 : i + 5] != b"\x00" or (len(head) > i + 5 and head[i + 5] > 7):
+        return 0
+    if len(head) < i + 27:
+        return -1
+    nsegs = head[i + 26]
+    if len(head) < i + 27 + nsegs:
+        return -1
+    return 27 + nsegs + sum(head[i + 27 : i + 27 + nsegs])
+
+
+def _ogg_score(head: bytes) -> float:
+    i = head.find(b"OggS")
+    while i >= 0:
+        length = _ogg_page_length(head, i)
+        if length:
+            if length < 0 or i + length >= len(head):
+                return 1.0 if i == 0 else 0.7
+            nxt = i + length
+            if head.startswith(b"OggS\x00", nxt):
+                return 1.0
+            return 0.9 if i == 0 else 0.6
+        i = head.find(b"OggS", i + 1)
+    return 0.0
+
+
+def _crc8(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+    return crc
+
+
+def _flac_frame_header(head: bytes, i: int) -> bool:
+    """Whether a FLAC frame header with a correct CRC-8 starts at ``i``."""
+    if len(head) < i + 6:
+        return False
+    b2, b3 = head[i + 2], head[i + 3]
+    if b2 >> 4 == 0 or b2 & 0x0F == 15 or b3 >> 4 > 10 or (b3 >> 1) & 7 == 3 or b3 & 1:
+        return False
+    c = head[i + 4]
+    if c < 0x80:
+        n = 0
+    elif 0xC0 <= c < 0xFF:
+        n = 1
+        while c & (0x40 >> n) and n < 6:
+            n += 1
+    else:
+        return False
+    j = i + 5 + n
+    if len(head) < j or any(b & 0xC0 != 0x80 for b in head[i + 5 : j]):
+        return False
+    j += {6: 1, 7: 2}.get(b2 >> 4, 0) + {12: 1, 13: 2, 14: 2}.get(b2 & 0x0F, 0)
+    return len(head) > j and _crc8(head[i:j]) == head[j]
+
+
+def _flac_score(head: bytes) -> float:
+    if head.startswith(b"fLaC"):
+        return 1.0
+    found = 0
+    i = head.find(b"\xff")
+    while i >= 0 and found < 2:
+        if head[i + 1 : i + 2] in (b"\xf8", b"\xf9") and _flac_frame_header(head, i):
+            found += 1
+        i = head.find(b"\xff", i + 1)
+    return 0.8 if found >= 2 else 0.0
+
+
+def sniff_scores(head: bytes) -> dict[str, float]:
+    """Confidence in [0, 1] for each format, from the first bytes of a stream."""
+    return {
+        "mp3": Mp3Framer.score(head),
+        "aac": AdtsFramer.score(head),
+        "ogg": _ogg_score(head),
+        "flac": _flac_score(head),
+    }
+
+
+def sniff(head: bytes) -> str | None:
+    """The format the bytes show (a few KiB are enough), or None if unsure.
+
+    MP3 and AAC need three chained frames, Ogg a page header, FLAC ``fLaC`` or two
+    frame headers whose CRC-8 holds.
+    """
+    scores = sniff_scores(head)
+    best = max(scores, key=lambda k: scores[k])
+    return best if scores[best] >= MIN_SCORE else None
+
+
+def sniff_disagrees(declared: str, head: bytes) -> str | None:
+    """The sniffed format when it differs from ``declared``, so the caller uses it.
+
+    ``declared`` is a format name (``opus`` counts as ``ogg``). None when the bytes
+    agree or say nothing clear.
+    """
+    found = sniff(head)
+    if found is None:
+        return None
+    declared = declared.strip().lower()
+    return None if _CONTAINER.get(declared, declared) == found else found

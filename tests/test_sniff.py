@@ -1,0 +1,143 @@
+"""Format detection from Content-Type and from the first bytes of a stream."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+
+import pytest
+
+from isr.framing.adts import AdtsFramer
+from isr.framing.mp3 import Mp3Framer
+from isr.framing.sniff import (
+    format_from_content_type,
+    sniff,
+    sniff_disagrees,
+    sniff_scores,
+)
+
+SINE = ["-f", "lavfi", "-i", "sine=frequency=440:duration=2"]
+
+MEDIA: dict[str, tuple[list[str], str]] = {
+    # name: (ffmpeg output args, expected format)
+    "mp3": (["-c:a", "libmp3lame", "-b:a", "128k", "-f", "mp3"], "mp3"),
+    "mp3_22k": (["-c:a", "libmp3lame", "-ar", "22050", "-b:a", "32k", "-f", "mp3"], "mp3"),
+    "mp2": (["-c:a", "mp2", "-f", "mp2"], "mp3"),
+    "aac": (["-c:a", "aac", "-f", "adts", "-write_id3v2", "1"], "aac"),
+    "aac_mpeg2": (["-c:a", "aac", "-f", "adts", "-write_mpeg2", "1"], "aac"),
+    "vorbis": (["-c:a", "libvorbis", "-f", "ogg"], "ogg"),
+    "opus": (["-c:a", "libopus", "-f", "ogg"], "ogg"),
+    "flac": (["-c:a", "flac", "-f", "flac"], "flac"),
+}
+
+
+def need(tool: str) -> str:
+    """The tool's path; skip without it, but fail under CI where it must exist."""
+    path = shutil.which(tool)
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{tool} is required under CI")
+        pytest.skip(f"{tool} is not installed")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sniff_media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    ffmpeg = need("ffmpeg")
+    out = tmp_path_factory.mktemp("sniff")
+    media = {}
+    for name, (args, _) in MEDIA.items():
+        path = out / name
+        cmd = [ffmpeg, "-v", "error", "-y", *SINE, *args, str(path)]
+        subprocess.run(cmd, check=True)
+        media[name] = path.read_bytes()
+    return media
+
+
+@pytest.mark.parametrize(
+    ("ct", "fmt"),
+    [
+        ("audio/mpeg", "mp3"),
+        ("audio/mp3", "mp3"),
+        ("Audio/MPEG; charset=UTF-8", "mp3"),
+        ("audio/aac", "aac"),
+        ("audio/aacp", "aac"),
+        ("audio/x-aac", "aac"),
+        ("application/ogg", "ogg"),
+        ("audio/ogg", "ogg"),
+        ("audio/vorbis", "ogg"),
+        ("audio/opus; rate=48000", "ogg"),
+        ("audio/flac", "flac"),
+        (" audio/x-flac ", "flac"),
+        ("text/html", None),
+        ("", None),
+        ("application/vnd.apple.mpegurl", None),
+    ],
+)
+def test_format_from_content_type(ct: str, fmt: str | None) -> None:
+    assert format_from_content_type(ct) == fmt
+
+
+@pytest.mark.parametrize("name", list(MEDIA))
+def test_sniff_real_heads(name: str, sniff_media: dict[str, bytes]) -> None:
+    data = sniff_media[name]
+    expected = MEDIA[name][1]
+    assert sniff(data[:8192]) == expected
+    # a listener joining mid-stream: the head starts at an arbitrary byte (and an
+    # Ogg page from ffmpeg can hold a second of audio, so take a longer head)
+    rng = random.Random(name)
+    for _ in range(5):
+        off = rng.randrange(100, len(data) // 2)
+        assert sniff(data[off : off + 32768]) == expected, off
+
+
+@pytest.mark.parametrize("name", list(MEDIA))
+def test_sniff_disagrees(name: str, sniff_media: dict[str, bytes]) -> None:
+    head = sniff_media[name][:8192]
+    expected = MEDIA[name][1]
+    assert sniff_disagrees(expected, head) is None
+    other = "aac" if expected == "mp3" else "mp3"
+    assert sniff_disagrees(other, head) == expected
+
+
+def test_opus_declared_as_ogg_agrees(sniff_media: dict[str, bytes]) -> None:
+    assert sniff_disagrees("opus", sniff_media["opus"][:4096]) is None
+
+
+def test_mpeg2_adts_is_not_taken_for_flac(sniff_media: dict[str, bytes]) -> None:
+    head = sniff_media["aac_mpeg2"][:8192]
+    assert head[:2] == b"\xff\xf9"  # the same two bytes as a FLAC frame sync
+    scores = sniff_scores(head)
+    assert scores["flac"] == 0.0
+    assert scores["aac"] == 1.0
+
+
+def test_score_ranges(sniff_media: dict[str, bytes]) -> None:
+    mp3 = sniff_media["mp3"][:8192]
+    assert Mp3Framer.score(mp3) == 1.0
+    assert AdtsFramer.score(mp3) == 0.0
+    junky = bytes(range(256)) * 8 + mp3
+    assert 0.5 < Mp3Framer.score(junky) < 1.0
+
+
+def test_random_and_empty_heads_say_nothing() -> None:
+    rng = random.Random(1)
+    for _ in range(20):
+        head = bytes(rng.randrange(256) for _ in range(4096))
+        assert sniff(head) is None
+        assert sniff_disagrees("mp3", head) is None
+    assert sniff(b"") is None
+    assert sniff(b"\xff") is None
+
+
+def test_ogg_after_junk_and_two_pages() -> None:
+    page = b"OggS\x00\x02" + bytes(20) + b"\x01\x05" + b"hello"
+    assert sniff(page + page) == "ogg"
+    assert sniff(b"garbage" + page + page) == "ogg"
+    assert sniff(b"OggS\x01" + bytes(40)) is None  # version must be 0
+
+
+def test_flac_marker() -> None:
+    assert sniff(b"fLaC\x00\x00\x00\x22" + bytes(34)) == "flac"
