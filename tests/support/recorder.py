@@ -1,0 +1,78 @@
+"""Runs the real `isr record` as a child process, the way users run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 20.0, step: float = 0.1) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if predicate():
+                return True
+        except (OSError, ValueError, KeyError):
+            pass  # a file not written yet, or half-replaced
+        time.sleep(step)
+    return False
+
+
+class RecorderProcess:
+    """``isr record -c CONFIG`` in ``cwd``; ``stop()`` sends SIGTERM like systemd does."""
+
+    def __init__(self, cwd: Path, config_text: str | None, *, env: dict[str, str] | None = None):
+        self.cwd = cwd
+        self.config: Path | None = None
+        if config_text is not None:
+            self.config = cwd / "config.ini"
+            self.config.write_text(config_text)
+        args = [sys.executable, "-m", "isr", "record"]
+        if self.config is not None:
+            args += ["-c", str(self.config)]
+        full_env = {k: v for k, v in os.environ.items() if k != "ISR_CONFIG"}
+        full_env.update(env or {})
+        self.proc = subprocess.Popen(
+            args,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=full_env,
+        )
+        self.output = ""
+        self.stop_seconds = 0.0
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def status(self, directory: str = "recordings") -> dict[str, Any]:
+        path = self.cwd / directory / ".isr" / "status.json"
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            t = time.monotonic()
+            self.proc.send_signal(sig)
+            self.output, _ = self.proc.communicate(timeout=30)
+            self.stop_seconds = time.monotonic() - t
+        elif not self.output and self.proc.stdout is not None:
+            self.output = self.proc.stdout.read()
+        return self.proc.returncode
+
+    def __enter__(self) -> RecorderProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate(timeout=30)
