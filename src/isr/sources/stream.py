@@ -25,7 +25,7 @@ from isr.sources.http import StreamResponse, open_stream, redact_url
 from isr.sources.icy import IcyDemuxer
 
 READ_SIZE = 65536
-SNIFF_BYTES = 16384
+SNIFF_BYTES = 32768
 SNIFF_SECONDS = 2.0
 SETTLE_SECONDS = 1.0
 """Hold frames this long after a connect, until the burst has arrived."""
