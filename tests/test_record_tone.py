@@ -4,8 +4,6 @@ recorder per directory, and the built-in demo of `make run`."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,43 +14,19 @@ from pathlib import Path
 import numpy as np
 
 from isr.sources.tone import AMPLITUDE
-
-
-def start(cfg: Path | None, cwd: Path) -> subprocess.Popen[str]:
-    args = [sys.executable, "-m", "isr", "record"] + (["-c", str(cfg)] if cfg else [])
-    env = {k: v for k, v in os.environ.items() if k != "ISR_CONFIG"}
-    return subprocess.Popen(
-        args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    )
-
-
-def stop(proc: subprocess.Popen[str]) -> tuple[int, str, float]:
-    t = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=20)
-    return proc.returncode, out, time.monotonic() - t
-
-
-def wait_for(predicate, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
+from tests.support.recorder import RecorderProcess, wait_for
 
 
 def test_tone_files_are_sample_exact_and_stop_is_clean(tmp_path: Path) -> None:
-    cfg = tmp_path / "c.ini"
-    cfg.write_text(
+    cfg_text = (
         "[general]\nsplit_minutes = 0.05\nlog_file = rec.log\n"
         "[tone]\ntype = tone\nsample_rate = 8000\nchannels = 2\nfrequency = 441\n"
     )
-    proc = start(cfg, tmp_path)
-    time.sleep(10.5)
-    rc, out, took = stop(proc)
-    assert rc == 0, out
-    assert took < 5.0
+    with RecorderProcess(tmp_path, cfg_text) as rec:
+        time.sleep(10.5)
+        assert rec.stop() == 0, rec.output
+    out = rec.output
+    assert rec.stop_seconds < 5.0
     files = sorted((tmp_path / "recordings").glob("*.wav"))
     assert len(files) >= 4, out
     frames = []
@@ -83,13 +57,10 @@ def test_tone_files_are_sample_exact_and_stop_is_clean(tmp_path: Path) -> None:
 
 
 def test_second_recorder_on_the_same_directory_refuses(tmp_path: Path) -> None:
-    cfg = tmp_path / "c.ini"
-    cfg.write_text("[general]\nlog_file =\n[tone]\ntype = tone\n")
-    first = start(cfg, tmp_path)
-    try:
+    with RecorderProcess(tmp_path, "[general]\nlog_file =\n[tone]\ntype = tone\n") as first:
         assert wait_for(lambda: (tmp_path / "recordings" / ".isr" / "status.json").exists())
         second = subprocess.run(
-            [sys.executable, "-m", "isr", "record", "-c", str(cfg)],
+            [sys.executable, "-m", "isr", "record", "-c", str(first.config)],
             cwd=tmp_path,
             capture_output=True,
             text=True,
@@ -97,43 +68,29 @@ def test_second_recorder_on_the_same_directory_refuses(tmp_path: Path) -> None:
         )
         assert second.returncode == 1
         assert "another recorder is already recording" in second.stderr
-    finally:
-        rc, out, _ = stop(first)
-    assert rc == 0, out
+        assert first.stop() == 0, first.output
     assert len(list((tmp_path / "recordings").glob("*.wav"))) == 1
 
 
 def test_status_file_is_a_live_heartbeat(tmp_path: Path) -> None:
-    cfg = tmp_path / "c.ini"
-    cfg.write_text("[general]\nlog_file =\n[tone]\ntype = tone\n")
-    proc = start(cfg, tmp_path)
-    path = tmp_path / "recordings" / ".isr" / "status.json"
-    try:
-        assert wait_for(lambda: path.exists())
-        assert wait_for(
-            lambda: json.loads(path.read_text())["sources"]["tone"]["state"] == "recording"
-        )
-        first = json.loads(path.read_text())
+    with RecorderProcess(tmp_path, "[general]\nlog_file =\n[tone]\ntype = tone\n") as rec:
+        assert wait_for(lambda: rec.status()["sources"]["tone"]["state"] == "recording")
+        first = rec.status()
         time.sleep(2.5)
-        later = json.loads(path.read_text())
-    finally:
-        rc, out, _ = stop(proc)
-    assert rc == 0, out
+        later = rec.status()
+        assert rec.stop() == 0, rec.output
     assert later["updated"] > first["updated"]
-    assert later["pid"] == proc.pid
+    assert later["pid"] == rec.pid
     src = later["sources"]["tone"]
     assert src["file"].endswith(".wav") and src["bytes"] > 44 and src["type"] == "tone"
 
 
 def test_demo_config_when_there_is_no_config_ini(tmp_path: Path) -> None:
-    proc = start(None, tmp_path)
-    try:
+    with RecorderProcess(tmp_path, None) as rec:
         assert wait_for(lambda: any((tmp_path / "recordings").glob("*.wav")), timeout=15)
         time.sleep(1.5)
-    finally:
-        rc, out, _ = stop(proc)
-    assert rc == 0, out
-    assert "built-in tone demo" in out
+        assert rec.stop() == 0, rec.output
+    assert "built-in tone demo" in rec.output
     wav = next((tmp_path / "recordings").glob("*.wav"))
     with wave.open(str(wav)) as w:
         assert w.getnframes() >= 44100  # at least a second of tone

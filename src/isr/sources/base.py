@@ -16,6 +16,7 @@ import time
 from datetime import tzinfo
 
 from isr.config import SourceConfig
+from isr.errors import SourceError
 from isr.segment import Segmenter
 from isr.sidecar import Ledger
 from isr.sinks.base import Sink
@@ -104,7 +105,7 @@ class Source:
                     error = "ended"
                 except asyncio.CancelledError:
                     raise
-                except (OSError, TimeoutError) as exc:
+                except (SourceError, OSError, TimeoutError) as exc:
                     error = describe_error(exc)
                 except Exception as exc:  # a bug must not stop the other sources
                     self.log.exception("unexpected error")

@@ -1,0 +1,523 @@
+"""ISR's own small asyncio HTTP/1.0 client for Icecast and SHOUTcast streams.
+
+No mainstream Python client accepts SHOUTcast v1's ``ICY 200 OK`` status line,
+and a recorder needs little: one GET, redirects, playlists, Basic auth, and a
+body read chunk by chunk with a timeout on every network step. It is built on
+asyncio streams so a thousand connections share one loop cheaply.
+
+Errors: every failure is a ``SourceError``. A timeout is ``SourceTimeout``; a
+status, header, redirect or playlist we cannot use is ``HttpError`` (with
+``HttpStatusError`` carrying the status); a refused or reset connection, a DNS
+or TLS failure is a plain ``SourceError`` whose ``__cause__`` is the OSError.
+No message or repr ever holds a password.
+
+A ``Transfer-Encoding: chunked`` body is decoded transparently by ``read()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+import ssl
+from dataclasses import dataclass, field
+from types import TracebackType
+from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
+
+from isr import __version__
+from isr.errors import HttpError, SourceError, SourceTimeout
+from isr.sources.playlist import (
+    HlsNotSupported,
+    PlaylistError,
+    PlaylistKind,
+    kind_from_content_type,
+    kind_from_url,
+    parse_playlist,
+)
+
+__all__ = [
+    "DEFAULT_USER_AGENT",
+    "HttpStatusError",
+    "StreamResponse",
+    "open_stream",
+    "redact_url",
+]
+
+DEFAULT_USER_AGENT = f"ISR/{__version__}"
+MAX_HEADER_BYTES = 64 * 1024
+MAX_PLAYLIST_BYTES = 64 * 1024
+_STREAM_LIMIT = 64 * 1024  # StreamReader pauses the socket at twice this much unread
+_REDIRECTS = frozenset((301, 302, 303, 307, 308))
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+_QUERY_SAFE = _PATH_SAFE + "?"
+
+_default_ssl: ssl.SSLContext | None = None
+
+
+def _ssl_default() -> ssl.SSLContext:
+    """One verifying context for all streams: loading the CA store is not cheap."""
+    global _default_ssl
+    if _default_ssl is None:
+        _default_ssl = ssl.create_default_context()
+    return _default_ssl
+
+
+def _describe(exc: BaseException) -> str:
+    """A short human reason: "Connection refused", not asyncio's "Connect call failed"."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate not trusted: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error: {exc.reason or exc}"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the host: {exc.strerror}"
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno)
+    if isinstance(exc, asyncio.IncompleteReadError):
+        return "connection closed"
+    return str(exc) or type(exc).__name__
+
+
+class HttpStatusError(HttpError):
+    """The server answered with a status we cannot record (401, 404, 503, ...)."""
+
+    def __init__(self, message: str, *, status: int, reason: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password, fit for logs and status files."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if "@" not in parts.netloc:
+        return url
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, sep, _ = userinfo.partition(":")
+    netloc = f"{user}:***@{host}" if sep else f"{user}@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    scheme: str
+    host: str
+    port: int
+    host_header: str
+    target: str
+    username: str | None
+    password: str | None
+
+    @property
+    def origin(self) -> tuple[str, str, int]:
+        return (self.scheme, self.host, self.port)
+
+
+def _parse_url(url: str) -> _Target:
+    safe = redact_url(url)
+    if any(c in url for c in "\r\n\0"):
+        raise HttpError(f"control characters in URL {safe!r}")
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise HttpError(f"invalid URL {safe!r}: {exc}") from exc
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise HttpError(f"unsupported URL scheme {scheme!r} in {safe!r}")
+    host = parts.hostname
+    if not host:
+        raise HttpError(f"no host in URL {safe!r}")
+    default_port = 443 if scheme == "https" else 80
+    if port is None:
+        port = default_port
+    shown = f"[{host}]" if ":" in host else host
+    host_header = shown if port == default_port else f"{shown}:{port}"
+    path = quote(parts.path or "/", safe=_PATH_SAFE)
+    target = f"{path}?{quote(parts.query, safe=_QUERY_SAFE)}" if parts.query else path
+    user = unquote(parts.username) if parts.username is not None else None
+    pw = unquote(parts.password) if parts.password is not None else None
+    return _Target(scheme, host, port, host_header, target, user, pw)
+
+
+def _parse_status(line: str) -> tuple[int, str]:
+    proto, _, rest = line.strip().partition(" ")
+    code, _, reason = rest.strip().partition(" ")
+    if not (proto == "ICY" or proto.startswith("HTTP/")) or not (len(code) == 3 and code.isdigit()):
+        raise HttpError(f"not an HTTP or ICY status line: {line[:80]!r}")
+    return int(code), reason.strip()
+
+
+def _parse_headers(lines: list[str]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    last = ""
+    for line in lines:
+        if line[:1] in (" ", "\t") and last:
+            headers[last] = f"{headers[last]} {line.strip()}"
+            continue
+        name, sep, value = line.partition(":")
+        if not sep:
+            continue
+        last = name.strip().lower()
+        value = value.strip()
+        headers[last] = f"{headers[last]}, {value}" if last in headers else value
+    return headers
+
+
+def _parse_metaint(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        n = int(value.split(",")[0].strip())
+    except ValueError:
+        return None
+    return n if n > 0 else None
+
+
+@dataclass(eq=False)
+class StreamResponse:
+    """An open response whose body is read with ``read()`` until it returns b""."""
+
+    url: str
+    """Final URL, after redirects and playlists, with any password removed."""
+    status: int
+    reason: str
+    headers: dict[str, str]
+    """Lower-cased names; repeated headers joined with ", "."""
+    content_type: str
+    """Lower-cased, without parameters; "" when absent."""
+    metaint: int | None
+    """From ``icy-metaint``; None when absent or invalid."""
+    timeout: float = field(default=30.0, repr=False)
+    _reader: asyncio.StreamReader | None = field(default=None, repr=False)
+    _writer: asyncio.StreamWriter | None = field(default=None, repr=False)
+    _chunked: bool = field(default=False, repr=False)
+    _chunk_left: int = field(default=0, repr=False)
+    _chunk_crlf: bool = field(default=False, repr=False)
+    _eof: bool = field(default=False, repr=False)
+    _closed: bool = field(default=False, repr=False)
+    _waiting_since: float | None = field(default=None, repr=False)
+    _watchdog: asyncio.TimerHandle | None = field(default=None, repr=False)
+
+    def _start(self) -> None:
+        """Arm the idle watchdog: one timer per connection, not one per read."""
+        loop = asyncio.get_running_loop()
+        self._watchdog = loop.call_at(loop.time() + self.timeout, self._check_idle)
+
+    def _check_idle(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        since = self._waiting_since
+        if self._closed or self._reader is None:
+            self._watchdog = None
+            return
+        if since is not None and now - since >= self.timeout * 0.999:
+            self._watchdog = None
+            self._reader.set_exception(
+                SourceTimeout(f"no data for {self.timeout:g} s from {self.url}")
+            )
+            return
+        due = since + self.timeout if since is not None else now + self.timeout
+        self._watchdog = loop.call_at(due, self._check_idle)
+
+    async def read(self, n: int = 65536) -> bytes:
+        """Up to ``n`` body bytes as soon as any are there; b"" at end of stream.
+
+        Raises ``SourceTimeout`` when no byte arrives for ``timeout`` seconds,
+        ``SourceError`` when the connection breaks.
+        """
+        reader = self._reader
+        if reader is None or self._eof or self._closed:
+            return b""
+        self._waiting_since = asyncio.get_running_loop().time()
+        try:
+            if self._chunked:
+                data = await self._read_chunked(reader, n)
+            else:
+                data = await reader.read(n)
+        except SourceError:
+            self.close()
+            raise
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+            self.close()
+            raise SourceError(f"connection to {self.url} broke: {_describe(exc)}") from exc
+        finally:
+            self._waiting_since = None
+        if not data:
+            self._eof = True
+        return data
+
+    async def _read_chunked(self, reader: asyncio.StreamReader, n: int) -> bytes:
+        if self._chunk_left == 0:
+            if self._chunk_crlf:
+                await reader.readuntil(b"\n")
+                self._chunk_crlf = False
+            line = await reader.readuntil(b"\n")
+            size_text = line.split(b";", 1)[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                raise HttpError(f"bad chunk size {size_text[:20]!r} from {self.url}") from None
+            if size <= 0:
+                return b""
+            self._chunk_left = size
+        data = await reader.read(min(n, self._chunk_left))
+        self._chunk_left -= len(data)
+        if self._chunk_left == 0 and data:
+            self._chunk_crlf = True
+        return data
+
+    def close(self) -> None:
+        """Drop the connection now; idempotent and safe from any state."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        if self._writer is not None:
+            self._writer.close()
+
+    async def aclose(self) -> None:
+        """Close and wait (briefly) until the transport is gone."""
+        self.close()
+        if self._writer is not None:
+            try:
+                async with asyncio.timeout(1.0):
+                    await self._writer.wait_closed()
+            except (OSError, TimeoutError):
+                pass
+
+    async def __aenter__(self) -> StreamResponse:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+async def _read_head(reader: asyncio.StreamReader, where: str) -> tuple[str, list[str]]:
+    total = 0
+    lines: list[str] = []
+    status_line: str | None = None
+    while True:
+        try:
+            raw = await reader.readuntil(b"\n")
+        except asyncio.LimitOverrunError:
+            raise HttpError(f"response header over {MAX_HEADER_BYTES} bytes from {where}") from None
+        except asyncio.IncompleteReadError as exc:
+            if status_line is None and not exc.partial:
+                raise SourceError(f"{where} closed the connection without answering") from None
+            raise SourceError(f"{where} closed the connection in the header") from None
+        total += len(raw)
+        if total > MAX_HEADER_BYTES:
+            raise HttpError(f"response header over {MAX_HEADER_BYTES} bytes from {where}")
+        line = raw.rstrip(b"\r\n").decode("latin-1")
+        if status_line is None:
+            if not line and len(lines) == 0 and total <= 8:
+                continue  # tolerate stray blank lines before the status
+            status_line = line
+            continue
+        if not line:
+            return status_line, lines
+        lines.append(line)
+
+
+async def _request(
+    url: str,
+    *,
+    username: str | None,
+    password: str | None,
+    timeout: float,
+    user_agent: str,
+    icy_metadata: bool,
+    ssl_context: ssl.SSLContext | None,
+) -> StreamResponse:
+    t = _parse_url(url)
+    where = redact_url(url)
+    user = username if username is not None else t.username
+    pw = password if password is not None else t.password
+    lines = [
+        f"GET {t.target} HTTP/1.0",
+        f"Host: {t.host_header}",
+        f"User-Agent: {user_agent}",
+        "Accept: */*",
+    ]
+    if icy_metadata:
+        lines.append("Icy-MetaData: 1")
+    if user is not None or pw is not None:
+        token = base64.b64encode(f"{user or ''}:{pw or ''}".encode()).decode("ascii")
+        lines.append(f"Authorization: Basic {token}")
+    lines.append("Connection: close")
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", errors="strict")
+
+    ctx = (ssl_context or _ssl_default()) if t.scheme == "https" else None
+    writer: asyncio.StreamWriter | None = None
+    step = "connecting to"
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(
+                t.host,
+                t.port,
+                ssl=ctx,
+                server_hostname=t.host if ctx is not None else None,
+                ssl_handshake_timeout=timeout if ctx is not None else None,
+                limit=_STREAM_LIMIT,
+            )
+            step = "sending the request to"
+            writer.write(request)
+            await writer.drain()
+            step = "waiting for the response header of"
+            status_line, header_lines = await _read_head(reader, where)
+    except TimeoutError:
+        if writer is not None:
+            writer.close()
+        raise SourceTimeout(f"timed out after {timeout:g} s {step} {where}") from None
+    except SourceError:
+        if writer is not None:
+            writer.close()
+        raise
+    except (OSError, asyncio.IncompleteReadError) as exc:
+        if writer is not None:
+            writer.close()
+        raise SourceError(f"{step} {where} failed: {_describe(exc)}") from exc
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        raise
+
+    try:
+        status, reason = _parse_status(status_line)
+    except HttpError:
+        writer.close()
+        raise
+    headers = _parse_headers(header_lines)
+    ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    resp = StreamResponse(
+        url=where,
+        status=status,
+        reason=reason,
+        headers=headers,
+        content_type=ctype,
+        metaint=_parse_metaint(headers.get("icy-metaint")),
+        timeout=timeout,
+        _reader=reader,
+        _writer=writer,
+        _chunked="chunked" in headers.get("transfer-encoding", "").lower(),
+    )
+    resp._start()
+    return resp
+
+
+async def _read_body(resp: StreamResponse, limit: int) -> bytes:
+    """A whole small body (a playlist): to EOF, or Content-Length, at most ``limit``."""
+    try:
+        length: int | None = int(resp.headers["content-length"])
+    except (KeyError, ValueError):
+        length = None
+    want = min(length, limit + 1) if length is not None and length >= 0 else limit + 1
+    buf = bytearray()
+    while len(buf) < want:
+        data = await resp.read(want - len(buf))
+        if not data:
+            break
+        buf += data
+    if len(buf) > limit:
+        raise HttpError(f"playlist over {limit} bytes at {resp.url}")
+    return bytes(buf)
+
+
+def _is_playlist(url: str, content_type: str) -> PlaylistKind | None:
+    kind = kind_from_content_type(content_type)
+    if kind is not None:
+        return kind
+    by_url = kind_from_url(url)
+    if by_url is None:
+        return None
+    # A stream served at ".../live.m3u" with a real audio type is a stream.
+    if content_type.startswith("audio/") or content_type in ("application/ogg", "video/ogg"):
+        return None
+    return by_url
+
+
+async def open_stream(
+    url: str,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    timeout: float = 30.0,
+    user_agent: str = DEFAULT_USER_AGENT,
+    max_redirects: int = 5,
+    icy_metadata: bool = True,
+    ssl_context: ssl.SSLContext | None = None,
+) -> StreamResponse:
+    """Connect, follow redirects and playlists, and return the open stream.
+
+    ``username``/``password`` win over credentials in the URL; they are sent
+    only to the origin of ``url``, never to another host a redirect names.
+    Each redirect and each playlist counts as one hop of ``max_redirects``.
+    """
+    if user_agent.lower().startswith("mozilla"):
+        raise ValueError("the User-Agent must not start with Mozilla: servers answer HTML")
+    if any(c in user_agent for c in "\r\n"):
+        raise ValueError("control characters in the User-Agent")
+    origin = _parse_url(url).origin
+    hops = 0
+    current = url
+    while True:
+        if kind_from_url(current) == "hls":
+            raise HttpError(f"HLS (.m3u8) is not supported: {redact_url(current)}")
+        same_origin = _parse_url(current).origin == origin
+        resp = await _request(
+            current,
+            username=username if same_origin else None,
+            password=password if same_origin else None,
+            timeout=timeout,
+            user_agent=user_agent,
+            icy_metadata=icy_metadata,
+            ssl_context=ssl_context,
+        )
+        nxt: str | None = None
+        try:
+            if resp.status in _REDIRECTS:
+                location = resp.headers.get("location", "").strip()
+                if not location:
+                    raise HttpError(f"{resp.status} redirect without Location from {resp.url}")
+                nxt = urljoin(current, location)
+            elif not 200 <= resp.status < 300:
+                raise HttpStatusError(
+                    f"{resp.status} {resp.reason} from {resp.url}".replace("  ", " "),
+                    status=resp.status,
+                    reason=resp.reason,
+                )
+            else:
+                kind = _is_playlist(current, resp.content_type)
+                if kind == "hls":
+                    raise HttpError(f"HLS is not supported: {resp.url}")
+                if kind is not None:
+                    body = await _read_body(resp, MAX_PLAYLIST_BYTES)
+                    try:
+                        nxt = parse_playlist(body, current, kind)[0]
+                    except HlsNotSupported:
+                        raise HttpError(f"HLS is not supported: {resp.url}") from None
+                    except PlaylistError as exc:
+                        raise HttpError(f"{exc}: {resp.url}") from None
+        except BaseException:
+            await resp.aclose()
+            raise
+        if nxt is None:
+            return resp
+        await resp.aclose()
+        hops += 1
+        if hops > max_redirects:
+            raise HttpError(
+                f"more than {max_redirects} redirects or playlists from {redact_url(url)}"
+            )
+        current = nxt
