@@ -100,13 +100,9 @@ def test_icy_stream_is_recorded_byte_exact_without_metadata(tmp_path: Path, mp3:
     assert "title: Artist - It's a 'quoted'; song" in log
 
 
-def test_faults_are_retried_and_never_disturb_a_healthy_source(
-    tmp_path: Path, mp3: bytes
-) -> None:
+def test_faults_are_retried_and_never_disturb_a_healthy_source(tmp_path: Path, mp3: bytes) -> None:
     good = Mount("/good", payload=mp3, status_line="HTTP/1.0 200 OK", byte_rate=MP3_RATE)
-    drop = Mount(
-        "/drop", payload=mp3, byte_rate=MP3_RATE, drop_after=40000, faulty_connections=1
-    )
+    drop = Mount("/drop", payload=mp3, byte_rate=MP3_RATE, drop_after=40000, faulty_connections=1)
     garbage = Mount("/garbage", payload=mp3, garbage=True, byte_rate=MP3_RATE)
     stall = Mount(
         "/stall",

@@ -190,8 +190,7 @@ class StreamSource(Source):
                 self._title(title)
             handle_audio(audio[pos:] if pos else audio, now)
             if framer is not None and (
-                framer.dropped_bytes != dropped_logged
-                and now - dropped_log_at > DROP_LOG_SECONDS
+                framer.dropped_bytes != dropped_logged and now - dropped_log_at > DROP_LOG_SECONDS
             ):
                 self.log.warning(
                     "dropped %d bytes that were not audio (%s)",
