@@ -6,13 +6,14 @@ import json
 import logging
 import os
 import wave
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from isr.framing.base import Frame
+from isr.framing.base import Frame, PassThrough
 from isr.segment import Segmenter
 from isr.sinks.base import Sink
 from isr.sinks.files import create_exclusive, is_locked
@@ -47,7 +48,7 @@ def frames(n: int, size: int = 100, samples: int = 1152, rate: int = 48000) -> l
 def test_first_file_named_after_first_audio_then_boundaries(tmp_path: Path) -> None:
     seg = make_segmenter(tmp_path)
     fs = frames(300)  # 300 * 24 ms = 7.2 s from 13:59:58.5
-    seg.write_frames(fs, T0, raw(".mp3"), "mp3")
+    seg.write_frames(fs, T0, raw(".mp3"), "mp3", PassThrough)
     seg.close()
     names = sorted(p.name for p in (tmp_path / "radio1").glob("*.mp3"))
     assert names == ["135958.mp3", "140000.mp3", "140003.mp3"]
@@ -62,9 +63,9 @@ def test_first_file_named_after_first_audio_then_boundaries(tmp_path: Path) -> N
 
 def test_sidecar_tells_start_end_titles(tmp_path: Path) -> None:
     seg = make_segmenter(tmp_path)
-    seg.write_frames(frames(10), T0, raw(".mp3"), "mp3")
+    seg.write_frames(frames(10), T0, raw(".mp3"), "mp3", PassThrough)
     seg.note_title("It's a 'song'; really")
-    seg.write_frames(frames(10), T0 + 0.24, raw(".mp3"), "mp3")
+    seg.write_frames(frames(10), T0 + 0.24, raw(".mp3"), "mp3", PassThrough)
     seg.close()
     side = json.loads((tmp_path / "radio1" / "135958.mp3.json").read_text())
     assert side["source"] == "radio1" and side["file"] == "radio1/135958.mp3"
@@ -76,7 +77,7 @@ def test_sidecar_tells_start_end_titles(tmp_path: Path) -> None:
 def test_title_carries_into_next_file(tmp_path: Path) -> None:
     seg = make_segmenter(tmp_path)
     seg.note_title("A - B")
-    seg.write_frames(frames(200), T0, raw(".mp3"), "mp3")
+    seg.write_frames(frames(200), T0, raw(".mp3"), "mp3", PassThrough)
     seg.close()
     side = json.loads((tmp_path / "radio1" / "140000.mp3.json").read_text())
     assert side["titles"] == [{"at": 0.0, "byte": 0, "title": "A - B"}]
@@ -87,7 +88,7 @@ def test_never_overwrites(tmp_path: Path) -> None:
     (tmp_path / "radio1" / "135958.mp3").write_bytes(b"precious")
     (tmp_path / "radio1" / "135958_1.mp3").write_bytes(b"also precious")
     seg = make_segmenter(tmp_path)
-    seg.write_frames(frames(5), T0, raw(".mp3"), "mp3")
+    seg.write_frames(frames(5), T0, raw(".mp3"), "mp3", PassThrough)
     seg.close()
     assert (tmp_path / "radio1" / "135958.mp3").read_bytes() == b"precious"
     assert (tmp_path / "radio1" / "135958_1.mp3").read_bytes() == b"also precious"
@@ -96,9 +97,9 @@ def test_never_overwrites(tmp_path: Path) -> None:
 
 def test_reconnect_opens_a_new_file_even_within_a_slot(tmp_path: Path) -> None:
     seg = make_segmenter(tmp_path, split=3600)
-    seg.write_frames(frames(5), T0, raw(".mp3"), "mp3")
+    seg.write_frames(frames(5), T0, raw(".mp3"), "mp3", PassThrough)
     seg.close()  # connection lost
-    seg.write_frames(frames(5), T0 + 0.5, raw(".mp3"), "mp3")
+    seg.write_frames(frames(5), T0 + 0.5, raw(".mp3"), "mp3", PassThrough)
     seg.close()
     assert sorted(p.name for p in (tmp_path / "radio1").glob("*.mp3")) == [
         "135958.mp3",
@@ -162,3 +163,67 @@ def test_pcm_phase_unbroken_across_joins(tmp_path: Path) -> None:
     n = np.arange(joined.size)
     expected = np.round(np.sin(2 * np.pi * 440 * n / rate) * 0.5 * 32767)
     assert np.max(np.abs(joined - expected)) <= 1
+
+
+class TaggingWriter:
+    """A writer that brackets each file, so tests can see begin/end/patches at work."""
+
+    def begin(self, first: Frame) -> bytes:
+        return b"HEAD"
+
+    def write(self, frames: Sequence[Frame]) -> bytes:
+        return b"".join(f.data for f in frames)
+
+    def end(self) -> bytes:
+        return b"TAIL"
+
+    def patches(self) -> list[tuple[int, bytes]]:
+        return [(0, b"head")]
+
+
+def test_writer_brackets_every_file_and_patches_at_close(tmp_path: Path) -> None:
+    seg = make_segmenter(tmp_path)
+    fs = frames(200)
+    seg.write_frames(fs, T0, raw(".ogg"), "ogg", TaggingWriter)
+    seg.close()
+    files = sorted((tmp_path / "radio1").glob("*.ogg"))
+    assert len(files) == 3
+    inner = b""
+    for f in files:
+        data = f.read_bytes()
+        assert data.startswith(b"head") and data.endswith(b"TAIL")
+        inner += data[4:-4]
+    assert inner == b"".join(f.data for f in fs)
+
+
+def test_no_cut_before_a_frame_that_continues_a_packet(tmp_path: Path) -> None:
+    seg = make_segmenter(tmp_path)
+    # 1.5 s per frame: frame 1 starts exactly at the 14:00:00 boundary but may not start a file
+    fs = [
+        Frame(b"a", 72000, 48000),
+        Frame(b"b", 72000, 48000, cut=False),
+        Frame(b"c", 72000, 48000),
+    ]
+    seg.write_frames(fs, T0, raw(".ogg"), "ogg", PassThrough)
+    seg.close()
+    assert [f.read_bytes() for f in sorted((tmp_path / "radio1").glob("*.ogg"))] == [b"ab", b"c"]
+
+
+def test_new_link_starts_a_new_file_named_after_its_time(tmp_path: Path) -> None:
+    seg = make_segmenter(tmp_path, split=3600)
+    fs = [Frame(b"a", 48000, 48000), Frame(b"b", 48000, 48000, new_link=True, title="Next")]
+    seg.write_frames(fs, T0, raw(".ogg"), "ogg", PassThrough)
+    seg.close()
+    names = sorted(p.name for p in (tmp_path / "radio1").glob("*.ogg"))
+    assert names == ["135958.ogg", "135959.ogg"]
+    side = json.loads((tmp_path / "radio1" / "135959.ogg.json").read_text())
+    assert side["titles"] == [{"at": 0.0, "byte": 0, "title": "Next"}]
+
+
+def test_a_first_file_under_a_second_runs_on_to_the_next_boundary(tmp_path: Path) -> None:
+    seg = make_segmenter(tmp_path)
+    start = T0 + 1.2  # 13:59:59.7, 0.3 s before the 14:00:00 boundary
+    seg.write_frames(frames(200), start, raw(".mp3"), "mp3", PassThrough)  # 4.8 s
+    seg.close()
+    names = sorted(p.name for p in (tmp_path / "radio1").glob("*.mp3"))
+    assert names == ["135959.mp3", "140003.mp3"]

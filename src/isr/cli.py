@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from isr import __version__
-from isr.config import DEMO_CONFIG, Config, describe, load
+from isr.config import DEMO_CONFIG, Config, WebConfig, describe, load
 from isr.errors import ConfigError, IsrError
 from isr.log import setup_logging
 
@@ -39,9 +39,35 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     rec = sub.add_parser("record", help="record every source in the config until SIGINT/SIGTERM")
     _add_config(rec)
+    rec.add_argument(
+        "--list-devices", action="store_true", help="list ALSA capture devices and exit"
+    )
     check = sub.add_parser("check", help="validate the config and print every source as resolved")
     _add_config(check)
+    sub.add_parser("devices", help="list ALSA capture devices: the id to put in device =")
+    web = sub.add_parser("web", help="serve the web UI over a recordings directory")
+    _add_config(web)
+    _add_web_options(web)
+    web.add_argument("--dir", default=None, help="recordings directory (default: the config's)")
+    web.add_argument(
+        "--threshold", type=float, default=None, help="loudness threshold 0..1 (default 0.05)"
+    )
+    run = sub.add_parser("run", help="recorder and web UI together")
+    _add_config(run)
+    _add_web_options(run)
     return parser
+
+
+def _add_web_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=_port, default=None, help="port (default 8080)")
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (1-65535)")
+    return value
 
 
 def resolve_config(arg: str | None, *, allow_demo: bool) -> Config:
@@ -65,9 +91,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_devices(args: argparse.Namespace) -> int:
+    from isr.sources.alsa import format_device_table, list_capture_devices
+
+    print(format_device_table(list_capture_devices()))
+    return 0
+
+
 def cmd_record(args: argparse.Namespace) -> int:
     from isr.recorder import record  # imported late: `isr check` stays light
 
+    if args.list_devices:
+        return cmd_devices(args)
     setup_logging("INFO")
     cfg = resolve_config(args.config, allow_demo=True)
     setup_logging(cfg.log_level, cfg.log_file or None)
@@ -75,9 +110,53 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _web_settings(args: argparse.Namespace, cfg: Config | None) -> dict[str, object]:
+    """Flags win over [web] keys, which win over defaults."""
+    web = cfg.web if cfg is not None else WebConfig()
+    threshold = getattr(args, "threshold", None)
+    return {
+        "host": args.host or web.host,
+        "port": args.port or web.port,
+        "threshold": threshold if threshold is not None else web.threshold,
+        "username": web.username,
+        "password": web.password,
+    }
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    from isr.web.app import run_web
+
+    named = args.config or os.environ.get("ISR_CONFIG")
+    cfg: Config | None = None
+    if named or Path("config.ini").exists() or args.dir is None:
+        cfg = resolve_config(args.config, allow_demo=True)
+    directory = (
+        Path(args.dir) if args.dir else (cfg.output_directory if cfg else Path("recordings"))
+    )
+    setup_logging(cfg.log_level if cfg else "INFO", None)
+    run_web(directory, **_web_settings(args, cfg))  # type: ignore[arg-type]
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from isr.recorder import record_and_serve
+
+    setup_logging("INFO")
+    cfg = resolve_config(args.config, allow_demo=True)
+    setup_logging(cfg.log_level, cfg.log_file or None)
+    asyncio.run(record_and_serve(cfg, **_web_settings(args, cfg)))  # type: ignore[arg-type]
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"record": cmd_record, "check": cmd_check}[args.command]
+    handler = {
+        "record": cmd_record,
+        "check": cmd_check,
+        "devices": cmd_devices,
+        "web": cmd_web,
+        "run": cmd_run,
+    }[args.command]
     try:
         return handler(args)
     except ConfigError as exc:

@@ -176,3 +176,26 @@ async def record(cfg: Config) -> None:
         await Recorder(cfg).run(stop)
     finally:
         remove()
+
+
+async def record_and_serve(
+    cfg: Config, *, host: str, port: int, threshold: float, username: str, password: str
+) -> None:
+    """``isr run``: the recorder and the web UI on one loop."""
+    from isr.web.app import start_web
+
+    stop = asyncio.Event()
+    remove = install_stop_signals(stop)
+    runner = await start_web(
+        cfg.output_directory,
+        host=host,
+        port=port,
+        threshold=threshold,
+        username=username,
+        password=password,
+    )
+    try:
+        await Recorder(cfg).run(stop)
+    finally:
+        await runner.cleanup()
+        remove()

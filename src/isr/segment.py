@@ -18,9 +18,12 @@ from typing import Any
 
 from isr.clock import current_boundary, next_boundary
 from isr.config import render_pattern
-from isr.framing.base import Frame
+from isr.framing.base import FileWriter, Frame
 from isr.sidecar import Ledger, write_sidecar
 from isr.sinks.base import Sink
+
+MIN_FIRST_FILE = 1.0
+"""Seconds: a first file that would end sooner runs on to the next boundary."""
 
 SinkFactory = Callable[[Path, str], Sink]
 """Makes a sink from (directory, stem); the sink adds its extension."""
@@ -52,6 +55,7 @@ class Segmenter:
         self.on_open = on_open
         self.on_close = on_close
         self.sink: Sink | None = None
+        self.writer: FileWriter | None = None
         self.ledger: Ledger | None = None
         self.boundary = math.inf
         """When the current file must end."""
@@ -71,7 +75,8 @@ class Segmenter:
         fmt: str,
         *,
         named: float | None = None,
-        header: bytes = b"",
+        writer: FileWriter | None = None,
+        first: Frame | None = None,
     ) -> Sink:
         """Start a file whose first audio has time ``at``; named after ``named``
         (default ``at``), ending at the first boundary after ``max(at, named)``."""
@@ -82,12 +87,17 @@ class Segmenter:
             datetime.fromtimestamp(at if named is None else named, self.tz),
         )
         sink = make_sink(self.directory, stem)
-        if header:
-            sink.write(header)
         self.sink = sink
+        self.writer = writer
+        if writer is not None and first is not None:
+            sink.write(writer.begin(first))
         self.boundary = next_boundary(
             at if named is None else max(at, named), self.split_seconds, self.tz
         )
+        if named is None and self.boundary - at < min(MIN_FIRST_FILE, self.split_seconds / 2):
+            # A sliver of a file before the first boundary (one MP3 frame, one Ogg
+            # page) is not worth a file, and some decoders refuse it: join the next.
+            self.boundary = next_boundary(self.boundary, self.split_seconds, self.tz)
         self.end_time = at
         self.files_opened += 1
         self.ledger = Ledger(
@@ -106,13 +116,23 @@ class Segmenter:
 
     def close(self) -> None:
         """Close the current file (if any) with its ledger; safe to call twice."""
-        sink, ledger = self.sink, self.ledger
+        sink, ledger, writer = self.sink, self.ledger, self.writer
         if sink is None or ledger is None:
             return
         self.sink = None
         self.ledger = None
+        self.writer = None
         self.boundary = math.inf
         ledger.end = self.end_time
+        try:
+            if writer is not None:
+                sink.write(writer.end())
+                for offset, data in writer.patches():
+                    sink.pwrite(data, offset)
+        finally:
+            self._finish(sink, ledger)
+
+    def _finish(self, sink: Sink, ledger: Ledger) -> None:
         try:
             sink.close()
         finally:
@@ -135,11 +155,18 @@ class Segmenter:
         except ValueError:
             return path.as_posix()
 
-    def _roll(self, at: float, make_sink: SinkFactory, fmt: str, header: bytes) -> None:
+    def _roll(
+        self,
+        at: float,
+        make_sink: SinkFactory,
+        fmt: str,
+        writer: FileWriter | None = None,
+        first: Frame | None = None,
+    ) -> None:
         """Close the current file and open the next one, named after its boundary."""
         # ``at`` may sit a float hair before the boundary that it reached.
         named = current_boundary(max(at, self.boundary), self.split_seconds, self.tz)
-        self.open(at, make_sink, fmt, named=named, header=header)
+        self.open(at, make_sink, fmt, named=named, writer=writer, first=first)
 
     # -- facts for the ledger --------------------------------------------------------
 
@@ -164,24 +191,38 @@ class Segmenter:
         t0: float,
         make_sink: SinkFactory,
         fmt: str,
-        header: bytes = b"",
+        new_writer: Callable[[], FileWriter],
     ) -> None:
-        """Write whole frames; the first was aired at ``t0``. Splits before the
-        first frame whose time reaches the boundary, never inside one."""
+        """Write whole frames; the first was aired at ``t0``. A file ends before the
+        first frame that may start one (``cut``) whose time reaches the boundary, or
+        before a frame that starts a new link; never inside a frame."""
         if not frames:
             return
-        if self.sink is None:
-            self.open(t0, make_sink, fmt, header=header)
+        opened = self.sink is None
+        if opened:
+            self.open(t0, make_sink, fmt, writer=new_writer(), first=frames[0])
         t = t0
         start = 0
         for i, frame in enumerate(frames):
-            if t >= self.boundary and i > start:
-                self._write(b"".join(f.data for f in frames[start:i]), t)
-                start = i
-            if t >= self.boundary:
-                self._roll(t, make_sink, fmt, header)
+            if (frame.new_link and not (opened and i == 0)) or (t >= self.boundary and frame.cut):
+                if i > start:
+                    self._write_frames(frames[start:i], t)
+                    start = i
+                if frame.new_link and t < self.boundary:
+                    self.open(t, make_sink, fmt, writer=new_writer(), first=frame)
+                else:
+                    self._roll(t, make_sink, fmt, new_writer(), frame)
+            if frame.title is not None:
+                if i > start:
+                    self._write_frames(frames[start:i], t)
+                    start = i
+                self.note_title(frame.title)
             t += frame.samples / frame.sample_rate
-        self._write(b"".join(f.data for f in frames[start:]), t)
+        self._write_frames(frames[start:], t)
+
+    def _write_frames(self, frames: Sequence[Frame], end_time: float) -> None:
+        assert self.writer is not None
+        self._write(self.writer.write(frames), end_time)
 
     def write_pcm(
         self,
@@ -204,7 +245,7 @@ class Segmenter:
                 self.open(t, make_sink, fmt)
             cut = math.ceil((self.boundary - origin) * sample_rate - 1e-6)
             if index >= cut:
-                self._roll(t, make_sink, fmt, b"")
+                self._roll(t, make_sink, fmt)
                 continue
             take = min(len(view) // frame_bytes, cut - index)
             index += take

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from typing import ClassVar, NamedTuple
 
-from isr.framing.base import Frame
+from isr.framing.base import FileWriter, Frame, PassThrough
 
 _NEED = -1
 """More bytes are needed before this position can be judged."""
@@ -132,6 +132,10 @@ class SyncFramer:
     def locked(self) -> bool:
         """Whether frame boundaries are currently known."""
         return self._locked
+
+    def file_writer(self) -> FileWriter:
+        """Frames of these formats stand alone: files are the frames as received."""
+        return PassThrough()
 
     def _parse(self, buf: bytearray, i: int) -> Header | None:
         """The header at ``i`` (``HEADER_LEN`` bytes present), or None if not one."""

@@ -4,10 +4,16 @@ A framer is pure and push-based: ``feed(data)`` returns the whole frames complet
 so far, ``flush()`` the rest at end of stream. Every input byte ends up in exactly
 one emitted frame or in ``dropped_bytes`` (junk, tags, cut-off frames), so the
 output can be checked byte for byte against the input.
+
+Each file is written through a ``FileWriter`` that the framer makes when the file
+opens: it adds what a decoder needs at the start (Ogg and FLAC headers, an MP3
+Xing frame), rewrites what must start from zero (Ogg granules and sequence
+numbers, FLAC frame numbers), and patches totals in place at close.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -20,6 +26,49 @@ class Frame:
     samples: int
     """PCM samples per channel the frame decodes to (0 for headers)."""
     sample_rate: int
+    cut: bool = True
+    """A file may start before this frame (an Ogg page that continues a packet may not)."""
+    new_link: bool = False
+    """The stream changed codec setup here (a chained Ogg link that cannot be
+    de-chained): a new file must start before this frame."""
+    title: str | None = None
+    """A title the stream itself carries from here on (Ogg comments of a new link)."""
+
+
+class FileWriter(Protocol):
+    """Turns the frames of one file into its bytes."""
+
+    def begin(self, first: Frame) -> bytes:
+        """Bytes a new file starts with, before ``first`` (headers; may be empty)."""
+        ...
+
+    def write(self, frames: Sequence[Frame]) -> bytes:
+        """Bytes for ``frames``; may hold some back until ``end``."""
+        ...
+
+    def end(self) -> bytes:
+        """Whatever was held back, finished (e.g. the last Ogg page with EOS)."""
+        ...
+
+    def patches(self) -> list[tuple[int, bytes]]:
+        """(offset, bytes) to overwrite once the file is complete (totals, counts)."""
+        ...
+
+
+class PassThrough:
+    """The writer of formats whose frames stand alone as they are (ADTS, CBR MP3)."""
+
+    def begin(self, first: Frame) -> bytes:
+        return b""
+
+    def write(self, frames: Sequence[Frame]) -> bytes:
+        return b"".join(f.data for f in frames)
+
+    def end(self) -> bytes:
+        return b""
+
+    def patches(self) -> list[tuple[int, bytes]]:
+        return []
 
 
 class Framer(Protocol):
@@ -32,8 +81,12 @@ class Framer(Protocol):
     dropped_bytes: int
     """Bytes thrown away since creation: junk, tags, partial frames."""
     header_frames: list[Frame]
-    """What every new file must start with (empty for MP3 and ADTS)."""
+    """The current link's headers (empty for MP3 and ADTS)."""
 
     def feed(self, data: bytes) -> list[Frame]: ...
 
     def flush(self) -> list[Frame]: ...
+
+    def file_writer(self) -> FileWriter:
+        """A writer for a file that opens now (it takes the current headers)."""
+        ...

@@ -26,6 +26,12 @@ class Sink:
         write_all(self.fd, data)
         self.bytes_written += len(data)
 
+    def pwrite(self, data: bytes, offset: int) -> None:
+        """Overwrite in place (a header's totals); never extends the file."""
+        if offset + len(data) > self.bytes_written:
+            raise ValueError("pwrite past the end of the file")
+        os.pwrite(self.fd, data, offset)
+
     def close(self) -> None:
         """Close the file; ``sync_fd`` stays open for a last fsync by the syncer."""
         if self.closed:

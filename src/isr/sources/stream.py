@@ -10,15 +10,16 @@ burst of older audio must arrive before we can tell how old it is.
 
 from __future__ import annotations
 
+import importlib
 import time
+from pathlib import Path
 from typing import Any
 
 from isr.clock import MediaClock
 from isr.errors import SourceError
-from isr.framing.adts import AdtsFramer
 from isr.framing.base import Frame, Framer
-from isr.framing.mp3 import Mp3Framer
 from isr.framing.sniff import format_from_content_type, sniff
+from isr.segment import SinkFactory
 from isr.sinks.base import Sink
 from isr.sources.base import Source
 from isr.sources.http import StreamResponse, open_stream, redact_url
@@ -32,15 +33,25 @@ SETTLE_SECONDS = 1.0
 SETTLE_MAX_MEDIA = 60.0
 DROP_LOG_SECONDS = 10.0
 
-FRAMERS: dict[str, type[Any]] = {"mp3": Mp3Framer, "aac": AdtsFramer}
+FRAMERS: dict[str, str] = {
+    "mp3": "isr.framing.mp3:Mp3Framer",
+    "aac": "isr.framing.adts:AdtsFramer",
+    "ogg": "isr.framing.ogg:OggFramer",
+    "opus": "isr.framing.ogg:OggFramer",
+    "flac": "isr.framing.flac:FlacFramer",
+}
+"""Format -> framer class, imported when a stream first needs it."""
 
 
 def make_framer(fmt: str) -> Framer:
-    cls = FRAMERS.get(fmt)
-    if cls is None:
-        raise SourceError(
-            f"recording {fmt} streams is not supported yet (supported: {', '.join(FRAMERS)})"
-        )
+    where = FRAMERS.get(fmt)
+    if where is None:
+        raise SourceError(f"no framer for format {fmt!r}")
+    module, _, name = where.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        raise SourceError(f"recording {fmt} streams is not supported by this version") from None
     framer: Framer = cls()
     return framer
 
@@ -51,9 +62,13 @@ class StreamSource(Source):
         self.last_end: float | None = None
         """Aired time just after the last frame written, for the gap in the next ledger."""
 
-    def _raw_sink(self, ext: str) -> Any:
-        def make(directory: Any, stem: str) -> Sink:
-            return Sink(directory, stem, ext)
+    @staticmethod
+    def _raw_sink(framer: Framer) -> SinkFactory:
+        """Files take the extension the framer knows when they open (an Ogg
+        stream's codec is known only after its headers)."""
+
+        def make(directory: Path, stem: str) -> Sink:
+            return Sink(directory, stem, framer.extension)
 
         return make
 
@@ -116,7 +131,7 @@ class StreamSource(Source):
         last_frame_at = connected
         dropped_logged = 0
         dropped_log_at = connected
-        make_sink: Any = None
+        make_sink: SinkFactory | None = None
         first_file = True
 
         def deliver(frames: list[Frame]) -> None:
@@ -132,8 +147,8 @@ class StreamSource(Source):
                         "seconds": round(max(0.0, t0 - self.last_end), 3),
                         "cause": self.status.last_error or "reconnect",
                     }
-            header = b"".join(f.data for f in framer.header_frames) if framer else b""
-            self.segmenter.write_frames(frames, t0, make_sink, fmt, header)
+            assert framer is not None and make_sink is not None
+            self.segmenter.write_frames(frames, t0, make_sink, fmt, framer.file_writer)
             size = 0
             for f in frames:
                 written += f.samples / f.sample_rate
@@ -154,7 +169,7 @@ class StreamSource(Source):
                     return
                 fmt = self._choose_format(resp, bytes(head))
                 framer = make_framer(fmt)
-                make_sink = self._raw_sink(framer.extension)
+                make_sink = self._raw_sink(framer)
                 self.status.format = fmt
                 audio = bytes(head)
                 head.clear()

@@ -1,0 +1,317 @@
+"""The listing of recordings: scanned once, cached per directory, paged on the server.
+
+A year of hourly files from ten sources is 87,600 files. Statting them all on every
+page view would cost most of a second, so each directory's scan is kept with the
+directory's mtime: a file created, renamed or deleted changes its directory's mtime,
+and only that directory is scanned again. What a directory mtime does not reveal is a
+file growing, so the files the recorder reports as being written ("hot") are
+re-statted on each call. Sidecars and WAV headers are read only for the rows of the
+page being shown.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import re
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from isr.sinks.files import is_locked
+from isr.web.paths import STATE_DIR, is_audio
+
+LOCK_CHECK_SECONDS = 30.0
+"""Files modified this recently are also checked for the recorder's lock."""
+
+
+@dataclass
+class Entry:
+    name: str
+    folder: str
+    size: int
+    mtime_ns: int
+    has_sidecar: bool
+
+    @property
+    def mtime(self) -> float:
+        return self.mtime_ns / 1e9
+
+    @property
+    def key(self) -> tuple[int, str]:
+        return (self.mtime_ns, self.name)
+
+
+@dataclass
+class _Dir:
+    mtime_ns: int
+    files: list[Entry]
+    subdirs: list[str]
+
+
+@dataclass
+class _Facts:
+    sidecar_mtime_ns: int
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class FileIndex:
+    """All audio files under ``root`` sorted by mtime; thread-safe, refreshed cheaply."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._lock = threading.Lock()
+        self._dirs: dict[str, _Dir] = {}
+        self._sorted: list[Entry] = []  # ascending by (mtime_ns, name)
+        self._by_name: dict[str, Entry] = {}
+        self._hot: set[str] = set()
+        self._facts: dict[str, _Facts] = {}
+        self._filter_key: tuple[int, str, str] | None = None
+        self._filtered: list[Entry] = []
+        self.version = 0
+        self.scans = 0
+
+    # -- scanning ---------------------------------------------------------------
+
+    def _scan_dir(self, rel: str, mtime_ns: int) -> _Dir:
+        files: list[Entry] = []
+        subdirs: list[str] = []
+        names: set[str] = set()
+        audio: list[os.DirEntry[str]] = []
+        path = os.path.join(self.root, rel) if rel else str(self.root)
+        with os.scandir(path) as it:
+            for de in it:
+                if de.name.startswith("."):
+                    continue  # .isr/, temporary files, editors' droppings
+                names.add(de.name)
+                try:
+                    if de.is_dir(follow_symlinks=False):
+                        subdirs.append(f"{rel}/{de.name}" if rel else de.name)
+                    elif de.is_file(follow_symlinks=False) and is_audio(de.name):
+                        audio.append(de)
+                except OSError:
+                    continue
+        for de in audio:
+            try:
+                st = de.stat(follow_symlinks=False)
+            except OSError:
+                continue  # deleted meanwhile
+            name = f"{rel}/{de.name}" if rel else de.name
+            files.append(Entry(name, rel, st.st_size, st.st_mtime_ns, de.name + ".json" in names))
+        self.scans += 1
+        return _Dir(mtime_ns, files, subdirs)
+
+    def _refresh(self, hot: set[str]) -> None:
+        changed = False
+        seen: dict[str, _Dir] = {}
+        stack = [""]
+        while stack:
+            rel = stack.pop()
+            try:
+                st = os.stat(os.path.join(self.root, rel) if rel else self.root)
+            except OSError:
+                continue
+            cached = self._dirs.get(rel)
+            if cached is None or cached.mtime_ns != st.st_mtime_ns:
+                try:
+                    cached = self._scan_dir(rel, st.st_mtime_ns)
+                except OSError:
+                    continue
+                changed = True
+            seen[rel] = cached
+            stack.extend(cached.subdirs)
+        if changed or seen.keys() != self._dirs.keys():
+            self._dirs = seen
+            self._sorted = sorted((e for d in seen.values() for e in d.files), key=lambda e: e.key)
+            self._by_name = {e.name: e for e in self._sorted}
+            self.version += 1
+        for name in hot | self._hot:
+            self._restat(name)
+        self._hot = hot
+
+    def _restat(self, name: str) -> None:
+        entry = self._by_name.get(name)
+        if entry is None:
+            return
+        try:
+            st = os.stat(os.path.join(self.root, name), follow_symlinks=False)
+        except OSError:
+            return
+        if (st.st_size, st.st_mtime_ns) == (entry.size, entry.mtime_ns):
+            return
+        i = bisect.bisect_left(self._sorted, entry.key, key=lambda e: e.key)
+        if i < len(self._sorted) and self._sorted[i] is entry:
+            del self._sorted[i]
+        entry.size, entry.mtime_ns = st.st_size, st.st_mtime_ns
+        bisect.insort(self._sorted, entry, key=lambda e: e.key)
+        self.version += 1
+
+    def forget(self, name: str) -> None:
+        """Drop a deleted file now (its directory's mtime will say so too)."""
+        with self._lock:
+            entry = self._by_name.pop(name, None)
+            if entry is None:
+                return
+            i = bisect.bisect_left(self._sorted, entry.key, key=lambda e: e.key)
+            if i < len(self._sorted) and self._sorted[i] is entry:
+                del self._sorted[i]
+            d = self._dirs.get(entry.folder)
+            if d is not None and entry in d.files:
+                d.files.remove(entry)
+            self._facts.pop(name, None)
+            self.version += 1
+
+    # -- queries ----------------------------------------------------------------
+
+    def query(
+        self, *, q: str = "", folder: str = "", offset: int = 0, limit: int = 100, hot: set[str]
+    ) -> tuple[int, list[Entry], list[str]]:
+        """``(total, page, folders)``: newest first, filtered by substring and folder."""
+        with self._lock:
+            self._refresh(hot)
+            key = (self.version, q.lower(), folder)
+            if key != self._filter_key:
+                needle = q.lower()
+                rows = self._sorted
+                if needle or folder:
+                    rows = [
+                        e
+                        for e in rows
+                        if (not needle or needle in e.name.lower())
+                        and (not folder or e.folder == folder)
+                    ]
+                self._filter_key, self._filtered = key, rows
+            rows = self._filtered
+            total = len(rows)
+            # rows ascend; page from the end
+            hi = max(0, total - offset)
+            lo = max(0, hi - limit)
+            page = list(reversed(rows[lo:hi]))
+            folders = sorted(rel for rel, d in self._dirs.items() if d.files)
+        return total, page, folders
+
+    def describe(self, entry: Entry, recording: set[str], now: float) -> dict[str, Any]:
+        """One row for the API and the page: the entry plus its sidecar's facts."""
+        out: dict[str, Any] = {
+            "name": entry.name,
+            "folder": entry.folder,
+            "size": entry.size,
+            "mtime": entry.mtime,
+        }
+        rec = entry.name in recording
+        if not rec and now - entry.mtime < LOCK_CHECK_SECONDS:
+            rec = is_locked(self.root / entry.name)
+        out["recording"] = rec
+        facts = self._sidecar(entry) if entry.has_sidecar else {}
+        start = _ts(facts.get("start"))
+        end = _ts(facts.get("end"))
+        duration: float | None = None
+        if start is not None and end is not None:
+            duration = max(0.0, end - start)
+        elif entry.name.lower().endswith(".wav"):
+            duration = wav_duration_of(self.root / entry.name, entry.size)
+        elif start is not None and rec:
+            duration = max(0.0, entry.mtime - start)
+        if start is None:
+            start = start_from_name(entry.name)
+        out["start"] = (
+            datetime.fromtimestamp(start).astimezone().isoformat(timespec="seconds")
+            if start is not None
+            else None
+        )
+        out["duration"] = round(duration, 3) if duration is not None else None
+        out["source"] = facts.get("source") or (entry.name.split("/")[0] if entry.folder else None)
+        out["format"] = facts.get("format")
+        titles = facts.get("titles")
+        out["titles"] = titles if isinstance(titles, list) else []
+        gaps = facts.get("gaps")
+        out["gaps"] = len(gaps) if isinstance(gaps, list) else 0
+        return out
+
+    def _sidecar(self, entry: Entry) -> dict[str, Any]:
+        path = self.root / (entry.name + ".json")
+        try:
+            mtime_ns = os.stat(path).st_mtime_ns
+        except OSError:
+            return {}
+        cached = self._facts.get(entry.name)
+        if cached is not None and cached.sidecar_mtime_ns == mtime_ns:
+            return cached.data
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        self._facts[entry.name] = _Facts(mtime_ns, data)
+        return data
+
+
+def _ts(value: object) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
+
+
+_STAMP = re.compile(r"(\d{8})[_T-]?(\d{6})")
+
+
+def start_from_name(name: str) -> float | None:
+    """The default pattern ``%Y%m%d_%H%M%S`` read back as local time, when it fits."""
+    m = _STAMP.search(name.rsplit("/", 1)[-1])
+    if m is None:
+        return None
+    try:
+        return datetime.strptime(m.group(1) + m.group(2), "%Y%m%d%H%M%S").timestamp()
+    except ValueError:
+        return None
+
+
+def wav_duration(head: bytes, size: int) -> float | None:
+    """Seconds of PCM in a WAV of ``size`` bytes, from its first bytes (pure).
+
+    Counts the bytes actually present after the ``data`` chunk's start rather than the
+    header's size field, which lags behind a file still being written.
+    """
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos = 12
+    byte_rate = 0
+    while pos + 8 <= len(head):
+        cid, clen = struct.unpack_from("<4sI", head, pos)
+        if cid == b"fmt " and pos + 8 + 12 <= len(head):
+            byte_rate = struct.unpack_from("<I", head, pos + 16)[0]
+        elif cid == b"data":
+            if byte_rate <= 0:
+                return None
+            return max(0, size - (pos + 8)) / byte_rate
+        pos += 8 + clen + (clen & 1)
+    return None
+
+
+def wav_duration_of(path: Path, size: int) -> float | None:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return None
+    return wav_duration(head, size)
+
+
+def hot_names(recording: list[str]) -> set[str]:
+    return set(recording)
+
+
+def now() -> float:
+    return time.time()
+
+
+__all__ = ["STATE_DIR", "Entry", "FileIndex", "start_from_name", "wav_duration"]
