@@ -65,6 +65,8 @@ class Segmenter:
         self.files_opened = 0
         self.pending_gap: dict[str, Any] | None = None
         """A gap (reconnect) to record in the ledger of the next file opened."""
+        self.pending_overlap: dict[str, Any] | None = None
+        """Repeated audio dropped before the next file opened."""
 
     # -- files -----------------------------------------------------------------------
 
@@ -106,6 +108,9 @@ class Segmenter:
         if self.pending_gap is not None:
             self.ledger.gaps.append(self.pending_gap)
             self.pending_gap = None
+        if self.pending_overlap is not None:
+            self.ledger.overlaps_removed.append(self.pending_overlap)
+            self.pending_overlap = None
         if self.title is not None:
             self.ledger.titles.append({"at": 0.0, "byte": sink.bytes_written, "title": self.title})
         write_sidecar(sink.path, self.ledger, self.tz)

@@ -106,6 +106,10 @@ class Mount:
     chunked: bool = False
     """Send the stream with ``Transfer-Encoding: chunked``."""
     replay_bytes: int = 0
+    live: bool = False
+    """Like a live Icecast mount (needs ``byte_rate``): the stream runs on with the wall
+    clock whether anyone listens or not, and a new connection first gets a burst of
+    the last ``replay_bytes`` at once, then real time."""
 
     @classmethod
     def m3u(cls, path: str, target: str, *, content_type: str = "audio/x-mpegurl") -> Mount:
@@ -149,6 +153,7 @@ class Connection:
 class _MountState:
     payload: bytes
     position: int = 0
+    live_t0: float | None = None
     connections: int = 0
 
 
@@ -459,14 +464,20 @@ class FakeStreamServer:
 
         payload = state.payload
         size = len(payload)
-        start = max(0, state.position - mount.replay_bytes)
+        loop = asyncio.get_running_loop()
+        if mount.live and mount.byte_rate:
+            if state.live_t0 is None:
+                state.live_t0 = loop.time()
+            live_pos = int((loop.time() - state.live_t0) * mount.byte_rate)
+            start = max(0, live_pos - mount.replay_bytes)
+        else:
+            start = max(0, state.position - mount.replay_bytes)
         conn.start = start
         pos = start
         sent = 0
         next_meta = metaint
         last_title: str | bytes | None = None
         rng = random.Random(mount.seed * 1_000_003 + number)
-        loop = asyncio.get_running_loop()
         t0 = loop.time()
         stalled = False
         while True:
@@ -524,7 +535,10 @@ class FakeStreamServer:
             state.position = pos
             await writer.drain()
             if mount.byte_rate:
-                delay = t0 + sent / mount.byte_rate - loop.time()
+                if mount.live and state.live_t0 is not None:
+                    delay = state.live_t0 + pos / mount.byte_rate - loop.time()
+                else:
+                    delay = t0 + sent / mount.byte_rate - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
             else:

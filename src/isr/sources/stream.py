@@ -19,6 +19,7 @@ from isr.clock import MediaClock
 from isr.errors import SourceError
 from isr.framing.base import Frame, Framer
 from isr.framing.sniff import format_from_content_type, sniff
+from isr.overlap import RecentFrames
 from isr.segment import SinkFactory
 from isr.sinks.base import Sink
 from isr.sources.base import Source
@@ -32,6 +33,8 @@ SETTLE_SECONDS = 1.0
 """Hold frames this long after a connect, until the burst has arrived."""
 SETTLE_MAX_MEDIA = 60.0
 DROP_LOG_SECONDS = 10.0
+OVERLAP_TOLERANCE = 1.5
+"""Seconds the repeated frames and the media clock may disagree on a repeat's length."""
 
 FRAMERS: dict[str, str] = {
     "mp3": "isr.framing.mp3:Mp3Framer",
@@ -61,16 +64,8 @@ class StreamSource(Source):
         super().__init__(*args, **kwargs)
         self.last_end: float | None = None
         """Aired time just after the last frame written, for the gap in the next ledger."""
-
-    @staticmethod
-    def _raw_sink(framer: Framer) -> SinkFactory:
-        """Files take the extension the framer knows when they open (an Ogg
-        stream's codec is known only after its headers)."""
-
-        def make(directory: Path, stem: str) -> Sink:
-            return Sink(directory, stem, framer.extension)
-
-        return make
+        self.recent = RecentFrames()
+        """Keys of the frames written last, to drop what a reconnect repeats."""
 
     async def session(self) -> None:
         cfg = self.cfg
@@ -81,11 +76,11 @@ class StreamSource(Source):
             timeout=cfg.timeout_seconds,
         )
         try:
-            await self._record(resp)
+            await _Connection(self, resp).run()
         finally:
             resp.close()
 
-    def _choose_format(self, resp: StreamResponse, head: bytes) -> str:
+    def choose_format(self, resp: StreamResponse, head: bytes) -> str:
         declared = self.cfg.format
         if declared != "auto":
             return declared
@@ -108,9 +103,41 @@ class StreamSource(Source):
             )
         return fmt
 
-    async def _record(self, resp: StreamResponse) -> None:
-        cfg = self.cfg
-        connected = time.time()
+    def note_title(self, title: str) -> None:
+        if title == self.status.title:
+            return
+        self.log.info("title: %s", title)
+        self.status.title = title
+        self.segmenter.note_title(title)
+        self.board.changed()
+
+
+class _Connection:
+    """One connection's state: format, framer, media clock and the held-back start."""
+
+    def __init__(self, source: StreamSource, resp: StreamResponse) -> None:
+        self.source = source
+        self.resp = resp
+        self.log = source.log
+        self.connected = time.time()
+        self.icy = IcyDemuxer(resp.metaint)
+        self.clock = MediaClock()
+        self.framer: Framer | None = None
+        self.make_sink: SinkFactory | None = None
+        self.fmt = ""
+        self.head = bytearray()
+        self.pending: list[Frame] = []
+        self.settled = False
+        self.media = 0.0
+        """Seconds of audio framed on this connection."""
+        self.written = 0.0
+        """Seconds of audio handed to the segmenter (or dropped as a repeat)."""
+        self.last_frame_at = self.connected
+        self.dropped_logged = 0
+        self.dropped_log_at = self.connected
+
+    async def run(self) -> None:
+        resp, timeout = self.resp, self.source.cfg.timeout_seconds
         self.log.info(
             "connected to %s: %d %s, %s%s",
             redact_url(resp.url),
@@ -119,115 +146,132 @@ class StreamSource(Source):
             resp.content_type or "no Content-Type",
             f", icy-metaint {resp.metaint}" if resp.metaint else "",
         )
-        icy = IcyDemuxer(resp.metaint)
-        clock = MediaClock()
-        framer: Framer | None = None
-        fmt = ""
-        head = bytearray()
-        pending: list[Frame] = []
-        settled = False
-        media = 0.0  # seconds of audio framed in this session
-        written = 0.0  # seconds of audio handed to the segmenter
-        last_frame_at = connected
-        dropped_logged = 0
-        dropped_log_at = connected
-        make_sink: SinkFactory | None = None
-        first_file = True
-
-        def deliver(frames: list[Frame]) -> None:
-            nonlocal written, first_file
-            if not frames:
-                return
-            t0 = clock.aired(written)
-            if first_file:
-                first_file = False
-                if self.last_end is not None:
-                    self.segmenter.pending_gap = {
-                        "at": 0.0,
-                        "seconds": round(max(0.0, t0 - self.last_end), 3),
-                        "cause": self.status.last_error or "reconnect",
-                    }
-            assert framer is not None and make_sink is not None
-            self.segmenter.write_frames(frames, t0, make_sink, fmt, framer.file_writer)
-            size = 0
-            for f in frames:
-                written += f.samples / f.sample_rate
-                size += len(f.data)
-            self.last_end = clock.aired(written)
-            self.count_bytes(size)
-            if not self.delivered:
-                self.delivered = True
-                self.set_state("recording")
-
-        def handle_audio(audio: bytes, now: float) -> None:
-            nonlocal framer, fmt, media, settled, last_frame_at, make_sink
-            if not audio:
-                return
-            if framer is None:
-                head.extend(audio)
-                if len(head) < SNIFF_BYTES and now - connected < SNIFF_SECONDS:
-                    return
-                fmt = self._choose_format(resp, bytes(head))
-                framer = make_framer(fmt)
-                make_sink = self._raw_sink(framer)
-                self.status.format = fmt
-                audio = bytes(head)
-                head.clear()
-            frames = framer.feed(audio)
-            if not frames:
-                return
-            last_frame_at = now
-            for f in frames:
-                media += f.samples / f.sample_rate
-            jump = clock.observe(media, now)
-            if jump is not None:
-                self.log.warning("stream clock re-anchored by %+.3f s", jump)
-            if not settled:
-                pending.extend(frames)
-                if now - connected < SETTLE_SECONDS and media < SETTLE_MAX_MEDIA:
-                    return
-                settled = True
-                frames = pending[:]
-                pending.clear()
-            deliver(frames)
-
         while True:
             chunk = await resp.read(READ_SIZE)
             now = time.time()
             if not chunk:
                 raise SourceError("the server closed the connection")
-            self.status.last_byte = now
-            audio, titles = icy.feed(chunk)
+            self.source.status.last_byte = now
+            audio, titles = self.icy.feed(chunk)
             pos = 0
             for offset, title in titles:
-                handle_audio(audio[pos:offset], now)
+                self.on_audio(audio[pos:offset], now)
                 pos = offset
-                self._title(title)
-            handle_audio(audio[pos:] if pos else audio, now)
-            if framer is not None and (
-                framer.dropped_bytes != dropped_logged and now - dropped_log_at > DROP_LOG_SECONDS
-            ):
-                self.log.warning(
-                    "dropped %d bytes that were not audio (%s)",
-                    framer.dropped_bytes - dropped_logged,
-                    _drops(framer),
-                )
-                dropped_logged = framer.dropped_bytes
-                dropped_log_at = now
-            if now - last_frame_at > cfg.timeout_seconds:
-                dropped = framer.dropped_bytes if framer else len(head)
+                self.source.note_title(title)
+            self.on_audio(audio[pos:] if pos else audio, now)
+            self.log_drops(now)
+            if now - self.last_frame_at > timeout:
+                framer = self.framer
+                dropped = framer.dropped_bytes if framer else len(self.head)
                 raise SourceError(
-                    f"no valid {fmt or 'audio'} frame for {cfg.timeout_seconds:g} s "
+                    f"no valid {self.fmt or 'audio'} frame for {timeout:g} s "
                     f"({dropped} bytes dropped)"
                 )
 
-    def _title(self, title: str) -> None:
-        if title == self.status.title:
+    def on_audio(self, audio: bytes, now: float) -> None:
+        if not audio:
             return
-        self.log.info("title: %s", title)
-        self.status.title = title
-        self.segmenter.note_title(title)
-        self.board.changed()
+        framer = self.framer
+        if framer is None:
+            self.head.extend(audio)
+            if len(self.head) < SNIFF_BYTES and now - self.connected < SNIFF_SECONDS:
+                return
+            self.fmt = self.source.choose_format(self.resp, bytes(self.head))
+            framer = self.framer = make_framer(self.fmt)
+            self.make_sink = _sink_factory(framer)
+            self.source.status.format = self.fmt
+            audio = bytes(self.head)
+            self.head.clear()
+        frames = framer.feed(audio)
+        if not frames:
+            return
+        self.last_frame_at = now
+        for f in frames:
+            self.media += f.samples / f.sample_rate
+        jump = self.clock.observe(self.media, now)
+        if jump is not None:
+            self.log.warning("stream clock re-anchored by %+.3f s", jump)
+        if not self.settled:
+            self.pending.extend(frames)
+            if now - self.connected < SETTLE_SECONDS and self.media < SETTLE_MAX_MEDIA:
+                return
+            self.settled = True
+            frames, self.pending = self.drop_repeat(self.pending), []
+        self.deliver(frames)
+
+    def drop_repeat(self, frames: list[Frame]) -> list[Frame]:
+        """Drop the start of a reconnect that repeats what was written (the server's
+        burst), when the media clock agrees it is a repeat; note gap and overlap."""
+        src = self.source
+        if src.last_end is None:
+            return frames
+        n = src.recent.overlap(frames)
+        seconds = sum(f.samples / f.sample_rate for f in frames[:n])
+        expected = src.last_end - self.clock.aired(0.0)
+        if n and abs(seconds - expected) > OVERLAP_TOLERANCE:
+            self.log.info(
+                "%d frames repeat the last ones written, but the clock puts them %.1f s "
+                "apart from a repeat: kept",
+                n,
+                seconds - expected,
+            )
+            n, seconds = 0, 0.0
+        seg = src.segmenter
+        if n:
+            size = sum(len(f.data) for f in frames[:n])
+            self.log.info("dropped %d bytes (%.3f s) the server sent again", size, seconds)
+            seg.pending_overlap = {"at": 0.0, "bytes": size, "seconds": round(seconds, 3)}
+            self.written += seconds
+            frames = frames[n:]
+        t0 = self.clock.aired(self.written)
+        seg.pending_gap = {
+            "at": 0.0,
+            "seconds": round(max(0.0, t0 - src.last_end), 3),
+            "cause": src.status.last_error or "reconnect",
+        }
+        return frames
+
+    def deliver(self, frames: list[Frame]) -> None:
+        if not frames:
+            return
+        src = self.source
+        assert self.framer is not None and self.make_sink is not None
+        t0 = self.clock.aired(self.written)
+        src.segmenter.write_frames(frames, t0, self.make_sink, self.fmt, self.framer.file_writer)
+        size = 0
+        for f in frames:
+            self.written += f.samples / f.sample_rate
+            size += len(f.data)
+        src.recent.add(frames)
+        src.last_end = self.clock.aired(self.written)
+        src.count_bytes(size)
+        if not src.delivered:
+            src.delivered = True
+            src.set_state("recording")
+
+    def log_drops(self, now: float) -> None:
+        framer = self.framer
+        if framer is None or framer.dropped_bytes == self.dropped_logged:
+            return
+        if now - self.dropped_log_at < DROP_LOG_SECONDS:
+            return
+        self.log.warning(
+            "dropped %d bytes that were not audio (%s)",
+            framer.dropped_bytes - self.dropped_logged,
+            _drops(framer),
+        )
+        self.dropped_logged = framer.dropped_bytes
+        self.dropped_log_at = now
+
+
+def _sink_factory(framer: Framer) -> SinkFactory:
+    """Files take the extension the framer knows when they open (an Ogg stream's
+    codec is known only after its headers)."""
+
+    def make(directory: Path, stem: str) -> Sink:
+        return Sink(directory, stem, framer.extension)
+
+    return make
 
 
 def _drops(framer: Framer) -> str:

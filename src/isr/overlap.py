@@ -1,0 +1,61 @@
+"""Spotting the audio a server repeats after a reconnect.
+
+Icecast starts every new listener with a burst of audio it already sent, so the
+first seconds of a reconnect often repeat the end of the previous file. Frames
+copied byte for byte repeat byte for byte (Ogg pages in their bodies: granules and
+sequence numbers may differ), so the overlap is the longest run at the start of the
+new connection that equals the end of what was written. Only keys are kept, not
+the audio: a few bytes per frame.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+
+from isr.framing.base import Frame
+
+OGG_HEADER = 27
+
+
+def frame_key(data: bytes) -> int:
+    """What identifies a frame's audio: its bytes; for an Ogg page, its body."""
+    if data[:4] == b"OggS" and len(data) > OGG_HEADER:
+        return hash(data[OGG_HEADER + data[26] :])
+    return hash(data)
+
+
+class RecentFrames:
+    """Keys and lengths of the last ``capacity`` frames written."""
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self._keys: deque[int] = deque(maxlen=capacity)
+        self._seconds: deque[float] = deque(maxlen=capacity)
+
+    def add(self, frames: Sequence[Frame]) -> None:
+        for f in frames:
+            self._keys.append(frame_key(f.data))
+            self._seconds.append(f.samples / f.sample_rate)
+
+    def clear(self) -> None:
+        self._keys.clear()
+        self._seconds.clear()
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def overlap(self, frames: Sequence[Frame]) -> int:
+        """How many leading ``frames`` repeat the end of what was written (the
+        longest such run)."""
+        old = list(self._keys)
+        if not old or not frames:
+            return 0
+        new = [frame_key(f.data) for f in frames[: len(old)]]
+        first = new[0]
+        for p, key in enumerate(old):
+            if key != first:
+                continue
+            run = len(old) - p
+            if run <= len(new) and old[p:] == new[:run]:
+                return run
+        return 0
