@@ -1,0 +1,52 @@
+"""The recorder trusts the bytes over the Content-Type, and follows playlists."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tests.support.fake_server import FakeStreamServer, Mount
+from tests.support.judge import ffmpeg_errors
+from tests.support.media import MediaFactory
+from tests.support.recorder import RecorderProcess, wait_for
+
+
+def test_wrong_content_type_is_logged_and_sniffed_format_used(
+    tmp_path: Path, media: MediaFactory
+) -> None:
+    aac = media("aac", 30).read_bytes()
+    mp3 = media("mp3", 30).read_bytes()
+    mounts = [
+        Mount("/liar", payload=aac, content_type="audio/mpeg", byte_rate=16000),
+        Mount("/stream.mp3", payload=mp3, content_type="audio/mpeg", byte_rate=16000),
+        Mount.pls("/listen.pls", "/stream.mp3"),
+        Mount("/secret", payload=mp3, byte_rate=16000, auth=("dj", "pa:ss w0rd")),
+    ]
+    with FakeStreamServer(*mounts) as srv:
+        config = (
+            "[general]\nlog_file = rec.log\nfilename_pattern = {source}/%Y%m%d_%H%M%S\n"
+            f"[liar]\ntype = stream\nurl = {srv.url('/liar')}\n"
+            f"[playlist]\ntype = stream\nurl = {srv.url('/listen.pls')}\n"
+            f"[auth]\ntype = stream\nurl = {srv.url('/secret')}\nusername = dj\n"
+            "password = pa:ss w0rd\n"
+        )
+        with RecorderProcess(tmp_path, config) as rec:
+            assert wait_for(
+                lambda: all(s["state"] == "recording" for s in rec.status()["sources"].values()),
+                timeout=15,
+            )
+            time.sleep(2)
+            status = rec.status()
+            assert rec.stop() == 0, rec.output
+    out = tmp_path / "recordings"
+    assert status["sources"]["liar"]["format"] == "aac"
+    (aac_file,) = (out / "liar").glob("*.aac")
+    assert not list((out / "liar").glob("*.mp3"))
+    assert ffmpeg_errors(aac_file) == ""
+    (from_playlist,) = (out / "playlist").glob("*.mp3")
+    assert ffmpeg_errors(from_playlist) == ""
+    (with_auth,) = (out / "auth").glob("*.mp3")
+    assert with_auth.stat().st_size > 16000
+    log = (tmp_path / "rec.log").read_text()
+    assert "Content-Type 'audio/mpeg' says mp3 but the bytes are aac" in log
+    assert "pa:ss w0rd" not in log and "pa:ss w0rd" not in rec.output
