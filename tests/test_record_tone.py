@@ -94,3 +94,15 @@ def test_demo_config_when_there_is_no_config_ini(tmp_path: Path) -> None:
     wav = next((tmp_path / "recordings").glob("*.wav"))
     with wave.open(str(wav)) as w:
         assert w.getnframes() >= 44100  # at least a second of tone
+
+
+def test_unusable_output_directory_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with RecorderProcess(
+        tmp_path, f"[general]\noutput_directory = {blocker}/sub\nlog_file =\n[t]\ntype = tone\n"
+    ) as rec:
+        assert rec.proc.wait(timeout=30) == 1
+        rec.stop()
+    assert f"isr: cannot record into {blocker}/sub: Not a directory" in rec.output
+    assert "Traceback" not in rec.output

@@ -3,6 +3,7 @@
     IsrError
      ├── ConfigError(file, section, key)   bad config: `isr` exits with status 2
      ├── LockError                          another recorder owns the output directory
+     ├── OutputError                        the output directory cannot be used at start
      └── SourceError                        one source failed; it retries, others go on
           ├── SourceTimeout(SourceError, TimeoutError)   no byte for timeout_seconds
           ├── HttpError                      a status, header or redirect we cannot use
@@ -33,6 +34,10 @@ class ConfigError(IsrError):
 
 class LockError(IsrError):
     """The output directory is locked by another recorder."""
+
+
+class OutputError(IsrError):
+    """The output directory cannot be created or locked."""
 
 
 class SourceError(IsrError):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from isr.clock import local_zone
 from isr.config import Config, SourceConfig
-from isr.errors import ConfigError, LockError
+from isr.errors import ConfigError, LockError, OutputError
 from isr.sinks.base import Sink
 from isr.sources.base import Source
 from isr.sources.stream import StreamSource
@@ -122,8 +122,12 @@ class Recorder:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Record until ``stop`` is set, then close everything."""
-        self.cfg.output_directory.mkdir(parents=True, exist_ok=True)
-        lock_fd = lock_directory(self.cfg.output_directory)
+        directory = self.cfg.output_directory
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            lock_fd = lock_directory(directory)
+        except OSError as exc:
+            raise OutputError(f"cannot record into {directory}: {exc.strerror or exc}") from None
         try:
             limit = raise_nofile_limit()
             log.info(
