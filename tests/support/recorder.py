@@ -60,13 +60,14 @@ class RecorderProcess:
         return data
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Signal the recorder (if still running) and collect its output."""
         if self.proc.poll() is None:
             t = time.monotonic()
             self.proc.send_signal(sig)
             self.output, _ = self.proc.communicate(timeout=30)
             self.stop_seconds = time.monotonic() - t
-        elif not self.output and self.proc.stdout is not None:
-            self.output = self.proc.stdout.read()
+        elif self.proc.stdout is not None and not self.proc.stdout.closed:
+            self.output, _ = self.proc.communicate(timeout=30)
         return self.proc.returncode
 
     def __enter__(self) -> RecorderProcess:
