@@ -18,18 +18,25 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+from isr.alerts import Alerter
 from isr.clock import local_zone
 from isr.config import Config, SourceConfig
 from isr.errors import ConfigError, LockError, OutputError
+from isr.keeper import Keeper
 from isr.sinks.base import Sink
 from isr.sources.base import Source
+from isr.sources.soundcard import SoundcardSource
 from isr.sources.stream import StreamSource
 from isr.sources.tone import ToneSource
 from isr.status import StatusBoard
 
 log = logging.getLogger("isr.recorder")
 
-SOURCE_TYPES: dict[str, type[Source]] = {"stream": StreamSource, "tone": ToneSource}
+SOURCE_TYPES: dict[str, type[Source]] = {
+    "stream": StreamSource,
+    "soundcard": SoundcardSource,
+    "tone": ToneSource,
+}
 
 
 def lock_directory(directory: Path) -> int:
@@ -105,9 +112,17 @@ class Recorder:
         self.board = StatusBoard(cfg.output_directory, self.tz)
         self.sinks: set[Sink] = set()
         self.retired: list[int] = []
+        self.alerter = Alerter(cfg.alerts)
         self.sources = [self._make(src) for src in cfg.sources]
+        for source in self.sources:
+            source.alerter = self.alerter
+        self.keeper = Keeper(cfg, self.alerter, self.recording_paths)
         fsync = min((s.fsync_seconds for s in cfg.sources), default=10.0)
         self.syncer = Syncer(self.sinks, self.retired, fsync)
+
+    def recording_paths(self) -> set[Path]:
+        """Files open right now (safe to call from a thread)."""
+        return {sink.path for sink in list(self.sinks)}
 
     def _make(self, src: SourceConfig) -> Source:
         cls = SOURCE_TYPES.get(src.type)
@@ -141,6 +156,7 @@ class Recorder:
                 async with asyncio.TaskGroup() as group:
                     tasks.append(group.create_task(self.board.run(), name="status"))
                     tasks.append(group.create_task(self.syncer.run(), name="syncer"))
+                    tasks.append(group.create_task(self.keeper.run(), name="keeper"))
                     for source in self.sources:
                         tasks.append(group.create_task(source.run(), name=source.cfg.name))
                     await stop.wait()
@@ -151,6 +167,7 @@ class Recorder:
                 for source in self.sources:
                     source._close_file()
                 await self.syncer.sync()
+                await self.alerter.drain()
                 try:
                     self.board.write()
                 except OSError as exc:

@@ -15,6 +15,7 @@ import random
 import time
 from datetime import tzinfo
 
+from isr.alerts import Alerter
 from isr.config import SourceConfig
 from isr.errors import SourceError
 from isr.segment import Segmenter
@@ -43,6 +44,9 @@ class Source:
         self._retired_fds = retired
         self.delivered = False
         """Set by a session once it wrote audio: resets the failure count."""
+        self.alerter: Alerter | None = None
+        """Set by the recorder."""
+        self._alerted = False
         self.segmenter = Segmenter(
             source=cfg.name,
             directory=cfg.output_directory,
@@ -62,10 +66,21 @@ class Source:
             self.log.info(
                 "state %s -> %s%s", self.status.state, state, f": {error}" if error else ""
             )
+            if state == "failed":
+                self.alert("source_failed", error or "")
+            elif state == "recording" and self._alerted and self.alerter is not None:
+                self._alerted = False
+                self.alerter.clear("source_failed", self.cfg.name)
+                self.alerter.clear("dead_air", self.cfg.name)
+                self.alerter.fire("source_recovered", self.cfg.name, "recording again")
         self.status.state = state
         if error is not None:
             self.status.last_error = error
         self.board.changed()
+
+    def alert(self, event: str, message: str) -> None:
+        if self.alerter is not None and self.alerter.fire(event, self.cfg.name, message):
+            self._alerted = True
 
     def _on_open(self, sink: Sink, at: float) -> None:
         self._open_sinks.add(sink)
@@ -107,6 +122,8 @@ class Source:
                     raise
                 except (SourceError, OSError, TimeoutError) as exc:
                     error = describe_error(exc)
+                    if isinstance(exc, TimeoutError):
+                        self.alert("dead_air", error)
                 except Exception as exc:  # a bug must not stop the other sources
                     self.log.exception("unexpected error")
                     error = describe_error(exc)

@@ -28,6 +28,9 @@ from isr.sources.icy import IcyDemuxer
 
 READ_SIZE = 65536
 SNIFF_BYTES = 32768
+"""Bytes sniffed at most before the format is chosen (Ogg pages can be large)."""
+SNIFF_MIN_BYTES = 4096
+"""A format that sniffing recognises in this many bytes is taken at once."""
 SNIFF_SECONDS = 2.0
 SETTLE_SECONDS = 1.0
 """Hold frames this long after a connect, until the burst has arrived."""
@@ -174,13 +177,19 @@ class _Connection:
         framer = self.framer
         if framer is None:
             self.head.extend(audio)
-            if len(self.head) < SNIFF_BYTES and now - self.connected < SNIFF_SECONDS:
+            head = bytes(self.head)
+            if (
+                len(head) < SNIFF_BYTES
+                and now - self.connected < SNIFF_SECONDS
+                and (len(head) < SNIFF_MIN_BYTES or sniff(head) is None)
+            ):
                 return
-            self.fmt = self.source.choose_format(self.resp, bytes(self.head))
+            self.fmt = self.source.choose_format(self.resp, head)
             framer = self.framer = make_framer(self.fmt)
+            self.last_frame_at = now
             self.make_sink = _sink_factory(framer)
             self.source.status.format = self.fmt
-            audio = bytes(self.head)
+            audio = head
             self.head.clear()
         frames = framer.feed(audio)
         if not frames:
