@@ -1,0 +1,106 @@
+"""The deployment files, checked as far as a machine without a Docker engine allows:
+the compose file against what the recorder needs, the Dockerfile by hadolint, the
+systemd unit's promises, and the image's own commands run outside Docker."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from isr.healthcheck import recorder_healthy
+from tests.support.recorder import wait_for
+from tests.support.tools import require_tool
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def dockerfile_instruction(name: str) -> str:
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    lines = [ln for ln in text.splitlines() if ln.startswith(name + " ")]
+    assert lines, name
+    return lines[-1][len(name) + 1 :].strip()
+
+
+def test_compose_shares_recordings_and_stops_gracefully() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    compose = yaml.safe_load(text)
+    services = compose["services"]
+    assert set(services) == {"recorder", "web"}
+    for svc in services.values():
+        assert svc["stop_grace_period"] == "30s"
+        assert any(v.startswith("./recordings:") for v in svc["volumes"])
+    assert services["recorder"]["command"][0] == "record"
+    assert services["web"]["command"][0] == "web"
+    # The soundcard lines are there, commented, as the README explains.
+    assert re.search(r"^\s*#\s*- /dev/snd:/dev/snd", text, re.M)
+    assert re.search(r"^\s*#\s*- \./asound\.conf:/etc/asound\.conf", text, re.M)
+    # Ports only on loopback by default.
+    assert all(p.startswith("127.0.0.1:") for p in services["web"]["ports"])
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    if not Path(hadolint).exists():
+        hadolint = require_tool("hadolint")
+    result = subprocess.run(
+        [hadolint, "--failure-threshold", "warning", str(ROOT / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert dockerfile_instruction("USER") == "isr"
+    assert "alsa-utils" in (ROOT / "Dockerfile").read_text()
+
+
+def test_systemd_unit_restarts_and_stops_with_sigterm() -> None:
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read(ROOT / "deploy" / "isr.service")
+    svc = unit["Service"]
+    assert svc["Restart"] == "always"
+    assert svc["KillSignal"] == "SIGTERM"
+    assert svc["TimeoutStopSec"] == "30"
+    assert svc["ExecStart"].split()[1:3] == ["record", "-c"]
+
+
+def test_image_commands_run_outside_docker(tmp_path: Path) -> None:
+    """The image's CMD and HEALTHCHECK, run as they are written, in a /data-like dir."""
+    entry = json.loads(dockerfile_instruction("ENTRYPOINT"))
+    cmd = json.loads(dockerfile_instruction("CMD"))
+    assert entry == ["isr"] and cmd[:2] == ["record", "-c"]
+    health = dockerfile_instruction("HEALTHCHECK")
+    health_cmd = json.loads(health[health.index("CMD") + 3 :].strip())
+    data = tmp_path / "data"
+    data.mkdir()
+    config_text = "[general]\noutput_directory = recordings\nlog_file =\n[tone]\ntype = tone\n"
+    (data / "config.ini").write_text(config_text)
+    args = [c.replace("/data", str(data)) for c in cmd]
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / entry[0]), *args],
+        cwd=data,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        status = data / "recordings" / ".isr" / "status.json"
+        assert wait_for(status.exists, timeout=20)
+        check = [sys.executable if c == "python" else c for c in health_cmd]
+        check = [c.replace("/data", str(data)) for c in check]
+        assert wait_for(lambda: subprocess.run(check, capture_output=True).returncode == 0)
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert list((data / "recordings").glob("*.wav"))
+    ok, why = recorder_healthy(data / "recordings", now=time.time() + 60)
+    assert not ok and "the recorder is gone" in why
