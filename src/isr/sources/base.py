@@ -20,6 +20,7 @@ from isr.config import SourceConfig
 from isr.errors import SourceError
 from isr.segment import Segmenter
 from isr.sidecar import Ledger
+from isr.silence import SilenceWatch, level_dbfs
 from isr.sinks.base import Sink
 from isr.status import StatusBoard
 
@@ -47,6 +48,7 @@ class Source:
         self.alerter: Alerter | None = None
         """Set by the recorder."""
         self._alerted = False
+        self.silence: SilenceWatch | None = None
         self.segmenter = Segmenter(
             source=cfg.name,
             directory=cfg.output_directory,
@@ -77,6 +79,25 @@ class Source:
         if error is not None:
             self.status.last_error = error
         self.board.changed()
+
+    def watch_level(self, pcm: bytes, seconds: float) -> None:
+        """PCM sources call this per chunk: dead air raises an alert, its end a recovery."""
+        if self.silence is None:
+            if self.alerter is None:
+                return
+            cfg = self.alerter.cfg
+            self.silence = SilenceWatch(cfg.silence_threshold_db, cfg.silence_seconds)
+        event = self.silence.feed(level_dbfs(pcm), seconds)
+        if event == "silent":
+            self.log.warning("dead air: below %g dBFS", self.silence.threshold_db)
+            self.alert(
+                "dead_air",
+                f"below {self.silence.threshold_db:g} dBFS for {self.silence.seconds:g} s",
+            )
+        elif event == "back" and self._alerted and self.alerter is not None:
+            self._alerted = False
+            self.alerter.clear("dead_air", self.cfg.name)
+            self.alerter.fire("source_recovered", self.cfg.name, "sound again")
 
     def alert(self, event: str, message: str) -> None:
         if self.alerter is not None and self.alerter.fire(event, self.cfg.name, message):

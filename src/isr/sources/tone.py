@@ -46,6 +46,7 @@ class ToneSource(Source):
                 self.segmenter.write_pcm(
                     data, produced, origin, rate, frame_bytes, make_sink, cfg.format
                 )
+                self.watch_level(data, (due - produced) / rate)
                 produced = due
                 self.delivered = True
                 self.count_bytes(len(data))
