@@ -2,8 +2,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-HOST   ?= 127.0.0.1
-PORT   ?= 8080
+HOST   ?=
+PORT   ?=
 
 .PHONY: run test lint typecheck check system system-test venv clean
 
@@ -23,12 +23,15 @@ system:
 system-test:
 	bash scripts/install-system.sh --test
 
-## Start the recorder on config.ini (or the embedded tone demo when there is none).
+## Start the recorder and the web UI on config.ini (or the embedded tone demo).
 run: system venv
-	$(BIN)/isr record
+	$(BIN)/isr run $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
+
+node_modules/axe-core/axe.min.js:
+	npm install --no-save --no-audit --no-fund axe-core@4
 
 ## Install everything the tests need, then run the whole suite.
-test: system-test venv
+test: system-test venv node_modules/axe-core/axe.min.js
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy

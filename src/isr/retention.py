@@ -132,14 +132,19 @@ def delete(rec: Recording, root: Path, why: str) -> bool:
         name = rec.path.relative_to(root).as_posix()
     except ValueError:
         name = str(rec.path)
+    log_deletion(root, name, rec.size, why)
+    log.info("deleted %s (%s)", name, why)
+    return True
+
+
+def log_deletion(root: Path, name: str, size: int, why: str) -> None:
+    """Append to ``.isr/deletions.log``: time, name, size, reason (tab-separated), so
+    a station can show what left its archive, when and why."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    line = f"{stamp}\t{name}\t{rec.size}\t{why}\n"
     try:
         state = root / ".isr"
         state.mkdir(parents=True, exist_ok=True)
         with open(state / "deletions.log", "a", encoding="utf-8") as fh:
-            fh.write(line)
+            fh.write(f"{stamp}\t{name}\t{size}\t{why}\n")
     except OSError as exc:
         log.error("cannot append to deletions.log: %s", exc.strerror or exc)
-    log.info("deleted %s (%s)", name, why)
-    return True

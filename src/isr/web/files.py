@@ -17,14 +17,13 @@ import os
 import re
 import struct
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from isr.sinks.files import is_locked
-from isr.web.paths import STATE_DIR, is_audio
+from isr.web.paths import is_audio
 
 LOCK_CHECK_SECONDS = 30.0
 """Files modified this recently are also checked for the recorder's lock."""
@@ -192,11 +191,18 @@ class FileIndex:
             hi = max(0, total - offset)
             lo = max(0, hi - limit)
             page = list(reversed(rows[lo:hi]))
-            folders = sorted(rel for rel, d in self._dirs.items() if d.files)
+            folders = sorted(rel for rel, d in self._dirs.items() if d.files and rel)
         return total, page, folders
 
-    def describe(self, entry: Entry, recording: set[str], now: float) -> dict[str, Any]:
-        """One row for the API and the page: the entry plus its sidecar's facts."""
+    def describe(
+        self, entry: Entry, recording: set[str], now: float, *, alive: bool = True
+    ) -> dict[str, Any]:
+        """One row for the API and the page: the entry plus its sidecar's facts.
+
+        While the recorder's heartbeat is fresh its status file says what is being
+        recorded; the lock is asked only when it is not (the recorder keeps a closed
+        file's descriptor until its next fsync, so a lock outlives the recording).
+        """
         out: dict[str, Any] = {
             "name": entry.name,
             "folder": entry.folder,
@@ -204,7 +210,7 @@ class FileIndex:
             "mtime": entry.mtime,
         }
         rec = entry.name in recording
-        if not rec and now - entry.mtime < LOCK_CHECK_SECONDS:
+        if not rec and not alive and now - entry.mtime < LOCK_CHECK_SECONDS:
             rec = is_locked(self.root / entry.name)
         out["recording"] = rec
         facts = self._sidecar(entry) if entry.has_sidecar else {}
@@ -304,14 +310,3 @@ def wav_duration_of(path: Path, size: int) -> float | None:
     except OSError:
         return None
     return wav_duration(head, size)
-
-
-def hot_names(recording: list[str]) -> set[str]:
-    return set(recording)
-
-
-def now() -> float:
-    return time.time()
-
-
-__all__ = ["STATE_DIR", "Entry", "FileIndex", "start_from_name", "wav_duration"]

@@ -1,0 +1,582 @@
+"""The aiohttp application: routes, auth, CSRF and security headers, and its lifecycle.
+
+``run_web`` serves until SIGINT/SIGTERM (``isr web``); ``start_web`` puts the same
+application on a loop already running (``isr run``). HTTP statuses are decided here
+and nowhere else: a name that cannot name a recording is 404, whatever the reason, so
+a probe learns nothing about what lies outside the recordings directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import math
+import multiprocessing
+import os
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from aiohttp import web
+
+from isr.retention import log_deletion
+from isr.sinks.files import is_locked
+from isr.web import analyse, ranges
+from isr.web.files import FileIndex
+from isr.web.metrics import make_registry, render
+from isr.web.paths import BadName, encode_name, resolve
+from isr.web.recorder_status import RecorderStatus, read_status
+
+log = logging.getLogger("isr.web")
+
+HERE = Path(__file__).parent
+PAGE_SIZE = 100
+MAX_LIMIT = 1000
+ANALYSIS_WORKERS = 1
+
+CONTENT_TYPES = {
+    ".mp3": "audio/mpeg",
+    ".aac": "audio/aac",
+    ".ogg": "audio/ogg",
+    ".opus": "audio/ogg; codecs=opus",
+    ".oga": "audio/ogg",
+    ".flac": "audio/flac",
+    ".wav": "audio/wav",
+}
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "media-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+@dataclass
+class WebState:
+    root: Path
+    threshold: float
+    username: str
+    password: str
+    index: FileIndex
+    templates: jinja2.Environment
+    registry: Any
+    pool: ProcessPoolExecutor | None = None
+    inflight: dict[tuple[str, int, int], asyncio.Future[dict[str, Any]]] = field(
+        default_factory=dict
+    )
+    started: float = field(default_factory=time.time)
+
+    def status(self) -> RecorderStatus:
+        return read_status(self.root)
+
+    def executor(self) -> ProcessPoolExecutor:
+        if self.pool is None:
+            # spawn: no copy of the serving process's loop, sockets or threads in the
+            # worker; a fresh worker every few files bounds what a decoder can leak.
+            self.pool = ProcessPoolExecutor(
+                max_workers=ANALYSIS_WORKERS,
+                mp_context=multiprocessing.get_context("spawn"),
+                max_tasks_per_child=20,
+            )
+        return self.pool
+
+
+STATE = web.AppKey("isr_state", WebState)
+
+
+# -- names ------------------------------------------------------------------------
+
+
+def _raw_name(request: web.Request, prefix: str) -> str:
+    raw = request.rel_url.raw_path
+    if not raw.startswith(prefix):
+        raise web.HTTPNotFound()
+    return raw[len(prefix) :]
+
+
+def _lookup(request: web.Request, prefix: str) -> tuple[str, Path]:
+    state = request.app[STATE]
+    try:
+        return resolve(state.root, _raw_name(request, prefix))
+    except BadName:
+        raise web.HTTPNotFound(text="no such recording") from None
+
+
+def _analysis_cache_path(root: Path, name: str) -> Path:
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:32]
+    return root / ".isr" / "analysis" / f"{digest}.json"
+
+
+# -- middleware and signals -----------------------------------------------------------
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    for k, v in SECURITY_HEADERS.items():
+        response.headers.setdefault(k, v)
+
+
+def _credentials_ok(header: str | None, username: str, password: str) -> bool:
+    """Constant-time check of a Basic ``Authorization`` header (pure)."""
+    user, pw = b"", b""
+    if header and header[:6].lower() == "basic ":
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True)
+        except (binascii.Error, ValueError):
+            decoded = b""
+        user, _, pw = decoded.partition(b":")
+    ok_user = hmac.compare_digest(user, username.encode("utf-8"))
+    ok_pw = hmac.compare_digest(pw, password.encode("utf-8"))
+    return ok_user and ok_pw
+
+
+def same_origin(origin: str | None, scheme: str, host: str) -> bool:
+    """True when ``Origin`` names this server (pure); a missing Origin is not."""
+    if not origin or origin == "null":
+        return False
+    return origin.rstrip("/").lower() == f"{scheme}://{host}".lower()
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    state = request.app[STATE]
+    needs_auth = request.path != "/healthz" and bool(state.username or state.password)
+    if needs_auth and not _credentials_ok(
+        request.headers.get("Authorization"), state.username, state.password
+    ):
+        raise web.HTTPUnauthorized(
+            text="authentication required",
+            headers={"WWW-Authenticate": 'Basic realm="ISR", charset="UTF-8"'},
+        )
+    if request.method not in ("GET", "HEAD", "OPTIONS") and not same_origin(
+        request.headers.get("Origin"), request.scheme, request.host
+    ):
+        raise web.HTTPForbidden(text="cross-origin request refused")
+    return await handler(request)
+
+
+# -- routes ------------------------------------------------------------------------
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = await asyncio.to_thread(render, request.app[STATE].registry)
+    return web.Response(
+        body=body,
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"X-Prometheus-Format": "0.0.4"},
+    )
+
+
+def _status_json(status: RecorderStatus) -> dict[str, Any]:
+    return {
+        "recorder_alive": status.alive,
+        "recording": status.recording,
+        "updated": status.raw.get("updated"),
+        "disk_free_mb": status.disk_free_mb,
+        "sources": status.sources,
+    }
+
+
+async def api_status(request: web.Request) -> web.Response:
+    status = await asyncio.to_thread(request.app[STATE].status)
+    return web.json_response(_status_json(status))
+
+
+def _int_param(request: web.Request, key: str, default: int, lo: int, hi: int) -> int:
+    text = request.query.get(key)
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"{key} must be an integer") from None
+    if not lo <= value <= hi:
+        raise web.HTTPBadRequest(text=f"{key} must be in {lo}..{hi}")
+    return value
+
+
+def _listing(
+    state: WebState, q: str, folder: str, offset: int, limit: int
+) -> tuple[int, list[dict[str, Any]], list[str], RecorderStatus]:
+    status = state.status()
+    recording = set(status.recording)
+    total, page, folders = state.index.query(
+        q=q, folder=folder, offset=offset, limit=limit, hot=recording
+    )
+    now = time.time()
+    rows = [state.index.describe(e, recording, now, alive=status.alive) for e in page]
+    return total, rows, folders, status
+
+
+async def api_files(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    q = request.query.get("q", "")
+    folder = request.query.get("folder", "")
+    limit = _int_param(request, "limit", PAGE_SIZE, 1, MAX_LIMIT)
+    offset = _int_param(request, "offset", 0, 0, 10**9)
+    total, rows, folders, _ = await asyncio.to_thread(_listing, state, q, folder, offset, limit)
+    return web.json_response(
+        {"total": total, "offset": offset, "limit": limit, "folders": folders, "files": rows}
+    )
+
+
+async def index_page(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    q = request.query.get("q", "")
+    folder = request.query.get("folder", "")
+    page = _int_param(request, "page", 1, 1, 10**7)
+    offset = (page - 1) * PAGE_SIZE
+    total, rows, folders, status = await asyncio.to_thread(
+        _listing, state, q, folder, offset, PAGE_SIZE
+    )
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+    template = "rows.html" if request.query.get("partial") == "rows" else "index.html"
+    html = state.templates.get_template(template).render(
+        rows=rows,
+        total=total,
+        page=page,
+        pages=pages,
+        q=q,
+        folder=folder,
+        folders=folders,
+        status=_status_json(status),
+        threshold=state.threshold,
+        now=time.time(),
+    )
+    return web.Response(
+        text=html, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-store"}
+    )
+
+
+async def _send_file(
+    request: web.Request, path: Path, name: str, *, attachment: bool
+) -> web.StreamResponse:
+    try:
+        size = os.stat(path).st_size
+    except OSError:
+        raise web.HTTPNotFound(text="no such recording") from None
+    headers = {
+        "Content-Type": CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream"),
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "no-cache",
+    }
+    if attachment:
+        base = name.rsplit("/", 1)[-1]
+        ascii_name = base.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
+        headers["Content-Disposition"] = (
+            f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(base, safe='')}"
+        )
+    try:
+        rng = ranges.parse_range(request.headers.get("Range"), size)
+    except ranges.RangeNotSatisfiable:
+        raise web.HTTPRequestRangeNotSatisfiable(
+            headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"}
+        ) from None
+    # FileResponse applies the Range it reads from the request; hand it the one chosen
+    # here, resolved against the size seen now, so it never serves past this size.
+    forwarded = request.headers.copy()
+    forwarded.popall("Range", None)
+    if rng is not None:
+        forwarded["Range"] = f"bytes={rng[0]}-{rng[1]}"
+    return _RangedFile(path, forwarded, headers=headers)
+
+
+class _RangedFile(web.FileResponse):
+    """A FileResponse that sees the request with the Range this module decided on."""
+
+    def __init__(self, path: Path, request_headers: Any, *, headers: dict[str, str]) -> None:
+        super().__init__(path, headers=headers)
+        self._request_headers = request_headers
+
+    async def prepare(self, request: web.BaseRequest) -> Any:
+        return await super().prepare(request.clone(headers=self._request_headers))
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    name, path = _lookup(request, "/stream/")
+    return await _send_file(request, path, name, attachment=False)
+
+
+async def download(request: web.Request) -> web.StreamResponse:
+    name, path = _lookup(request, "/download/")
+    return await _send_file(request, path, name, attachment=True)
+
+
+def _is_recording(state: WebState, name: str, path: Path) -> bool:
+    return name in state.status().recording or is_locked(path)
+
+
+async def api_analyse(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    name, path = _lookup(request, "/api/analyse/")
+    text = request.query.get("threshold")
+    threshold = state.threshold
+    if text:
+        try:
+            threshold = float(text)
+        except ValueError:
+            raise web.HTTPBadRequest(text="threshold must be a number") from None
+        if not (0.0 <= threshold <= 1.0):
+            raise web.HTTPBadRequest(text="threshold must be in 0..1")
+    try:
+        result = await _analysis(state, name, path)
+    except analyse.AnalysisError as exc:
+        raise web.HTTPUnprocessableEntity(text=f"cannot decode {name}: {exc}") from None
+    a = analyse.Analysis(result["window_ms"], result["duration_s"], result["rms"])
+    return web.json_response(a.to_json(threshold))
+
+
+async def _analysis(state: WebState, name: str, path: Path) -> dict[str, Any]:
+    st = os.stat(path)
+    key = (name, st.st_size, st.st_mtime_ns)
+    cache = _analysis_cache_path(state.root, name)
+    cached = await asyncio.to_thread(_read_cache, cache, key)
+    if cached is not None:
+        return cached
+    fut = state.inflight.get(key)
+    if fut is None:
+        fut = asyncio.ensure_future(_run_analysis(state, str(path)))
+        state.inflight[key] = fut
+        fut.add_done_callback(lambda _f: state.inflight.pop(key, None))
+    result = await asyncio.shield(fut)
+    recording = await asyncio.to_thread(_is_recording, state, name, path)
+    if not recording:  # a growing file's result is stale at once
+        await asyncio.to_thread(_write_cache, cache, key, result)
+    return result
+
+
+async def _run_analysis(state: WebState, path: str) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.run_in_executor(state.executor(), analyse.analyse_json, path)
+    except BrokenProcessPool:
+        log.warning("analysis worker died; starting a new one")
+        old, state.pool = state.pool, None
+        if old is not None:
+            old.shutdown(wait=False, cancel_futures=True)
+        raise analyse.AnalysisError("the analysis worker died") from None
+
+
+def _read_cache(cache: Path, key: tuple[str, int, int]) -> dict[str, Any] | None:
+    try:
+        data = json.loads(cache.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("key") != list(key):
+        return None
+    result = data.get("result")
+    return result if isinstance(result, dict) else None
+
+
+def _write_cache(cache: Path, key: tuple[str, int, int], result: dict[str, Any]) -> None:
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"key": list(key), "result": result}), encoding="utf-8")
+        os.replace(tmp, cache)
+    except OSError as exc:
+        log.warning("cannot cache analysis in %s: %s", cache, exc)
+
+
+class _Busy(Exception):
+    pass
+
+
+def _delete(state: WebState, name: str, path: Path) -> None:
+    """Remove a recording with its sidecar and cached analysis, unless it is recorded.
+
+    The exclusive lock is held across the unlink: a recorder that locked the file a
+    moment ago makes the lock fail, and none can lock it while it goes.
+    """
+    import fcntl
+
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise _Busy() from None
+        except OSError:
+            pass  # no flock on this filesystem: the status file decides
+        if name in state.status().recording:
+            raise _Busy()
+        size = os.fstat(fd).st_size
+        os.unlink(path)
+    finally:
+        os.close(fd)
+    for extra in (path.with_name(path.name + ".json"), _analysis_cache_path(state.root, name)):
+        with contextlib.suppress(FileNotFoundError):
+            extra.unlink()
+    state.index.forget(name)
+    log_deletion(state.root, name, size, "deleted in the web UI")
+    log.info("deleted %s (%d bytes) at the web UI's request", name, size)
+
+
+async def api_delete(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    name, path = _lookup(request, "/api/files/")
+    try:
+        await asyncio.to_thread(_delete, state, name, path)
+    except _Busy:
+        raise web.HTTPConflict(text=f"{name} is being recorded") from None
+    except FileNotFoundError:
+        raise web.HTTPNotFound(text="no such recording") from None
+    return web.Response(status=204)
+
+
+# -- application -------------------------------------------------------------------
+
+
+def _templates() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["urlname"] = encode_name
+    env.filters["rowid"] = lambda name: "f" + hashlib.sha1(name.encode()).hexdigest()[:12]
+    env.filters["size"] = human_size
+    env.filters["duration"] = human_duration
+    return env
+
+
+def human_size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    s = round(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+async def _shutdown_pool(app: web.Application) -> None:
+    state = app[STATE]
+    if state.pool is not None:
+        pool, state.pool = state.pool, None
+        await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+
+
+def create_app(
+    directory: Path,
+    *,
+    threshold: float = 0.05,
+    username: str = "",
+    password: str = "",
+) -> web.Application:
+    root = Path(directory).resolve()
+    app = web.Application(middlewares=[_guard], client_max_size=1024)
+    app[STATE] = WebState(
+        root=root,
+        threshold=threshold,
+        username=username,
+        password=password,
+        index=FileIndex(root),
+        templates=_templates(),
+        registry=make_registry(root),
+    )
+    app.on_response_prepare.append(_security_headers)
+    app.on_cleanup.append(_shutdown_pool)
+    app.router.add_get("/", index_page)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/status", api_status)
+    app.router.add_get("/api/files", api_files)
+    app.router.add_get("/api/files/{name:.+}", _method_not_allowed)
+    app.router.add_delete("/api/files/{name:.+}", api_delete)
+    app.router.add_get("/api/analyse/{name:.+}", api_analyse)
+    app.router.add_get("/stream/{name:.+}", stream)
+    app.router.add_get("/download/{name:.+}", download)
+    app.router.add_static("/static/", HERE / "static", follow_symlinks=False)
+    return app
+
+
+async def _method_not_allowed(request: web.Request) -> web.Response:
+    raise web.HTTPMethodNotAllowed(request.method, ["DELETE"])
+
+
+async def start_web(
+    directory: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    threshold: float = 0.05,
+    username: str = "",
+    password: str = "",
+) -> web.AppRunner:
+    """Serve on the running loop; the caller awaits ``runner.cleanup()`` to stop."""
+    app = create_app(directory, threshold=threshold, username=username, password=password)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    shown = f"[{host}]" if ":" in host else host
+    log.info("web UI on http://%s:%d/", shown, port)
+    return runner
+
+
+def run_web(
+    directory: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    threshold: float = 0.05,
+    username: str = "",
+    password: str = "",
+) -> None:
+    """``isr web``: serve until SIGINT or SIGTERM."""
+    import signal
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        runner = await start_web(
+            directory,
+            host=host,
+            port=port,
+            threshold=threshold,
+            username=username,
+            password=password,
+        )
+        try:
+            await stop.wait()
+        finally:
+            log.info("web UI stopping")
+            await runner.cleanup()
+
+    asyncio.run(main())

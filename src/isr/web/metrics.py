@@ -1,0 +1,82 @@
+"""``/metrics``: Prometheus text built from the status file at scrape time.
+
+A custom Collector rather than long-lived Gauges: the web UI owns no state of the
+recorder, so every scrape reads what the status file says now.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from isr.web.recorder_status import RecorderStatus, parse_time, read_status
+
+
+def families(status: RecorderStatus, now: float, disk_free: int | None) -> list[Metric]:
+    """Pure: the metric families for one status snapshot."""
+    up = GaugeMetricFamily("isr_source_up", "1 while the source is recording", labels=["source"])
+    total = CounterMetricFamily(
+        "isr_source_bytes",
+        "bytes recorded by the source since the recorder started",
+        labels=["source"],
+    )
+    reconnects = CounterMetricFamily(
+        "isr_source_reconnects", "reconnects of the source", labels=["source"]
+    )
+    since_last = GaugeMetricFamily(
+        "isr_source_seconds_since_last_byte",
+        "seconds since the source last delivered audio",
+        labels=["source"],
+    )
+    for name, src in sorted(status.sources.items()):
+        if not isinstance(src, dict):
+            continue
+        recording = status.alive and src.get("state") == "recording"
+        up.add_metric([name], 1.0 if recording else 0.0)
+        total.add_metric([name], float(src.get("bytes_total") or 0))
+        reconnects.add_metric([name], float(src.get("reconnects") or 0))
+        last = parse_time(src.get("last_byte"))
+        if last is not None:
+            since_last.add_metric([name], max(0.0, now - last))
+    alive = GaugeMetricFamily("isr_recorder_alive", "1 while the status file is fresh (<15 s)")
+    alive.add_metric([], 1.0 if status.alive else 0.0)
+    out: list[Metric] = [up, total, reconnects, since_last, alive]
+    if disk_free is not None:
+        disk = GaugeMetricFamily("isr_disk_free_bytes", "free bytes on the recordings disk")
+        disk.add_metric([], float(disk_free))
+        out.append(disk)
+    return out
+
+
+class StatusCollector(Collector):
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def collect(self) -> Iterator[Metric]:
+        status = read_status(self.root)
+        disk: int | None = None
+        if status.disk_free_mb is not None:
+            disk = int(status.disk_free_mb * 1024 * 1024)
+        else:
+            try:
+                vfs = os.statvfs(self.root)
+                disk = vfs.f_bavail * vfs.f_frsize
+            except OSError:
+                disk = None
+        yield from families(status, time.time(), disk)
+
+
+def make_registry(root: Path) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StatusCollector(root))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)
