@@ -1,0 +1,159 @@
+"""FLAC files from 16-bit PCM, encoded off the event loop.
+
+``write()`` is called on the event loop, so it only queues the PCM; a worker of a
+small shared thread pool encodes it with python-soundfile (libsndfile + libFLAC).
+At most one job per file runs at a time and it takes the queue in order, so the
+samples land in the order they came; the queue is bounded, and only a disk or CPU
+that cannot keep up for seconds makes ``write()`` wait. ``close()`` finishes the
+encoding and lets libsndfile write the final STREAMINFO (length and MD5).
+
+The file is created by ``create_exclusive`` like every recording and handed to
+soundfile as an unbuffered file object, so frames reach the kernel as libFLAC
+emits them: a crashed file decodes up to its last complete frame (its STREAMINFO
+then says "length unknown", which decoders accept).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import soundfile
+
+from isr.sinks.base import Sink
+
+log = logging.getLogger("isr.flac")
+
+MAX_PENDING_BYTES = 8 << 20
+"""PCM queued per file before ``write()`` waits (~47 s of 44.1 kHz stereo)."""
+ENCODER_THREADS = 2
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _encoders() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(ENCODER_THREADS, thread_name_prefix="isr-flac")
+        return _pool
+
+
+class FlacSink(Sink):
+    def __init__(
+        self,
+        directory: Path,
+        stem: str,
+        *,
+        sample_rate: int,
+        channels: int,
+        max_pending: int = MAX_PENDING_BYTES,
+    ) -> None:
+        super().__init__(directory, stem, ".flac")
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self.max_pending = max_pending
+        self._cond = threading.Condition()
+        self._queue: collections.deque[bytes] = collections.deque()
+        self._pending = 0
+        self._busy = False
+        self._error: BaseException | None = None
+        self._warned = False
+        try:
+            self._raw = os.fdopen(self.fd, "wb", buffering=0, closefd=False)
+            self._sf = soundfile.SoundFile(
+                self._raw,
+                mode="w",
+                samplerate=sample_rate,
+                channels=channels,
+                format="FLAC",
+                subtype="PCM_16",
+            )
+        except BaseException:
+            super().close()
+            raise
+        self.bytes_written = os.fstat(self.fd).st_size
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Queue whole frames of S16LE PCM for the encoder; raises the encoder's error."""
+        if not data:
+            return
+        chunk = bytes(data)  # the caller may reuse its buffer
+        with self._cond:
+            self._raise_error()
+            if self._pending >= self.max_pending:
+                if not self._warned:
+                    self._warned = True
+                    log.warning("%s: the FLAC encoder is behind; waiting for it", self.path)
+                while self._pending >= self.max_pending and self._error is None:
+                    self._cond.wait()
+                self._raise_error()
+            self._queue.append(chunk)
+            self._pending += len(chunk)
+            if not self._busy:
+                self._busy = True
+                _encoders().submit(self._drain)
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            exc = self._error
+            if isinstance(exc, OSError):
+                raise exc
+            raise OSError(f"FLAC encoding failed: {exc}") from exc
+
+    def _drain(self) -> None:
+        """The worker: encode queued chunks in order until the queue is empty."""
+        while True:
+            with self._cond:
+                if not self._queue or self._error is not None:
+                    self._busy = False
+                    self._cond.notify_all()
+                    return
+                chunk = b"".join(self._queue)
+                self._queue.clear()
+            try:
+                self._sf.buffer_write(chunk, dtype="int16")
+                size = os.fstat(self.fd).st_size
+            except BaseException as exc:  # handed to the loop by the next write/close
+                with self._cond:
+                    self._error = exc
+                    self._queue.clear()
+                    self._pending = 0
+                    self._busy = False
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                self.bytes_written = size
+                self._pending -= len(chunk)
+                self._cond.notify_all()
+
+    def wait_idle(self) -> None:
+        """Block until everything queued so far is encoded (or failed)."""
+        with self._cond:
+            while self._busy:
+                self._cond.wait()
+
+    def close(self) -> None:
+        """Finish encoding, write the final STREAMINFO and close the file."""
+        if self.closed:
+            return
+        try:
+            self.wait_idle()
+            with self._cond:
+                failed = self._error
+            try:
+                self._sf.close()
+            except Exception as exc:
+                if failed is None:
+                    raise OSError(f"closing FLAC file failed: {exc}") from exc
+            if failed is None:
+                self.bytes_written = os.fstat(self.fd).st_size
+            with self._cond:
+                self._raise_error()
+        finally:
+            super().close()
