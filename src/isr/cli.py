@@ -84,11 +84,24 @@ def resolve_config(arg: str | None, *, allow_demo: bool) -> Config:
 
 def cmd_check(args: argparse.Namespace) -> int:
     cfg = resolve_config(args.config, allow_demo=False)
+    check_devices(cfg)
     for warning in cfg.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(describe(cfg))
     print("config OK")
     return 0
+
+
+def check_devices(cfg: Config) -> None:
+    """Resolve every soundcard's ``device =`` now, so a name that matches nothing is
+    a config error (exit 2) rather than a retry loop."""
+    if not any(src.type == "soundcard" for src in cfg.sources):
+        return
+    from isr.sources.alsa import resolve_configured_device
+
+    for src in cfg.sources:
+        if src.type == "soundcard":
+            resolve_configured_device(src.device, file=cfg.path, section=src.name)
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -105,6 +118,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         return cmd_devices(args)
     setup_logging("INFO")
     cfg = resolve_config(args.config, allow_demo=True)
+    check_devices(cfg)
     setup_logging(cfg.log_level, cfg.log_file or None)
     asyncio.run(record(cfg))
     return 0
@@ -143,6 +157,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     setup_logging("INFO")
     cfg = resolve_config(args.config, allow_demo=True)
+    check_devices(cfg)
     setup_logging(cfg.log_level, cfg.log_file or None)
     asyncio.run(record_and_serve(cfg, **_web_settings(args, cfg)))  # type: ignore[arg-type]
     return 0

@@ -23,6 +23,7 @@ from isr.clock import local_zone
 from isr.config import Config, SourceConfig
 from isr.errors import ConfigError, LockError, OutputError
 from isr.keeper import Keeper
+from isr.recovery import recover
 from isr.sinks.base import Sink
 from isr.sources.base import Source
 from isr.sources.soundcard import SoundcardSource
@@ -144,6 +145,8 @@ class Recorder:
         except OSError as exc:
             raise OutputError(f"cannot record into {directory}: {exc.strerror or exc}") from None
         try:
+            extra = [s.output_directory for s in self.cfg.sources]
+            await asyncio.to_thread(recover, directory, extra)
             limit = raise_nofile_limit()
             log.info(
                 "recording %d source(s) into %s (open-files limit %d)",

@@ -1,0 +1,83 @@
+"""Crash recovery: a SIGKILLed recorder's files are finished at the next start."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+from isr.recovery import recover
+from tests.support.fake_server import FakeStreamServer, Mount
+from tests.support.judge import ffmpeg_errors, mp3val_problems
+from tests.support.media import MediaFactory
+from tests.support.recorder import RecorderProcess, wait_for
+
+
+def test_recover_cuts_a_partial_frame_and_completes_the_sidecar(
+    tmp_path: Path, media: MediaFactory
+) -> None:
+    mp3 = media("mp3", 5).read_bytes()
+    start = mp3.find(b"\xff\xfb", 2000)  # a frame boundary past the tags
+    cut = tmp_path / "radio" / "20261124_140000.mp3"
+    cut.parent.mkdir()
+    cut.write_bytes(mp3[start : start + 40000])  # ends inside a frame
+    side = cut.with_name(cut.name + ".json")
+    side.write_text(
+        json.dumps(
+            {
+                "source": "radio",
+                "start": "2026-11-24T14:00:00.000+01:00",
+                "end": None,
+                "titles": [],
+                "gaps": [],
+            }
+        )
+    )
+    (tmp_path / ".isr").mkdir()
+    (tmp_path / ".isr" / "status.json").write_text(
+        json.dumps({"sources": {"radio": {"file": "radio/20261124_140000.mp3"}}})
+    )
+    done = recover(tmp_path, [])
+    assert any("partial frame" in line for line in done)
+    assert cut.stat().st_size < 40000
+    assert mp3val_problems(cut) == []
+    data = json.loads(side.read_text())
+    assert data["end"] is not None and data["end"].endswith("+01:00")
+    assert "unexpectedly" in data["recovered"]
+    assert recover(tmp_path, []) == []  # nothing left to do
+
+
+def test_sigkill_then_restart_recovers_and_overwrites_nothing(
+    tmp_path: Path, media: MediaFactory
+) -> None:
+    mount = Mount("/live", payload=media("mp3", 60).read_bytes(), byte_rate=16000)
+    with FakeStreamServer(mount) as srv:
+        config = (
+            "[general]\nlog_file = rec.log\nfilename_pattern = {source}/%Y%m%d_%H%M%S\n"
+            f"[radio]\ntype = stream\nurl = {srv.url('/live')}\n"
+            "[tone]\ntype = tone\n"
+        )
+        with RecorderProcess(tmp_path, config) as first:
+            assert wait_for(
+                lambda: all(s["bytes"] > 20000 for s in first.status()["sources"].values())
+            )
+            time.sleep(1.3)  # mid-second: the WAV header lags what was written
+            first.stop(signal.SIGKILL)
+        before = {p: p.stat().st_size for p in (tmp_path / "recordings").rglob("*.*")}
+        with RecorderProcess(tmp_path, config) as second:
+            assert wait_for(lambda: second.status()["pid"] == second.pid)
+            time.sleep(1)
+            assert second.stop() == 0, second.output
+    log = (tmp_path / "rec.log").read_text()
+    assert "crash recovery" in log or "repaired" in log
+    for path in (tmp_path / "recordings").rglob("*"):
+        if path.suffix in (".mp3", ".wav"):
+            assert ffmpeg_errors(path) == "", path.name
+            side = json.loads(path.with_name(path.name + ".json").read_text())
+            assert side["end"] is not None, path.name
+    # Files of the first run were only repaired (cut back or re-headed), never rewritten.
+    for path, size in before.items():
+        if path.suffix in (".mp3", ".wav"):
+            assert path.stat().st_size <= size
+    assert len(list((tmp_path / "recordings").rglob("*.mp3"))) == 2
