@@ -106,3 +106,25 @@ def test_unusable_output_directory_is_a_clear_error(tmp_path: Path) -> None:
         rec.stop()
     assert f"isr: cannot record into {blocker}/sub: Not a directory" in rec.output
     assert "Traceback" not in rec.output
+
+
+def test_recorder_serves_metrics_on_metrics_port(tmp_path: Path) -> None:
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = f"[general]\nlog_file =\nmetrics_port = {port}\n[tone]\ntype = tone\n"
+    with RecorderProcess(tmp_path, config) as rec:
+        assert wait_for(lambda: rec.status()["sources"]["tone"]["state"] == "recording")
+        time.sleep(1.5)
+        url = f"http://127.0.0.1:{port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            text = resp.read().decode()
+        assert rec.stop() == 0, rec.output
+    assert 'isr_source_up{source="tone"} 1.0' in text
+    assert 'isr_source_state{source="tone",state="recording"} 1.0' in text
+    assert "isr_recorder_alive 1.0" in text
+    age = next(ln for ln in text.splitlines() if ln.startswith("isr_source_file_age_seconds"))
+    assert 0 < float(age.split()[-1]) < 60

@@ -23,6 +23,7 @@ from isr.clock import local_zone
 from isr.config import Config, SourceConfig
 from isr.errors import ConfigError, LockError, OutputError
 from isr.keeper import Keeper
+from isr.metrics import start_metrics_server
 from isr.recovery import recover
 from isr.sinks.base import Sink
 from isr.sources.base import Source
@@ -154,6 +155,14 @@ class Recorder:
                 self.cfg.output_directory,
                 limit,
             )
+            metrics = None
+            if self.cfg.metrics_port:
+                try:
+                    metrics = await start_metrics_server(
+                        directory, self.cfg.web.host, self.cfg.metrics_port
+                    )
+                except OSError as exc:  # recording matters more than metrics
+                    log.error("cannot serve metrics on port %d: %s", self.cfg.metrics_port, exc)
             tasks: list[asyncio.Task[None]] = []
             try:
                 async with asyncio.TaskGroup() as group:
@@ -171,6 +180,8 @@ class Recorder:
                     source._close_file()
                 await self.syncer.sync()
                 await self.alerter.drain()
+                if metrics is not None:
+                    await metrics.cleanup()
                 try:
                     self.board.write()
                 except OSError as exc:

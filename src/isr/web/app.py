@@ -31,11 +31,11 @@ from urllib.parse import quote
 import jinja2
 from aiohttp import web
 
+from isr.metrics import make_registry, render
 from isr.retention import log_deletion
 from isr.sinks.files import is_locked
 from isr.web import analyse, ranges
 from isr.web.files import FileIndex
-from isr.web.metrics import make_registry, render
 from isr.web.paths import BadName, encode_name, resolve
 from isr.web.recorder_status import RecorderStatus, read_status
 

@@ -1,20 +1,25 @@
-"""``/metrics``: Prometheus text built from the status file at scrape time.
+"""Prometheus metrics built from the status file at scrape time.
 
 A custom Collector rather than long-lived Gauges: the web UI owns no state of the
-recorder, so every scrape reads what the status file says now.
+recorder, so every scrape reads what the status file says now. The recorder serves
+the same metrics on ``metrics_port`` (off by default), from the same file.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from isr.status import STATES
 from isr.web.recorder_status import RecorderStatus, parse_time, read_status
 
 
@@ -34,6 +39,17 @@ def families(status: RecorderStatus, now: float, disk_free: int | None) -> list[
         "seconds since the source last delivered audio",
         labels=["source"],
     )
+    state = GaugeMetricFamily(
+        "isr_source_state", "1 for the state the source is in", labels=["source", "state"]
+    )
+    file_age = GaugeMetricFamily(
+        "isr_source_file_age_seconds",
+        "seconds since the source's current file was opened",
+        labels=["source"],
+    )
+    file_bytes = GaugeMetricFamily(
+        "isr_source_file_bytes", "bytes in the source's current file", labels=["source"]
+    )
     for name, src in sorted(status.sources.items()):
         if not isinstance(src, dict):
             continue
@@ -44,9 +60,16 @@ def families(status: RecorderStatus, now: float, disk_free: int | None) -> list[
         last = parse_time(src.get("last_byte"))
         if last is not None:
             since_last.add_metric([name], max(0.0, now - last))
+        current = src.get("state") if status.alive else "stopped"
+        for st in STATES:
+            state.add_metric([name, st], 1.0 if st == current else 0.0)
+        opened = parse_time(src.get("since"))
+        if status.alive and src.get("file") and opened is not None:
+            file_age.add_metric([name], max(0.0, now - opened))
+            file_bytes.add_metric([name], float(src.get("bytes") or 0))
     alive = GaugeMetricFamily("isr_recorder_alive", "1 while the status file is fresh (<15 s)")
     alive.add_metric([], 1.0 if status.alive else 0.0)
-    out: list[Metric] = [up, total, reconnects, since_last, alive]
+    out: list[Metric] = [up, total, reconnects, since_last, state, file_age, file_bytes, alive]
     if disk_free is not None:
         disk = GaugeMetricFamily("isr_disk_free_bytes", "free bytes on the recordings disk")
         disk.add_metric([], float(disk_free))
@@ -80,3 +103,20 @@ def make_registry(root: Path) -> CollectorRegistry:
 
 def render(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)
+
+
+async def start_metrics_server(root: Path, host: str, port: int) -> web.AppRunner:
+    """The recorder's own ``/metrics`` on ``metrics_port``."""
+    registry = make_registry(root)
+
+    async def metrics(request: web.Request) -> web.Response:
+        body = await asyncio.to_thread(render, registry)
+        return web.Response(body=body, content_type="text/plain", charset="utf-8")
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    logging.getLogger("isr.metrics").info("metrics on http://%s:%d/metrics", host, port)
+    return runner
