@@ -2,12 +2,15 @@
 
 An Icecast listener starts at an arbitrary byte, and stream sources splice files
 with their ID3 tags and Xing/Info frames into the stream; the framer drops all of
-that (see ``SyncFramer``) and emits only audio frames, byte for byte.
+that (see ``SyncFramer``) and emits only audio frames, byte for byte. Each file
+then starts with ISR's own Xing/Info frame (``xing``) with the file's true counts.
 """
 
 from __future__ import annotations
 
 from isr.framing._sync import Header, SyncFramer, byte_class, sync_search
+from isr.framing.base import FileWriter
+from isr.framing.xing import XingWriter
 
 __all__ = ["Mp3Framer"]
 
@@ -82,3 +85,7 @@ class Mp3Framer(SyncFramer):
         if h.length >= o - i + 4 and bytes(buf[o : o + 4]) in (b"Xing", b"Info"):
             return True
         return h.length >= 40 and buf[i + 36 : i + 40] == b"VBRI"
+
+    def file_writer(self) -> FileWriter:
+        """Each file starts with ISR's own Xing/Info frame, so that its duration is right."""
+        return XingWriter()
