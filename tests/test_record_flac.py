@@ -16,9 +16,9 @@ import soundfile
 from isr.framing.flac import frame_header
 from tests.support.fake_server import FakeStreamServer, Mount
 from tests.support.icecast import Icecast
-from tests.support.judge import ffprobe_duration, ffprobe_start_time, mutagen_duration
+from tests.support.judge import ffprobe_duration, ffprobe_start_time, flac_test, mutagen_duration
 from tests.support.recorder import RecorderProcess, wait_for
-from tests.test_flac import audio_start, encode, flac_problems, make_wav
+from tests.test_flac import audio_start, encode, make_wav
 
 SPLIT = 3.0
 CONFIG = "[general]\nsplit_minutes = 0.05\nlog_file = rec.log\n"
@@ -33,7 +33,7 @@ def check_files(files: list[Path], source: npt.NDArray[np.int32], rate: int) -> 
     """Valid files whose joined samples are one contiguous span of ``source``."""
     assert len(files) >= 3, [f.name for f in files]
     for f in files:
-        assert flac_problems(f) == "", f.name
+        assert flac_test(f) == "", f.name
         assert ffprobe_start_time(f) == pytest.approx(0.0, abs=1e-6), f.name
     for f in files[1:-1]:
         true = len(pcm(f)) / rate

@@ -8,6 +8,7 @@ import json
 import time
 from pathlib import Path
 
+from isr.framing.xing import leading_tag_length
 from tests.support.fake_server import FakeStreamServer, Mount
 from tests.support.judge import ffmpeg_errors
 from tests.support.media import MediaFactory
@@ -17,14 +18,11 @@ RATE = 16000  # bytes per second of a 128 kbps MP3
 
 
 def audio_of(path: Path) -> bytes:
-    """The file's frames, without a Xing/Info frame the recorder may put first."""
+    """The file's frames, without the Xing/Info frame the recorder puts first."""
     data = path.read_bytes()
-    head = data[:200]
-    if b"Xing" in head or b"Info" in head:
-        # The first frame is ISR's own tag frame; the next frame header follows it.
-        second = data.find(data[:2], 4)
-        return data[second:]
-    return data
+    tag = leading_tag_length(data)
+    assert tag, "every MP3 starts with ISR's own Xing/Info frame"
+    return data[tag:]
 
 
 def test_burst_after_reconnect_is_not_recorded_twice(tmp_path: Path, media: MediaFactory) -> None:

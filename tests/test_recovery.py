@@ -7,9 +7,19 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+import soundfile
+
+from isr.framing.base import Framer
 from isr.recovery import recover
 from tests.support.fake_server import FakeStreamServer, Mount
-from tests.support.judge import ffmpeg_errors, mp3val_problems
+from tests.support.judge import (
+    ffmpeg_errors,
+    ffprobe_duration,
+    flac_test,
+    mp3val_problems,
+    mutagen_duration,
+)
 from tests.support.media import MediaFactory
 from tests.support.recorder import RecorderProcess, wait_for
 
@@ -81,3 +91,39 @@ def test_sigkill_then_restart_recovers_and_overwrites_nothing(
         if path.suffix in (".mp3", ".wav"):
             assert path.stat().st_size <= size
     assert len(list((tmp_path / "recordings").rglob("*.mp3"))) == 2
+
+
+def _killed_file(path: Path, framer: Framer, source: bytes, keep: int) -> int:
+    """Write ``source`` through the framer's own file writer as a recorder would,
+    but stop as a SIGKILL would: no end(), no patches, a partial frame last.
+    Returns the samples of the whole frames written."""
+    frames = framer.feed(source) + framer.flush()
+    writer = framer.file_writer()
+    body = writer.begin(frames[0]) + writer.write(frames[:keep])
+    partial = frames[keep].data[: len(frames[keep].data) // 2]
+    path.write_bytes(body + partial)
+    return sum(f.samples for f in frames[:keep])
+
+
+def test_recover_patches_xing_counts_and_flac_totals(tmp_path: Path, media: MediaFactory) -> None:
+    from isr.framing.flac import FlacFramer
+    from isr.framing.mp3 import Mp3Framer
+
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    mp3 = rec / "a.mp3"
+    flac = rec / "b.flac"
+    mp3_samples = _killed_file(mp3, Mp3Framer(), media("mp3", 12).read_bytes(), keep=300)
+    flac_samples = _killed_file(flac, FlacFramer(), media("flac", 12).read_bytes(), keep=80)
+    (rec / ".isr").mkdir()
+    (rec / ".isr" / "status.json").write_text(
+        json.dumps({"sources": {"a": {"file": "a.mp3"}, "b": {"file": "b.flac"}}})
+    )
+    done = "\n".join(recover(rec, []))
+    assert "Xing/Info counts patched" in done and "total samples patched" in done
+    assert mp3val_problems(mp3) == []
+    assert mutagen_duration(mp3) == pytest.approx(mp3_samples / 44100, abs=0.03)
+    assert flac_test(flac) == ""
+    info = soundfile.info(str(flac))
+    assert info.frames == flac_samples
+    assert ffprobe_duration(flac) == pytest.approx(info.frames / info.samplerate, abs=0.01)

@@ -15,6 +15,10 @@ from isr.framing.base import Framer
 TAIL_BYTES = 1 << 20
 """How much of the end of a file is examined (many frames or pages of any format)."""
 
+CHUNK = 1 << 20
+HEAD_BYTES = 42
+"""``fLaC`` and the STREAMINFO block ISR writes at the start of every FLAC file."""
+
 Repairer = Callable[[Path], str | None]
 
 
@@ -45,15 +49,82 @@ def truncate_to_frames(path: Path, make_framer: Callable[[], Framer]) -> str | N
     return f"cut {cut} bytes of a partial frame at the end"
 
 
+def _patch(path: Path, patches: list[tuple[int, bytes]]) -> None:
+    with open(path, "r+b") as fh:
+        for offset, data in patches:
+            fh.seek(offset)
+            fh.write(data)
+        os.fsync(fh.fileno())
+
+
+def repair_mp3(path: Path) -> str | None:
+    """Cut a partial last frame, then fill in the counts of ISR's Xing/Info frame,
+    which a killed recorder never patched."""
+    from isr.framing.mp3 import Mp3Framer
+    from isr.framing.xing import XingWriter, leading_tag_length
+
+    done = [truncate_to_frames(path, Mp3Framer)]
+    with open(path, "rb") as fh:
+        if not leading_tag_length(fh.read(4096)):
+            return done[0]
+        fh.seek(0)
+        framer, writer, started = Mp3Framer(), XingWriter(), False
+        while chunk := fh.read(CHUNK):
+            frames = framer.feed(chunk)
+            if frames and not started:
+                writer.begin(frames[0])
+                started = True
+            writer.write(frames)
+        if not started:
+            return done[0]
+        writer.write(framer.flush())
+    _patch(path, writer.patches())
+    done.append("Xing/Info counts patched")
+    return "; ".join(d for d in done if d)
+
+
+def repair_flac(path: Path) -> str | None:
+    """Cut a partial last frame and patch STREAMINFO's total samples, which a killed
+    recorder left at 0 (unknown)."""
+    from isr.framing.flac import FlacFramer, streaminfo_patch
+
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(HEAD_BYTES)
+        start = max(HEAD_BYTES, size - TAIL_BYTES)
+        fh.seek(start)
+        tail = fh.read()
+    # The head's STREAMINFO lets the framer read frames that refer to it.
+    data = head + tail
+    frames = FlacFramer().feed(data)
+    if not frames:
+        return None
+    last = frames[-1].data
+    at = data.rfind(last)
+    if at < len(head):
+        return None
+    end = start + (at - len(head)) + len(last)
+    done = []
+    if end < size:
+        with open(path, "r+b") as fh:
+            fh.truncate(end)
+        done.append(f"cut {size - end} bytes of a partial frame at the end")
+    patches = streaminfo_patch(head, last)
+    if patches:
+        _patch(path, patches)
+        done.append("total samples patched")
+    return "; ".join(done) or None
+
+
 def repairer_for(path: Path) -> Repairer | None:
     """The repair for a stream file, by its extension; None if it needs none."""
     ext = path.suffix.lower()
     if ext == ".mp3":
-        from isr.framing.mp3 import Mp3Framer
-
-        return lambda p: truncate_to_frames(p, Mp3Framer)
+        return repair_mp3
     if ext == ".aac":
         from isr.framing.adts import AdtsFramer
 
         return lambda p: truncate_to_frames(p, AdtsFramer)
+    if ext == ".flac":
+        return repair_flac
     return None
