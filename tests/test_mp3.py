@@ -263,7 +263,9 @@ def test_format_change_resyncs_without_loss(mp3_media: dict[str, Path]) -> None:
     fa, ra = run(a)
     fb, rb = run(b)
     got, framer = run(a + b)
-    assert got == fa + fb
+    assert [f.data for f in got] == [f.data for f in fa + fb]
+    # The first frame of the new format must start a new file (headers, Xing counts).
+    assert [i for i, f in enumerate(got) if f.new_link] == [len(fa)]
     assert framer.resyncs == 1
     assert framer.drops == {k: ra.drops[k] + rb.drops[k] for k in ra.drops}
 

@@ -125,6 +125,8 @@ class SyncFramer:
         self._buf = bytearray()
         self._locked = False
         self._key = -1
+        self._emitted_key = -1
+        """Key of the last frame emitted: a frame with another key starts a new file."""
         self._skip = 0
         self._skip_reason = ""
 
@@ -232,7 +234,13 @@ class SyncFramer:
                     if self._silent(buf, p, h):
                         self._drop(h.length, "xing")
                     else:
-                        out.append(Frame(bytes(buf[p:q]), h.samples, h.sample_rate))
+                        # A new key (rate, version, channels) cannot share a file with
+                        # the old one: its headers and Xing counts would lie.
+                        changed = self._emitted_key not in (-1, h.key)
+                        self._emitted_key = h.key
+                        out.append(
+                            Frame(bytes(buf[p:q]), h.samples, h.sample_rate, new_link=changed)
+                        )
                     p = q
                     continue
                 tag = tag_at(buf, p, end, id3v1=True)
