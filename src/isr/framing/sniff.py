@@ -8,6 +8,7 @@ something else, the bytes win and the caller logs the disagreement.
 from __future__ import annotations
 
 from isr.framing.adts import AdtsFramer
+from isr.framing.flac import frame_header
 from isr.framing.mp3 import Mp3Framer
 
 __all__ = [
@@ -78,45 +79,13 @@ def _ogg_score(head: bytes) -> float:
     return 0.0
 
 
-def _crc8(data: bytes) -> int:
-    crc = 0
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
-    return crc
-
-
-def _flac_frame_header(head: bytes, i: int) -> bool:
-    """Whether a FLAC frame header with a correct CRC-8 starts at ``i``."""
-    if len(head) < i + 6:
-        return False
-    b2, b3 = head[i + 2], head[i + 3]
-    if b2 >> 4 == 0 or b2 & 0x0F == 15 or b3 >> 4 > 10 or (b3 >> 1) & 7 == 3 or b3 & 1:
-        return False
-    c = head[i + 4]
-    if c < 0x80:
-        n = 0
-    elif 0xC0 <= c < 0xFF:
-        n = 1
-        while c & (0x40 >> n) and n < 6:
-            n += 1
-    else:
-        return False
-    j = i + 5 + n
-    if len(head) < j or any(b & 0xC0 != 0x80 for b in head[i + 5 : j]):
-        return False
-    j += {6: 1, 7: 2}.get(b2 >> 4, 0) + {12: 1, 13: 2, 14: 2}.get(b2 & 0x0F, 0)
-    return len(head) > j and _crc8(head[i:j]) == head[j]
-
-
 def _flac_score(head: bytes) -> float:
     if head.startswith(b"fLaC"):
         return 1.0
     found = 0
     i = head.find(b"\xff")
     while i >= 0 and found < 2:
-        if head[i + 1 : i + 2] in (b"\xf8", b"\xf9") and _flac_frame_header(head, i):
+        if head[i + 1 : i + 2] in (b"\xf8", b"\xf9") and frame_header(head, i) is not None:
             found += 1
         i = head.find(b"\xff", i + 1)
     return 0.8 if found >= 2 else 0.0
