@@ -76,8 +76,12 @@ def test_sigkill_then_restart_recovers_and_overwrites_nothing(
             first.stop(signal.SIGKILL)
         before = {p: p.stat().st_size for p in (tmp_path / "recordings").rglob("*.*")}
         with RecorderProcess(tmp_path, config) as second:
-            assert wait_for(lambda: second.status()["pid"] == second.pid)
-            time.sleep(1)
+            assert wait_for(
+                lambda: (
+                    second.status()["pid"] == second.pid
+                    and second.status()["sources"]["radio"]["state"] == "recording"
+                )
+            )
             assert second.stop() == 0, second.output
     log = (tmp_path / "rec.log").read_text()
     assert "crash recovery" in log or "repaired" in log

@@ -86,7 +86,7 @@ def recover(directory: Path, extra_dirs: list[Path]) -> list[str]:
         except OSError as exc:
             log.error("cannot repair %s: %s", path, exc.strerror or exc)
     for line in done:
-        log.warning("crash recovery: %s", line)
+        log.warning("crash recovery: repaired %s", line)
     for root in sorted({directory, *extra_dirs}):
         for path, what in repair_wavs(root):  # logs each repair itself
             line = f"{path}: {what}"
