@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 
 from isr.framing.xing import leading_tag_length
@@ -43,6 +44,8 @@ def test_burst_after_reconnect_is_not_recorded_twice(tmp_path: Path, media: Medi
             f"[radio]\ntype = stream\nurl = {srv.url('/live')}\n"
         )
         with RecorderProcess(tmp_path, config) as rec:
+            assert wait_for(lambda: srv.connections_to("/live"), step=0.01)
+            connected = time.time()
             assert wait_for(lambda: len(srv.connections_to("/live")) >= 3, timeout=30)
             time.sleep(2)
             assert rec.stop() == 0, rec.output
@@ -67,5 +70,11 @@ def test_burst_after_reconnect_is_not_recorded_twice(tmp_path: Path, media: Medi
         assert side["gaps"][0]["seconds"] < 0.5
         removed = side["overlaps_removed"]
         assert removed and 2 * RATE < removed[0]["bytes"] < 4 * RATE
+    # The first file is named after the moment its first sample was aired: the
+    # connect time less the 4-second burst, not the moment the bytes arrived.
+    first = json.loads(files[0].with_name(files[0].name + ".json").read_text())
+    aired = datetime.fromisoformat(first["start"]).timestamp()
+    assert connected - 4.6 < aired < connected - 3.3
+    assert files[0].name == datetime.fromtimestamp(aired).strftime("%Y%m%d_%H%M%S.mp3")
     log = (tmp_path / "rec.log").read_text()
     assert "the server sent again" in log

@@ -153,7 +153,8 @@ class Connection:
 class _MountState:
     payload: bytes
     position: int = 0
-    live_t0: float | None = None
+    live_t0: float = field(default_factory=time.monotonic)
+    """When a live mount's stream began: the server's start (loop.time() is monotonic)."""
     connections: int = 0
 
 
@@ -466,8 +467,6 @@ class FakeStreamServer:
         size = len(payload)
         loop = asyncio.get_running_loop()
         if mount.live and mount.byte_rate:
-            if state.live_t0 is None:
-                state.live_t0 = loop.time()
             live_pos = int((loop.time() - state.live_t0) * mount.byte_rate)
             start = max(0, live_pos - mount.replay_bytes)
         else:
@@ -535,7 +534,7 @@ class FakeStreamServer:
             state.position = pos
             await writer.drain()
             if mount.byte_rate:
-                if mount.live and state.live_t0 is not None:
+                if mount.live:
                     delay = state.live_t0 + pos / mount.byte_rate - loop.time()
                 else:
                     delay = t0 + sent / mount.byte_rate - loop.time()
