@@ -1,0 +1,385 @@
+"""Ogg framer: pages of Ogg Vorbis, Ogg Opus and Ogg FLAC streams (RFC 3533).
+
+The unit a file may be cut before is a page. The framer checks every page's
+CRC, resynchronises on the next ``OggS`` whose CRC holds after junk, follows the
+stream's links (each BOS page starts a new one, with its own header packets),
+and emits:
+
+- the header pages of each link as frames with ``samples = 0``, all at once when
+  the link's headers are complete. When the new link's setup equals the previous
+  one's (a chain of tracks from one encoder) they carry only the link's title, and
+  the file writer drops them and stitches the link onto the previous one
+  ("de-chaining"); otherwise the first carries ``new_link`` and a new file starts.
+- each audio page as a frame whose ``samples`` is the granule delta from the
+  previous page of the link, or, where there is none (the first page after a
+  connect or a chain), the count computed from its packets (``oggcodecs``).
+
+A page that continues a packet can't start a file (``cut=False``), nor can the
+first audio page of a new link (a file of headers alone would be useless).
+Pages of other logical streams of a multiplexed link (a skeleton, video, a
+second audio stream) are dropped: the first audio stream of a link is recorded.
+Pages that continue a packet whose start was never seen (after a connect or a
+lost page) are dropped as ``orphan``.
+
+The CRC is the unreflected CRC-32 (poly 0x04C11DB7, init 0, no final xor). It is
+computed by zlib's reflected CRC-32 on the bit-reversed bytes (``bytes.translate``),
+whose result, bit-reversed, is the Ogg CRC: both steps run in C.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import zlib
+from dataclasses import dataclass, field
+from itertools import accumulate
+
+from isr.framing.base import FileWriter, Frame
+from isr.framing.oggcodecs import Codec, codec_for
+
+__all__ = ["Link", "OggFrame", "OggFramer", "crc32_ogg", "page_packets", "rewrite_page"]
+
+_REV = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
+"""Each byte with its bits reversed."""
+
+HEADER = struct.Struct("<4sBBqIIIB")
+"""Capture pattern, version, flags, granule, serial, sequence, CRC, segment count."""
+
+CONTINUED, BOS, EOS = 1, 2, 4
+
+MAX_HEADER_PACKET = 1 << 20
+"""A header packet larger than this is taken for garbage."""
+
+MAX_HEADERS = 4 << 20
+"""A link whose header pages pass this size without completing is dropped."""
+
+_HEAD = 64
+"""Bytes kept of a packet's start: enough for any sample count computation."""
+
+_TERMINATOR = re.compile(b"[\x00-\xfe]")
+"""A lacing value under 255 ends a packet."""
+
+
+def crc32_ogg(data: bytes | bytearray | memoryview) -> int:
+    """The Ogg page CRC (RFC 3533 section 6) of ``data`` (CRC field already zeroed)."""
+    raw = zlib.crc32(bytes(data).translate(_REV), 0xFFFFFFFF) ^ 0xFFFFFFFF
+    return int.from_bytes(raw.to_bytes(4, "little").translate(_REV), "big")
+
+
+def page_crc_ok(page: bytes) -> bool:
+    """Whether the page's stored CRC matches its bytes."""
+    stored = int.from_bytes(page[22:26], "little")
+    return crc32_ogg(page[:22] + b"\0\0\0\0" + page[26:]) == stored
+
+
+def rewrite_page(
+    page: bytes, *, flags: int, granule: int, serial: int, sequence: int, body: bytes | None = None
+) -> bytes:
+    """``page`` with new header fields (and body, same lacing), CRC recomputed."""
+    nseg = page[26]
+    out = bytearray(page if body is None else page[: 27 + nseg] + body)
+    struct.pack_into("<BqIII", out, 5, flags, granule, serial, sequence, 0)
+    struct.pack_into("<I", out, 22, crc32_ogg(out))
+    return bytes(out)
+
+
+def page_packets(page: bytes) -> list[tuple[int, int, bool]]:
+    """(start, end, complete) of each packet piece in the page's body, as offsets in
+    ``page``; the last piece is incomplete when the page ends on lacing value 255."""
+    nseg = page[26]
+    lacing = page[27 : 27 + nseg]
+    base = 27 + nseg
+    ends = list(accumulate(lacing, initial=base))
+    out: list[tuple[int, int, bool]] = []
+    start = base
+    for m in _TERMINATOR.finditer(lacing):
+        end = ends[m.start() + 1]
+        out.append((start, end, True))
+        start = end
+    if nseg and lacing[-1] == 255:
+        out.append((start, ends[-1], False))
+    return out
+
+
+@dataclass(eq=False)
+class Link:
+    """One link of a (possibly chained) stream: its logical stream and headers."""
+
+    serial: int
+    codec: Codec
+    header_pages: list[bytes] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class OggFrame(Frame):
+    """A page, with what the file writer needs to rewrite it."""
+
+    link: Link | None = None
+    granule: int = -1
+    """The page's granule position as received."""
+    header: bool = False
+    fresh: int = 0
+    """Samples a decoder starting at this page's first whole packet gets from it."""
+    computed: int = 0
+    """Samples its packets decode to after the packets before it (``samples`` is the
+    granule delta, smaller than this on an end-trimmed EOS page)."""
+
+
+class OggFramer:
+    """Splits an Ogg stream into pages; follows chains; see the module docstring."""
+
+    format = "ogg"
+
+    def __init__(self) -> None:
+        self.extension = ".ogg"
+        self.dropped_bytes = 0
+        self.drops: dict[str, int] = {}
+        """Dropped bytes by reason: junk, other-stream, no-headers, orphan, bad-headers,
+        truncated."""
+        self.header_frames: list[Frame] = []
+        self.bad_pages = 0
+        """Candidate pages rejected for their CRC."""
+        self.granule_mismatches = 0
+        """Pages whose granule delta disagreed with their packets' sample count."""
+        self.page_count = 0
+        self._buf = bytearray()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._link: Link | None = None
+        """The link being read (headers or audio)."""
+        self._audio_link: Link | None = None
+        """The last link whose headers completed."""
+        self._held: list[bytes] = []
+        self._bos_run = False
+        self._chosen = False
+        self._packet = bytearray()
+        """The header packet being assembled."""
+        self._head: bytes | None = None
+        """Start of the audio packet left unfinished by the last page."""
+        self._prev_bs = 0
+        self._prev_granule: int | None = None
+        self._next_seq = -1
+        self._no_cut = False
+
+    @classmethod
+    def score(cls, head: bytes) -> float:
+        """1.0 if ``head`` holds a valid page of a stream we can record, else 0."""
+        framer = cls()
+        frames = framer.feed(head)
+        return 1.0 if frames or framer._link is not None else 0.0
+
+    def file_writer(self) -> FileWriter:
+        from isr.framing.oggwriter import OggWriter
+
+        return OggWriter(self._audio_link)
+
+    def _drop(self, n: int, reason: str) -> None:
+        if n > 0:
+            self.dropped_bytes += n
+            self.drops[reason] = self.drops.get(reason, 0) + n
+
+    def feed(self, data: bytes) -> list[Frame]:
+        """Take more stream bytes; return the frames they complete."""
+        if not data:
+            return []
+        self._buf += data
+        return self._run(eof=False)
+
+    def flush(self) -> list[Frame]:
+        """End of stream: return what is whole, drop the rest, and start afresh."""
+        out = self._run(eof=True)
+        self._drop(len(self._buf), "truncated")
+        self._buf.clear()
+        self._drop(sum(len(p) for p in self._held), "truncated")
+        self._reset()
+        return out
+
+    def _run(self, eof: bool) -> list[Frame]:
+        buf = self._buf
+        end = len(buf)
+        out: list[Frame] = []
+        p = 0
+        while p < end:
+            i = buf.find(b"OggS", p)
+            if i < 0:
+                keep = 0 if eof else min(3, end - p)
+                self._drop(end - keep - p, "junk")
+                p = end - keep
+                break
+            self._drop(i - p, "junk")
+            p = i
+            need = 27
+            if end - p >= 27:
+                if buf[p + 4] != 0 or buf[p + 5] & 0xF8:
+                    self._drop(1, "junk")
+                    p += 1
+                    continue
+                need = 27 + buf[p + 26]
+                if end - p >= need:
+                    need += sum(buf[p + 27 : p + need])
+            if end - p < need:
+                if not eof:
+                    break
+                self._drop(1, "junk")
+                p += 1
+                continue
+            page = bytes(buf[p : p + need])
+            if not page_crc_ok(page):
+                self.bad_pages += 1
+                self._drop(1, "junk")
+                p += 1
+                continue
+            p += need
+            self.page_count += 1
+            self._page(page, out)
+        del buf[:p]
+        return out
+
+    # -- one page ----------------------------------------------------------------------
+
+    def _page(self, page: bytes, out: list[Frame]) -> None:
+        flags = page[5]
+        granule, serial, seq = struct.unpack_from("<qII", page, 6)
+        if flags & BOS:
+            self._bos(page, serial, seq)
+            return
+        self._bos_run = False
+        link = self._link
+        if link is None or serial != link.serial:
+            self._drop(len(page), "other-stream" if link is not None else "no-headers")
+            return
+        if seq != self._next_seq:  # a page was lost: what we knew of the packet is gone
+            self._head = None
+            self._prev_granule = None
+        self._next_seq = (seq + 1) & 0xFFFFFFFF
+        if not link.codec.headers_done:
+            self._header_page(link, page, out)
+        else:
+            self._audio_page(link, page, flags, granule, out)
+
+    def _bos(self, page: bytes, serial: int, seq: int) -> None:
+        pieces = page_packets(page)
+        codec = None
+        if pieces and pieces[0][2]:
+            codec = codec_for(page[pieces[0][0] : pieces[0][1]])
+        if not self._bos_run:  # the first BOS page of a link's group
+            self._chosen = False
+        self._bos_run = True
+        if codec is None or self._chosen:
+            # Another stream of a multiplexed link, or a codec we don't record.
+            self._drop(len(page), "other-stream")
+            return
+        self._chosen = True
+        self._drop(sum(len(p) for p in self._held), "truncated")  # a link cut short
+        self._held = []
+        self._link = Link(serial, codec)
+        self._packet.clear()
+        self._head = None
+        self._prev_granule = None
+        self._next_seq = (seq + 1) & 0xFFFFFFFF
+        codec.add_header(page[pieces[0][0] : pieces[0][1]])
+        self._held.append(page)
+        self._link.header_pages.append(page)
+        # The identification header is alone on its page (RFC 7845 section 3 and the
+        # Vorbis and FLAC mappings); anything else on it is ignored.
+
+    def _header_page(self, link: Link, page: bytes, out: list[Frame]) -> None:
+        if sum(len(p) for p in self._held) > MAX_HEADERS:  # headers that never end
+            self._drop(sum(len(p) for p in self._held) + len(page), "bad-headers")
+            self._held = []
+            self._link = None
+            return
+        self._held.append(page)
+        link.header_pages.append(page)
+        codec = link.codec
+        for start, end, complete in page_packets(page):
+            self._packet += page[start:end]
+            if len(self._packet) > MAX_HEADER_PACKET:
+                self._packet.clear()
+            if complete:
+                done = codec.add_header(bytes(self._packet))
+                self._packet.clear()
+                if done:
+                    break
+        if codec.headers_done:
+            self._headers_complete(link, out)
+
+    def _headers_complete(self, link: Link, out: list[Frame]) -> None:
+        codec = link.codec
+        prev = self._audio_link
+        same = prev is not None and prev.codec.key == codec.key
+        frames = [
+            OggFrame(
+                page,
+                0,
+                codec.sample_rate,
+                cut=i == 0 and not same,
+                new_link=i == 0 and not same,
+                title=codec.title if i == 0 else None,
+                link=link,
+                header=True,
+            )
+            for i, page in enumerate(self._held)
+        ]
+        self._held = []
+        out += frames
+        self.header_frames = list(frames)
+        self.extension = codec.extension
+        self._audio_link = link
+        if not same:
+            self._prev_bs = 0
+            self._no_cut = True
+
+    def _audio_page(
+        self, link: Link, page: bytes, flags: int, granule: int, out: list[Frame]
+    ) -> None:
+        continued = bool(flags & CONTINUED)
+        if continued and self._head is None:
+            self._drop(len(page), "orphan")
+            return
+        codec = link.codec
+        computed = fresh = 0
+        prev = self._prev_bs
+        first = True
+        head = self._head if continued else None
+        for start, end, complete in page_packets(page):
+            if head is not None:
+                data = (head + page[start : start + _HEAD])[:_HEAD]
+                head = None
+            else:
+                data = page[start : min(end, start + _HEAD)]
+            if not complete:
+                self._head = data
+                break
+            self._head = None
+            n, prev = codec.packet_samples(data, prev)
+            computed += n
+            fresh += codec.packet_samples(data, 0)[0] if first else n
+            first = False
+        self._prev_bs = prev
+        if granule == -1:
+            samples = 0
+        elif self._prev_granule is None:
+            samples = computed
+        else:
+            samples = granule - self._prev_granule
+            if samples != computed and not (flags & EOS and 0 <= samples < computed):
+                self.granule_mismatches += 1
+                if samples < 0 or samples > 2 * computed + codec.sample_rate:
+                    samples = computed
+        if granule != -1:
+            self._prev_granule = granule
+        out.append(
+            OggFrame(
+                page,
+                samples,
+                codec.sample_rate,
+                cut=not continued and not self._no_cut,
+                link=link,
+                granule=granule,
+                fresh=fresh,
+                computed=computed,
+            )
+        )
+        self._no_cut = False

@@ -1,0 +1,142 @@
+"""The writer of one Ogg file: every split file is a whole, valid Ogg stream.
+
+- It starts with the header pages of the link its first frame belongs to.
+- Audio pages are renumbered on from the headers, and their granule positions
+  rebased so the file starts at zero: the first audio page gets ``n_first``, the
+  samples a decoder starting there gets from it (``OggFrame.fresh``), and each
+  later page adds its own samples. Within a link that is ``g - (g_first -
+  n_first)``; rebasing the first page to 0 instead would make opusfile and
+  libsndfile reject Opus and libvorbis drop audio (RFC 7845 section 4.3,
+  Vorbis I section A.2).
+- A link whose headers equal the file's (the framer sends its header pages as
+  frames without ``new_link``) is stitched on: its header pages are dropped and
+  its pages take the file's serial number and continue its granules. The end
+  trimming of the previous link's last page is undone, since a decoder of one
+  continuous stream plays those samples.
+- The last page is held back until ``end()``, which sets its EOS flag.
+- Ogg FLAC: the STREAMINFO of the mapping header gets MD5 0 and total samples 0,
+  and the true total is patched in at close (the FLAC-in-Ogg mapping).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from isr.framing.base import Frame
+from isr.framing.ogg import CONTINUED, EOS, Link, OggFrame, rewrite_page
+from isr.framing.oggcodecs import STREAMINFO_AT
+
+__all__ = ["OggWriter"]
+
+_TOTAL_AT = STREAMINFO_AT + 13
+"""Offset in the FLAC mapping packet of the byte whose low 4 bits start the
+36-bit total sample count; MD5 follows the count."""
+
+
+def _flac_info(page: bytes, total: int) -> bytes:
+    """The Ogg FLAC mapping header page with ``total`` samples and MD5 0."""
+    body = bytearray(page[27 + page[26] :])
+    if len(body) < _TOTAL_AT + 21:
+        return page
+    count = (body[_TOTAL_AT] & 0xF0) << 32 | (total & 0xFFFFFFFFF)
+    body[_TOTAL_AT : _TOTAL_AT + 5] = count.to_bytes(5, "big")
+    body[_TOTAL_AT + 5 : _TOTAL_AT + 21] = bytes(16)
+    granule, serial, seq = (
+        int.from_bytes(page[6:14], "little", signed=True),
+        int.from_bytes(page[14:18], "little"),
+        int.from_bytes(page[18:22], "little"),
+    )
+    return rewrite_page(
+        page, flags=page[5], granule=granule, serial=serial, sequence=seq, body=bytes(body)
+    )
+
+
+class OggWriter:
+    """A ``FileWriter`` for Ogg files; see the module docstring."""
+
+    def __init__(self, link: Link | None = None) -> None:
+        self._link = link
+        """The link whose headers start the file."""
+        self._current: Link | None = None
+        """The link of the last audio page written."""
+        self._serial = 0
+        self._seq = 0
+        self._total = 0
+        self._started = False
+        self._held: tuple[bytes, int, int, int] | None = None
+        """(page, flags, granule, sequence) of the last page, not written yet."""
+        self._held_frame: OggFrame | None = None
+        self._info_page = b""
+        """The FLAC mapping header page as written, to patch at close."""
+        self._raw = False
+
+    def begin(self, first: Frame) -> bytes:
+        if isinstance(first, OggFrame) and first.link is not None:
+            self._link = first.link
+        link = self._link
+        if link is None or not link.header_pages:
+            self._raw = True  # no headers known: not a decodable file in any case
+            return b""
+        self._current = link
+        self._serial = link.serial
+        pages = list(link.header_pages)
+        if link.codec.name == "flac" and len(pages) > 1:
+            pages[0] = self._info_page = _flac_info(pages[0], 0)
+        self._seq = len(pages)
+        last = pages.pop()
+        granule = int.from_bytes(last[6:14], "little", signed=True)
+        self._held = (last, last[5], granule, int.from_bytes(last[18:22], "little"))
+        return b"".join(pages)
+
+    def write(self, frames: Sequence[Frame]) -> bytes:
+        if self._raw:
+            return b"".join(f.data for f in frames)
+        parts: list[bytes] = []
+        for f in frames:
+            if not isinstance(f, OggFrame) or f.header:
+                continue
+            if f.link is not self._current:
+                self._stitch()
+                self._current = f.link
+            if not self._started:
+                self._started = f.granule != -1
+                if self._started:  # n_first, less any end trimming (an EOS page)
+                    self._total += max(0, f.fresh - max(0, f.computed - f.samples))
+            else:
+                self._total += f.samples
+            granule = self._total if f.granule != -1 else -1
+            parts.append(self._release())
+            self._held = (f.data, f.data[5] & CONTINUED, granule, self._seq)
+            self._held_frame = f
+            self._seq += 1
+        return b"".join(parts)
+
+    def _stitch(self) -> None:
+        """A new link continues the file: play the previous link's end in full."""
+        held, f = self._held, self._held_frame
+        if held is None or f is None or held[2] == -1 or f.computed <= f.samples:
+            return
+        extra = f.computed - f.samples
+        self._total += extra
+        self._held = (held[0], held[1], held[2] + extra, held[3])
+
+    def _release(self, flags: int = 0) -> bytes:
+        if self._held is None:
+            return b""
+        page, own, granule, seq = self._held
+        self._held = None
+        self._held_frame = None
+        return rewrite_page(
+            page, flags=own | flags, granule=granule, serial=self._serial, sequence=seq
+        )
+
+    def end(self) -> bytes:
+        if self._raw:
+            return b""
+        return self._release(EOS)
+
+    def patches(self) -> list[tuple[int, bytes]]:
+        if self._raw or not self._info_page:
+            return []
+        patched = _flac_info(self._info_page, self._total)
+        return [] if patched == self._info_page else [(0, patched)]
