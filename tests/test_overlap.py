@@ -67,3 +67,10 @@ def test_overlap_is_exactly_the_repeated_part(total: int, cut: int, extra: int) 
     again = [fr(i) for i in range(cut, total + extra)]
     expected = total - cut if again else 0
     assert recent.overlap(again) == expected
+
+
+def test_a_repeat_reaching_back_past_the_remembered_frames() -> None:
+    recent = RecentFrames(capacity=10)
+    recent.add([fr(i) for i in range(100)])  # remembers 90..99
+    assert recent.overlap([fr(i) for i in range(80, 120)]) == 20
+    assert recent.overlap([fr(i) for i in range(80, 95)]) == 0  # never reaches 99

@@ -9,6 +9,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from isr.framing.xing import leading_tag_length
 from tests.support.fake_server import FakeStreamServer, Mount
 from tests.support.judge import ffmpeg_errors
@@ -78,3 +80,45 @@ def test_burst_after_reconnect_is_not_recorded_twice(tmp_path: Path, media: Medi
     assert files[0].name == datetime.fromtimestamp(aired).strftime("%Y%m%d_%H%M%S.mp3")
     log = (tmp_path / "rec.log").read_text()
     assert "the server sent again" in log
+
+
+def test_quick_restart_neither_doubles_nor_hides_anything(
+    tmp_path: Path, media: MediaFactory
+) -> None:
+    """A restarted recorder gets the server's burst again: what the previous run
+    already wrote is dropped, and the first new file notes the gap."""
+    mount = Mount(
+        "/live",
+        payload=media("mp3", 60).read_bytes(),
+        status_line="HTTP/1.0 200 OK",
+        byte_rate=RATE,
+        live=True,
+        replay_bytes=4 * RATE,
+    )
+    config = (
+        "[general]\nsplit_minutes = 10\nlog_file = rec.log\n[radio]\ntype = stream\nurl = {url}\n"
+    )
+    with FakeStreamServer(mount) as srv:
+        time.sleep(4.5)
+        text = config.format(url=srv.url("/live"))
+        for _ in range(2):
+            with RecorderProcess(tmp_path, text) as rec:
+                assert wait_for(lambda: rec.status()["sources"]["radio"]["state"] == "recording")
+                time.sleep(1.5)
+                assert rec.stop() == 0, rec.output
+        conns = srv.connections_to("/live")
+    files = sorted((tmp_path / "recordings").glob("*.mp3"))
+    assert len(files) == len(conns) == 2
+    spans = []
+    for f, conn in zip(files, conns, strict=True):
+        data = audio_of(f)
+        offset = bytes(conn.audio).find(data)
+        assert offset >= 0
+        spans.append((conn.start + offset, conn.start + offset + len(data)))
+    assert spans[1][0] >= spans[0][1]  # nothing written twice
+    side = json.loads(files[1].with_name(files[1].name + ".json").read_text())
+    assert side["overlaps_removed"] and side["overlaps_removed"][0]["bytes"] > RATE
+    (gap,) = side["gaps"]
+    assert gap["cause"] == "the recorder was not running"
+    lost = (spans[1][0] - spans[0][1]) / RATE
+    assert gap["seconds"] == pytest.approx(lost, abs=0.15)

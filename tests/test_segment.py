@@ -227,3 +227,54 @@ def test_a_first_file_under_a_second_runs_on_to_the_next_boundary(tmp_path: Path
     seg.close()
     names = sorted(p.name for p in (tmp_path / "radio1").glob("*.mp3"))
     assert names == ["135959.mp3", "140003.mp3"]
+
+
+class FullDisk(Sink):
+    """A sink on a disk that fills up after ``room`` bytes."""
+
+    room = 0
+
+    def write(self, data: bytes | memoryview) -> None:
+        if self.bytes_written + len(data) > self.room:
+            raise OSError(28, "No space left on device")
+        super().write(data)
+
+
+def test_a_file_that_never_got_audio_is_not_left_behind(tmp_path: Path) -> None:
+    seg = make_segmenter(tmp_path)
+    for room in (0, 10):  # nothing fits; only the writer's header fits
+        FullDisk.room = room
+        with pytest.raises(OSError, match="No space"):
+            seg.write_frames(
+                frames(5), T0, lambda d, s: FullDisk(d, s, ".ogg"), "ogg", TaggingWriter
+            )
+        seg.close()
+    assert list(tmp_path.rglob("*")) == [tmp_path / "radio1"]  # no file, sidecar or temp
+
+
+def test_a_session_after_an_outage_notes_the_gap_and_its_cause(tmp_path: Path) -> None:
+    seg = make_segmenter(tmp_path, split=3600)
+    seg.write_frames(frames(10), T0, raw(".mp3"), "mp3", PassThrough)
+    seg.close()
+    seg.gap_cause = "No space left on device"
+    seg.write_frames(frames(10), T0 + 5.0, raw(".mp3"), "mp3", PassThrough)
+    seg.close()
+    second = sorted((tmp_path / "radio1").glob("*.json"))[1]
+    gaps = json.loads(second.read_text())["gaps"]
+    assert gaps == [{"at": 0.0, "seconds": 4.76, "cause": "No space left on device"}]
+
+
+def test_files_outside_the_output_directory_have_absolute_names(tmp_path: Path) -> None:
+    seg = Segmenter(
+        source="far",
+        directory=tmp_path / "elsewhere",
+        base_dir=tmp_path / "recordings",
+        pattern="%H%M%S",
+        split_seconds=60,
+        tz=UTC,
+        log=logging.getLogger("test"),
+    )
+    seg.write_frames(frames(3), T0, raw(".mp3"), "mp3", PassThrough)
+    assert seg.ledger is not None
+    assert seg.ledger.file == (tmp_path / "elsewhere" / "135958.mp3").as_posix()
+    seg.close()

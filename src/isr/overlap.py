@@ -45,17 +45,26 @@ class RecentFrames:
         return len(self._keys)
 
     def overlap(self, frames: Sequence[Frame]) -> int:
-        """How many leading ``frames`` repeat the end of what was written (the
-        longest such run)."""
+        """How many leading ``frames`` repeat what was written: the longest start of
+        ``frames`` that ends with the last frames written. When the repeat reaches
+        back further than the frames remembered, all of them must recur in one run."""
         old = list(self._keys)
         if not old or not frames:
             return 0
-        new = [frame_key(f.data) for f in frames[: len(old)]]
+        new = [frame_key(f.data) for f in frames]
         first = new[0]
         for p, key in enumerate(old):
-            if key != first:
-                continue
             run = len(old) - p
-            if run <= len(new) and old[p:] == new[:run]:
+            if key == first and run <= len(new) and old[p:] == new[:run]:
                 return run
-        return 0
+        # The new frames start before the remembered ones: find them all inside.
+        n, q = len(old), -1
+        while True:
+            try:
+                q = new.index(old[0], q + 1)
+            except ValueError:
+                return 0
+            if q > len(new) - n:
+                return 0
+            if new[q : q + n] == old:
+                return q + n

@@ -24,7 +24,7 @@ from isr.config import Config, SourceConfig
 from isr.errors import ConfigError, LockError, OutputError
 from isr.keeper import Keeper
 from isr.metrics import start_metrics_server
-from isr.recovery import recover
+from isr.recovery import previous_positions, recover
 from isr.sinks.base import Sink
 from isr.sources.base import Source
 from isr.sources.soundcard import SoundcardSource
@@ -148,6 +148,10 @@ class Recorder:
         try:
             extra = [s.output_directory for s in self.cfg.sources]
             await asyncio.to_thread(recover, directory, extra)
+            previous = await asyncio.to_thread(previous_positions, directory)
+            for source in self.sources:
+                last_file, last_end = previous.get(source.cfg.name, (None, None))
+                await asyncio.to_thread(source.resume, last_file, last_end)
             limit = raise_nofile_limit()
             log.info(
                 "recording %d source(s) into %s (open-files limit %d)",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -48,8 +47,9 @@ def _repairer(path: Path) -> Repairer | None:
     return repairer_for(path)
 
 
-def finish_sidecar(path: Path, note: str) -> bool:
-    """Give a sidecar whose file was cut by a crash an end time (the file's mtime)."""
+def finish_sidecar(path: Path, note: str, mtime: float) -> bool:
+    """Give a sidecar whose file was cut by a crash an end time (``mtime``, the
+    file's last write as the crash left it)."""
     side = sidecar_path(path)
     try:
         data: dict[str, Any] = json.loads(side.read_text(encoding="utf-8"))
@@ -58,7 +58,6 @@ def finish_sidecar(path: Path, note: str) -> bool:
     if data.get("end") is not None:
         return False
     start = data.get("start")
-    mtime = os.stat(path).st_mtime
     try:
         tz = datetime.fromisoformat(start).tzinfo if isinstance(start, str) else None
     except ValueError:
@@ -77,11 +76,13 @@ def recover(directory: Path, extra_dirs: list[Path]) -> list[str]:
         if not path.exists() or is_locked(path):
             continue
         try:
+            mtime = path.stat().st_mtime  # the last write of the crash, before we write
             fix = _repairer(path)
             what = fix(path) if fix is not None else None
             if what:
                 done.append(f"{path}: {what}")
-            if finish_sidecar(path, "the recorder stopped unexpectedly; end is the file's mtime"):
+            note = "the recorder stopped unexpectedly; end is the file's last write"
+            if finish_sidecar(path, note, mtime):
                 done.append(f"{path}: sidecar completed")
         except OSError as exc:
             log.error("cannot repair %s: %s", path, exc.strerror or exc)
@@ -93,3 +94,38 @@ def recover(directory: Path, extra_dirs: list[Path]) -> list[str]:
             if line not in done:
                 done.append(line)
     return done
+
+
+def _read_end(path: Path) -> float | None:
+    try:
+        end = json.loads(sidecar_path(path).read_text(encoding="utf-8")).get("end")
+        return datetime.fromisoformat(end).timestamp() if isinstance(end, str) else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def previous_positions(directory: Path) -> dict[str, tuple[Path | None, float | None]]:
+    """Per source of the previous run: its last file and when that file's audio
+    ended (after ``recover``, a crashed file's sidecar has its end too)."""
+    try:
+        status = json.loads((directory / ".isr" / "status.json").read_text(encoding="utf-8"))
+        sources = status["sources"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    out: dict[str, tuple[Path | None, float | None]] = {}
+    for name, entry in sources.items() if isinstance(sources, dict) else ():
+        if not isinstance(entry, dict):
+            continue
+        name_of_file = entry.get("file") or entry.get("last_file")
+        if not isinstance(name_of_file, str) or not name_of_file:
+            continue
+        path = Path(name_of_file)
+        path = path if path.is_absolute() else directory / path
+        end = _read_end(path) if path.exists() else None
+        if end is None and isinstance(entry.get("last_end"), str):
+            try:
+                end = datetime.fromisoformat(entry["last_end"]).timestamp()
+            except ValueError:
+                end = None
+        out[name] = (path if path.exists() else None, end)
+    return out

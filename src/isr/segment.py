@@ -8,6 +8,7 @@ or page for streams, a sample for PCM.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -19,7 +20,7 @@ from typing import Any
 from isr.clock import current_boundary, next_boundary
 from isr.config import render_pattern
 from isr.framing.base import FileWriter, Frame
-from isr.sidecar import Ledger, write_sidecar
+from isr.sidecar import Ledger, sidecar_path, write_sidecar
 from isr.sinks.base import Sink
 
 MIN_FIRST_FILE = 1.0
@@ -67,6 +68,13 @@ class Segmenter:
         """A gap (reconnect) to record in the ledger of the next file opened."""
         self.pending_overlap: dict[str, Any] | None = None
         """Repeated audio dropped before the next file opened."""
+        self.has_audio = False
+        """Whether audio reached the current file (else it is removed at close)."""
+        self.last_end: float | None = None
+        """When the audio of the last file closed ended: the next session's first file
+        records the gap from there."""
+        self.gap_cause = "the recorder was not running"
+        """Why the next gap happened, as the sources learn it."""
 
     # -- files -----------------------------------------------------------------------
 
@@ -89,10 +97,15 @@ class Segmenter:
             datetime.fromtimestamp(at if named is None else named, self.tz),
         )
         sink = make_sink(self.directory, stem)
+        try:
+            if writer is not None and first is not None:
+                sink.write(writer.begin(first))
+        except BaseException:
+            sink.discard()
+            raise
         self.sink = sink
         self.writer = writer
-        if writer is not None and first is not None:
-            sink.write(writer.begin(first))
+        self.has_audio = False
         self.boundary = next_boundary(
             at if named is None else max(at, named), self.split_seconds, self.tz
         )
@@ -103,8 +116,14 @@ class Segmenter:
         self.end_time = at
         self.files_opened += 1
         self.ledger = Ledger(
-            source=self.source, file=self._relative(sink.path), format=fmt, start=at
+            source=self.source, file=self.relative(sink.path), format=fmt, start=at
         )
+        if self.pending_gap is None and named is None and self.last_end is not None:
+            self.pending_gap = {
+                "at": 0.0,
+                "seconds": round(max(0.0, at - self.last_end), 3),
+                "cause": self.gap_cause,
+            }
         if self.pending_gap is not None:
             self.ledger.gaps.append(self.pending_gap)
             self.pending_gap = None
@@ -113,7 +132,10 @@ class Segmenter:
             self.pending_overlap = None
         if self.title is not None:
             self.ledger.titles.append({"at": 0.0, "byte": sink.bytes_written, "title": self.title})
-        write_sidecar(sink.path, self.ledger, self.tz)
+        try:
+            write_sidecar(sink.path, self.ledger, self.tz)
+        except OSError as exc:  # written again at close
+            self.log.error("cannot write the sidecar of %s: %s", self.ledger.file, exc)
         self.log.info("opened %s", self.ledger.file)
         if self.on_open is not None:
             self.on_open(sink, at)
@@ -129,6 +151,16 @@ class Segmenter:
         self.writer = None
         self.boundary = math.inf
         ledger.end = self.end_time
+        if not self.has_audio:
+            # Nothing but headers reached the file (the first write failed): no file.
+            sink.discard()
+            with contextlib.suppress(OSError):
+                sidecar_path(sink.path).unlink()
+            self.log.info("removed %s: no audio was written to it", ledger.file)
+            if self.on_close is not None:
+                self.on_close(sink, ledger)
+            return
+        self.last_end = self.end_time
         try:
             if writer is not None:
                 sink.write(writer.end())
@@ -154,11 +186,13 @@ class Segmenter:
             if self.on_close is not None:
                 self.on_close(sink, ledger)
 
-    def _relative(self, path: Path) -> str:
+    def relative(self, path: Path) -> str:
+        """Relative to the output directory; absolute for a file outside it."""
         try:
-            return Path(os.path.relpath(path, self.base_dir)).as_posix()
+            rel = Path(os.path.relpath(path, self.base_dir))
         except ValueError:
-            return path.as_posix()
+            return path.absolute().as_posix()
+        return path.absolute().as_posix() if rel.parts[:1] == ("..",) else rel.as_posix()
 
     def _roll(
         self,
@@ -228,6 +262,8 @@ class Segmenter:
     def _write_frames(self, frames: Sequence[Frame], end_time: float) -> None:
         assert self.writer is not None
         self._write(self.writer.write(frames), end_time)
+        if frames:
+            self.has_audio = True  # even if the writer holds the page back for now
 
     def write_pcm(
         self,
@@ -262,4 +298,5 @@ class Segmenter:
             return
         assert self.sink is not None
         self.sink.write(data)
+        self.has_audio = True
         self.end_time = end_time

@@ -6,6 +6,7 @@ removed), so a station can prove what its archive holds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -54,10 +55,15 @@ def sidecar_path(audio: Path) -> Path:
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON so a reader sees the old or the new file, never half of one."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, ensure_ascii=False, separators=(",", ":"))
-        fh.write("\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(obj, fh, ensure_ascii=False, separators=(",", ":"))
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def write_sidecar(audio: Path, ledger: Ledger, tz: tzinfo) -> None:

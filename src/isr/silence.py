@@ -11,7 +11,8 @@ FULL_SCALE = 32768.0
 
 def level_dbfs(pcm: bytes | memoryview) -> float:
     """RMS level of S16LE samples in dBFS (a full-scale square wave is 0 dBFS)."""
-    samples = np.frombuffer(pcm, dtype="<i2")
+    view = memoryview(pcm)
+    samples = np.frombuffer(view[: len(view) // 2 * 2], dtype="<i2")
     if samples.size == 0:
         return -math.inf
     rms = math.sqrt(float(np.mean(np.square(samples, dtype=np.float64)))) / FULL_SCALE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -31,6 +32,18 @@ class Sink:
         if offset + len(data) > self.bytes_written:
             raise ValueError("pwrite past the end of the file")
         os.pwrite(self.fd, data, offset)
+
+    def discard(self) -> None:
+        """Close and remove a file that never received audio (its creation or first
+        write failed, e.g. on a full disk): an empty file helps no one."""
+        if not self.closed:
+            self.closed = True
+            os.close(self.fd)
+        if self.sync_fd is not None:
+            os.close(self.sync_fd)
+            self.sync_fd = None
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
 
     def close(self) -> None:
         """Close the file; ``sync_fd`` stays open for a last fsync by the syncer."""

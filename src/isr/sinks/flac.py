@@ -75,7 +75,7 @@ class FlacSink(Sink):
                 subtype="PCM_16",
             )
         except BaseException:
-            super().close()
+            self.discard()
             raise
         self.bytes_written = os.fstat(self.fd).st_size
 

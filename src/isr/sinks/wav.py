@@ -71,7 +71,11 @@ class WavSink(Sink):
         self.channels = channels
         self.header_seconds = header_seconds
         self._header_at: float | None = None
-        self.write_raw(wav_header(sample_rate, channels, 0))
+        try:
+            self.write_raw(wav_header(sample_rate, channels, 0))
+        except BaseException:
+            self.discard()
+            raise
 
     def write_raw(self, data: bytes | memoryview) -> None:
         super().write(data)

@@ -14,6 +14,7 @@ import logging
 import random
 import time
 from datetime import tzinfo
+from pathlib import Path
 
 from isr.alerts import Alerter
 from isr.config import SourceConfig
@@ -78,6 +79,8 @@ class Source:
         self.status.state = state
         if error is not None:
             self.status.last_error = error
+        elif state == "recording":
+            self.status.last_error = None
         self.board.changed()
 
     def watch_level(self, pcm: bytes, seconds: float) -> None:
@@ -112,6 +115,9 @@ class Source:
 
     def _on_close(self, sink: Sink, ledger: Ledger) -> None:
         self._open_sinks.discard(sink)
+        if ledger.end is not None and self.segmenter.last_end == ledger.end:
+            self.status.last_file = ledger.file
+            self.status.last_end = ledger.end
         if sink.sync_fd is not None:
             self._retired_fds.append(sink.sync_fd)
             sink.sync_fd = None
@@ -119,18 +125,34 @@ class Source:
         self.status.sink = None
         self.board.changed()
 
+    def wrote_audio(self) -> None:
+        """A session calls this once audio reached a file: only then is it recording
+        (and the failure count starts again)."""
+        if not self.delivered:
+            self.delivered = True
+            self.status.failures = 0
+            self.set_state("recording")
+
     def count_bytes(self, n: int) -> None:
         self.status.bytes_total += n
         self.status.last_byte = time.time()
 
     # -- lifecycle -------------------------------------------------------------------
 
+    def resume(self, last_file: Path | None, last_end: float | None) -> None:
+        """Before the first session: what the previous run of this source wrote last,
+        so the first file notes the gap (and a stream drops what repeats it).
+        Blocking I/O is allowed here: the recorder calls it in a thread."""
+        self.segmenter.last_end = last_end
+        self.status.last_end = last_end
+        if last_file is not None:
+            self.status.last_file = self.segmenter.relative(last_file)
+
     async def session(self) -> None:
         raise NotImplementedError
 
     async def run(self) -> None:
         failures = 0
-        attempt = 0
         try:
             while True:
                 self.delivered = False
@@ -150,15 +172,21 @@ class Source:
                     error = describe_error(exc)
                 finally:
                     self._close_file()
-                attempt += 1
-                failures = 0 if self.delivered else failures + 1
+                if self.delivered:
+                    # What broke a working recording is the cause of the gap that
+                    # follows, whatever the retries then meet.
+                    failures = 0
+                    self.segmenter.gap_cause = error
+                    self.status.reconnects += 1
+                else:
+                    failures += 1
+                self.status.failures = failures
                 self.log.warning("session ended: %s", error)
                 self.status.last_error = error
                 limit = self.cfg.max_retries
                 if limit and failures >= limit:
                     self.set_state("failed", f"gave up after {failures} failures: {error}")
                     return
-                self.status.reconnects += 1
                 self.set_state("retrying", error)
                 delay = self.cfg.retry_delay_seconds * (1 + 0.2 * random.random())
                 await asyncio.sleep(delay)

@@ -270,6 +270,7 @@ class SoundcardSource(Source):
             lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(rfd, "rb", buffering=0)
         )
         tail: collections.deque[str] = collections.deque(maxlen=4)
+        bytes_per_second = SAMPLE_BYTES * self.cfg.channels * self.cfg.sample_rate
         assert proc.stderr is not None
         stderr_task = asyncio.create_task(self._read_stderr(proc.stderr, tail))
         try:
@@ -282,10 +283,9 @@ class SoundcardSource(Source):
                 if not data:
                     break
                 if writer.feed(data, time.time()):
-                    if not self.delivered:
-                        self.delivered = True
-                        self.set_state("recording")
+                    self.wrote_audio()
                     self.count_bytes(len(data))
+                    self.watch_level(data, len(data) / bytes_per_second)
             try:
                 rc = await asyncio.wait_for(proc.wait(), STOP_SECONDS)
                 await asyncio.wait_for(stderr_task, STOP_SECONDS)

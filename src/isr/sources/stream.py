@@ -65,10 +65,22 @@ def make_framer(fmt: str) -> Framer:
 class StreamSource(Source):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.last_end: float | None = None
-        """Aired time just after the last frame written, for the gap in the next ledger."""
         self.recent = RecentFrames()
         """Keys of the frames written last, to drop what a reconnect repeats."""
+
+    def resume(self, last_file: Path | None, last_end: float | None) -> None:
+        """Also learn the last frames of the previous run's file: a quick restart
+        gets them again in the server's burst, and they must not be written twice."""
+        super().resume(last_file, last_end)
+        fmt = FORMAT_OF_EXTENSION.get(last_file.suffix.lower()) if last_file else None
+        if last_file is None or last_end is None or fmt is None:
+            return
+        try:
+            frames = file_frames(last_file, make_framer(fmt))
+        except (OSError, SourceError) as exc:
+            self.log.warning("cannot read the end of %s: %s", last_file, exc)
+            return
+        self.recent.add(frames)
 
     async def session(self) -> None:
         cfg = self.cfg
@@ -212,11 +224,12 @@ class _Connection:
         """Drop the start of a reconnect that repeats what was written (the server's
         burst), when the media clock agrees it is a repeat; note gap and overlap."""
         src = self.source
-        if src.last_end is None:
+        seg = src.segmenter
+        if seg.last_end is None:
             return frames
         n = src.recent.overlap(frames)
         seconds = sum(f.samples / f.sample_rate for f in frames[:n])
-        expected = src.last_end - self.clock.aired(0.0)
+        expected = seg.last_end - self.clock.aired(0.0)
         if n and abs(seconds - expected) > OVERLAP_TOLERANCE:
             self.log.info(
                 "%d frames repeat the last ones written, but the clock puts them %.1f s "
@@ -225,7 +238,6 @@ class _Connection:
                 seconds - expected,
             )
             n, seconds = 0, 0.0
-        seg = src.segmenter
         if n:
             size = sum(len(f.data) for f in frames[:n])
             self.log.info("dropped %d bytes (%.3f s) the server sent again", size, seconds)
@@ -235,8 +247,8 @@ class _Connection:
         t0 = self.clock.aired(self.written)
         seg.pending_gap = {
             "at": 0.0,
-            "seconds": round(max(0.0, t0 - src.last_end), 3),
-            "cause": src.status.last_error or "reconnect",
+            "seconds": round(max(0.0, t0 - seg.last_end), 3),
+            "cause": seg.gap_cause,
         }
         return frames
 
@@ -252,11 +264,8 @@ class _Connection:
             self.written += f.samples / f.sample_rate
             size += len(f.data)
         src.recent.add(frames)
-        src.last_end = self.clock.aired(self.written)
         src.count_bytes(size)
-        if not src.delivered:
-            src.delivered = True
-            src.set_state("recording")
+        src.wrote_audio()
 
     def log_drops(self, now: float) -> None:
         framer = self.framer
@@ -271,6 +280,30 @@ class _Connection:
         )
         self.dropped_logged = framer.dropped_bytes
         self.dropped_log_at = now
+
+
+FORMAT_OF_EXTENSION = {
+    ".mp3": "mp3",
+    ".aac": "aac",
+    ".ogg": "ogg",
+    ".opus": "ogg",
+    ".oga": "ogg",
+    ".flac": "flac",
+}
+FILE_HEAD_BYTES = 1 << 16
+FILE_TAIL_BYTES = 1 << 20
+
+
+def file_frames(path: Path, framer: Framer) -> list[Frame]:
+    """The frames at the end of a recorded file (its head first, for the headers
+    an Ogg or FLAC framer needs)."""
+    with open(path, "rb") as fh:
+        head = fh.read(FILE_HEAD_BYTES)
+        size = fh.seek(0, 2)
+        fh.seek(max(len(head), size - FILE_TAIL_BYTES))
+        tail = fh.read()
+    frames = framer.feed(head)
+    return frames + framer.feed(tail) + framer.flush()
 
 
 def _sink_factory(framer: Framer) -> SinkFactory:

@@ -38,7 +38,6 @@ class ToneSource(Source):
         origin = time.time()
         mono_origin = time.monotonic()
         produced = 0
-        self.set_state("recording")
         while True:
             due = int((time.monotonic() - mono_origin) * rate)
             if due > produced:
@@ -48,6 +47,6 @@ class ToneSource(Source):
                 )
                 self.watch_level(data, (due - produced) / rate)
                 produced = due
-                self.delivered = True
+                self.wrote_audio()
                 self.count_bytes(len(data))
             await asyncio.sleep(TICK)
