@@ -8,7 +8,9 @@ browser is the expensive part; a second checks keyboard use and axe-core.
 from __future__ import annotations
 
 import json
+import re
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -98,13 +100,13 @@ def test_recording_lifecycle_in_the_browser(tmp_path: Path) -> None:
             # Analyse: the tone is loud from start to end.
             done.locator("button.analyse").click()
             svg = page.locator(
-                f"#{done.locator('button.analyse').get_attribute('aria-controls')} svg"
+                f"#{done.locator('button.analyse').get_attribute('aria-controls')} svg.chart"
             )
             svg.wait_for(timeout=20_000)
             assert svg.get_attribute("role") == "img"
             label = svg.get_attribute("aria-label") or ""
             assert "1 loud section" in label, label
-            assert page.locator(".analysis svg rect.loud").count() >= 1
+            assert page.locator(".analysis svg.chart rect.loud").count() >= 1
             page.wait_for_function(
                 "() => document.getElementById('live').textContent.includes('Analysis of')"
             )
@@ -153,6 +155,13 @@ def test_recording_lifecycle_in_the_browser(tmp_path: Path) -> None:
         assert rec.stop() == 0, rec.output
 
 
+def _write_status(root: Path, sources: dict[str, Any]) -> None:
+    now = datetime.now().astimezone().isoformat()
+    (root / ".isr").mkdir(exist_ok=True)
+    data = {"version": 1, "updated": now, "started": now, "sources": sources}
+    (root / ".isr" / "status.json").write_text(json.dumps(data))
+
+
 def _names(page: Any) -> list[str]:
     names: list[str] = page.eval_on_selector_all("tr.file", "rs => rs.map(r => r.dataset.name)")
     return names
@@ -178,8 +187,16 @@ def _tab_to(page: Any, cls: str, limit: int = 40, key: str = "Tab") -> None:
 def static_dir(tmp_path: Path, media: Any) -> Path:
     root = tmp_path / "recordings"
     (root / "radio1").mkdir(parents=True)
-    src = media("wav", 3, pattern="silence-tone-silence", tone_start=1.0, tone_end=2.0)
-    for i in range(3):
+    # The newest file's tone is quiet (RMS 0.063, -24 dBFS), the others' loud (-9 dBFS).
+    for i, amplitude in enumerate((0.5, 0.5, 0.0891)):
+        src = media(
+            "wav",
+            3,
+            pattern="silence-tone-silence",
+            tone_start=1.0,
+            tone_end=2.0,
+            amplitude=amplitude,
+        )
         target = root / "radio1" / f"20261124_14000{i}.wav"
         target.write_bytes(src.read_bytes())
         target.with_name(target.name + ".json").write_text(
@@ -191,9 +208,30 @@ def static_dir(tmp_path: Path, media: Any) -> Path:
 def test_keyboard_only_and_axe(tmp_path: Path, static_dir: Path) -> None:
     with web_process(tmp_path, static_dir) as url, chromium() as browser:
         page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.clock.install()  # time flows; fast_forward fires the 5 s status refresh now
         page.goto(url + "/")
         violations = _axe(page)
         assert violations == [], json.dumps(violations, indent=1)[:3000]
+
+        # A source writing outside the recordings directory is named by an absolute
+        # path: the strip shows the source, no row gets a badge for it, nothing throws.
+        _write_status(
+            static_dir,
+            {
+                "elsewhere": {"state": "recording", "file": str(tmp_path / "other" / "x.wav")},
+                "radio1": {"state": "recording", "file": "radio1/20261124_140000.wav"},
+            },
+        )
+        page.clock.fast_forward(5000)
+        page.wait_for_function(
+            "() => document.getElementById('sources').textContent.includes('elsewhere')"
+        )
+        assert page.locator("#recorder").text_content() == "Recorder running"
+        page.locator(_row("radio1/20261124_140000.wav")).locator(".rec").wait_for(state="visible")
+        assert page.locator("tr.file .rec:visible").count() == 1
+        assert errors == []
 
         page.keyboard.press("Tab")
         skip = _focused(page)
@@ -217,9 +255,26 @@ def test_keyboard_only_and_axe(tmp_path: Path, static_dir: Path) -> None:
         _tab_to(page, "analyse")
         page.keyboard.press(" ")
         page.locator(".analysis svg[role=img]").first.wait_for(timeout=20_000)
-        assert "1.0 s to 2.0 s" in (
-            page.locator(".analysis svg").first.get_attribute("aria-label") or ""
+        quiet = page.locator(".analysis svg[role=img]").first.get_attribute("aria-label") or ""
+        assert "1.0 s to 2.0 s" in quiet
+        assert re.search(r"peak level -24\.0 dBFS, mean level -28\.[789] dBFS", quiet), quiet
+        assert "threshold -26.0 dBFS" in quiet
+        label = page.locator(".analysis .threshold-label").first
+        assert label.text_content() == "threshold -26.0 dBFS" and label.is_visible()
+
+        # One fixed dBFS scale (-60 at the bottom, 0 at the top, one unit per dB): the
+        # quiet file's bars stand 15 dB lower than a loud one's, not as high.
+        loud_row = page.locator("tr.file").nth(1)
+        loud_row.locator("button.analyse").click()
+        page.locator(".analysis svg[role=img]").nth(1).wait_for(timeout=20_000)
+        tops = page.eval_on_selector_all(
+            ".analysis svg[role=img] path.bar", "ps => ps.map(p => p.getBBox().y)"
         )
+        assert len(tops) == 2 and abs(tops[0] - 24.0) < 0.3 and abs(tops[1] - 9.0) < 0.3, tops
+        loud = page.locator(".analysis svg[role=img]").nth(1).get_attribute("aria-label") or ""
+        assert re.search(r"peak level -9\.0 dBFS, mean level -13\.[789] dBFS", loud), loud
+        page.locator("button.play").first.focus()
+        _tab_to(page, "analyse")
 
         before = len(_names(page))
         page.once("dialog", lambda d: d.accept())
@@ -232,3 +287,17 @@ def test_keyboard_only_and_axe(tmp_path: Path, static_dir: Path) -> None:
         violations = _axe(page)  # with a player and a chart open
         assert violations == [], json.dumps(violations, indent=1)[:3000]
         _shot(page, "browser-keyboard")
+
+        # Files that retention deleted behind the page's back: analysing or playing
+        # one says so and takes its row away.
+        for name, button in (("20261124_140001.wav", "analyse"), ("20261124_140000.wav", "play")):
+            (static_dir / "radio1" / name).unlink()
+            row = page.locator(_row("radio1/" + name))
+            row.locator("button." + button).click()
+            row.wait_for(state="detached", timeout=10_000)
+            page.wait_for_function(
+                "(n) => document.getElementById('live').textContent.startsWith(n + ' no longer')",
+                arg="radio1/" + name,
+            )
+        assert _names(page) == []
+        assert errors == []

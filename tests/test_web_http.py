@@ -154,7 +154,147 @@ def test_api_files_paging_filter_and_facts(root: Path) -> None:
         assert beyond["total"] == 4 and beyond["files"] == []
         for bad in ("limit=0", "limit=x", "offset=-1", "limit=100000"):
             assert (await c.get(f"/api/files?{bad}")).status == 400
-        assert (await c.get("/?page=0")).status == 400
+        assert (await c.get("/?page=x")).status == 400
+
+    serve(root, check)
+
+
+def test_page_number_is_clamped_to_the_pages_there_are(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("isr.web.app.PAGE_SIZE", 3)  # 4 files: 2 pages
+    oldest = 'data-name="radio1/20261124_140000.mp3"'
+
+    async def check(c: TestClient[web.Request, web.Application]) -> None:
+        for page in ("999", "2", "99999999999999999999999"):
+            html = await (await c.get(f"/?page={page}")).text()
+            assert "Page 2 of 2" in html and oldest in html and "top.flac" not in html, page
+            assert 'data-page="2"' in html and "page=1" in html and 'rel="next"' not in html
+        rows = await (await c.get("/?page=999&partial=rows")).text()
+        assert oldest in rows
+        for page in ("0", "-4", "1", ""):
+            html = await (await c.get(f"/?page={page}")).text()
+            assert "Page 1 of 2" in html and "top.flac" in html and oldest not in html, page
+        html = await (await c.get("/?page=7&q=nothing-matches")).text()
+        assert "No recordings match" in html and 'data-page="1"' in html
+        assert (await c.get("/?page=1.5")).status == 400
+        # the API pages by offset and says so: past the end is simply empty
+        data = await (await c.get("/api/files?offset=999")).json()
+        assert data["total"] == 4 and data["files"] == [] and data["offset"] == 999
+
+    serve(root, check)
+
+
+def test_status_with_absolute_or_odd_file_paths(root: Path) -> None:
+    """A source writing outside the recordings directory is named by an absolute path:
+    it is not in the listing, gets no REC badge, and nothing breaks."""
+    write_status(
+        root,
+        {
+            "elsewhere": {"state": "recording", "file": "/srv/other/x.mp3"},
+            "radio1": {"state": "recording", "file": "radio1/20261124_150000.mp3"},
+            "up": {"state": "recording", "file": "../outside/y.mp3"},
+            "odd": None,
+            "weird": {"state": 3, "file": 7, "last_error": ["x"]},
+        },
+    )
+
+    async def check(c: TestClient[web.Request, web.Application]) -> None:
+        st = await (await c.get("/api/status")).json()
+        assert st["recorder_alive"] is True
+        assert st["recording"] == ["../outside/y.mp3", "radio1/20261124_150000.mp3"]
+        r = await c.get("/")
+        assert r.status == 200
+        html = await r.text()
+        assert "<strong>elsewhere</strong>: recording" in html
+        assert "/srv/other" not in html
+        assert html.count('disabled title="Being recorded') == 1
+        rec_row = html.split('data-name="radio1/20261124_150000.mp3"')[1].split("</tr>")[0]
+        assert '<span class="rec">' in rec_row
+        files = await (await c.get("/api/files")).json()
+        assert files["total"] == 4
+        assert [f["name"] for f in files["files"] if f["recording"]] == [
+            "radio1/20261124_150000.mp3"
+        ]
+        assert (await c.get("/metrics")).status == 200
+        r = await c.delete("/api/files/top.flac", headers=_origin(c))
+        assert r.status == 204
+        # a status file whose "updated" is no text at all is no recorder, not a 500
+        raw = json.loads((root / ".isr" / "status.json").read_text())
+        raw["updated"] = 12345
+        (root / ".isr" / "status.json").write_text(json.dumps(raw))
+        r = await c.get("/")
+        assert r.status == 200 and "Recorder not running" in await r.text()
+        st = await (await c.get("/api/status")).json()
+        assert st["recorder_alive"] is False and st["updated"] is None
+
+    serve(root, check)
+
+
+def test_listing_never_shows_a_file_retention_deleted(root: Path) -> None:
+    """Retention deletes behind the web UI's back; the directory mtime may not move
+    (a coarse clock, NFS attribute caching): no row, no 500, 404 on its links."""
+    name = "radio1/20261124_140000.mp3"
+    old = time.time() - 500
+    for d in (root, root / "radio1", root / "radio2"):
+        os.utime(d, (old, old))
+
+    async def check(c: TestClient[web.Request, web.Application]) -> None:
+        assert name in await (await c.get("/")).text()
+        before = os.stat(root / "radio1").st_mtime_ns
+        (root / name).unlink()
+        (root / (name + ".json")).unlink()
+        os.utime(root / "radio1", ns=(before, before))
+        r = await c.get("/")
+        assert r.status == 200 and name not in await r.text()
+        data = await (await c.get("/api/files")).json()
+        assert data["total"] == 3 and name not in [f["name"] for f in data["files"]]
+        for url in ("/stream/", "/download/", "/api/analyse/"):
+            assert (await c.get(url + name)).status == 404, url
+        assert (await c.delete("/api/files/" + name, headers=_origin(c))).status == 404
+
+    serve(root, check)
+
+
+def test_names_with_spaces_unicode_hash_and_question_marks(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import html as htmllib
+    import re
+
+    monkeypatch.setattr("isr.web.app.PAGE_SIZE", 1)
+    base = time.time()
+    odd = ["dé mo/x #1?.mp3", "dé mo/x #2 100%&a=b.mp3"]
+    for i, n in enumerate(odd):
+        make_file(root, n, b"\xff\xfb" + bytes(100 + i), base + i)
+    make_file(root, "line\nbreak.mp3", b"abc", base - 100)  # a name no header may carry
+    os.close(os.open(os.path.join(os.fsencode(root), b"\xff.mp3"), os.O_CREAT | os.O_WRONLY))
+
+    async def check(c: TestClient[web.Request, web.Application]) -> None:
+        r = await c.get("/?q=" + "x %23")  # 'x #': both odd names, one per page
+        assert r.status == 200, await r.text()
+        page = await r.text()
+        assert "Page 1 of 2" in page
+        url = htmllib.unescape(re.search(r'data-url="([^"]+)"', page)[1])  # type: ignore[index]
+        assert url == "d%C3%A9%20mo/x%20%232%20100%25%26a%3Db.mp3"
+        assert f'href="/download/{url}"' in page
+        assert f'data-src="/stream/{url}"' in page
+        body = await (await c.get("/stream/" + url)).read()
+        assert body == b"\xff\xfb" + bytes(101)
+        nxt = htmllib.unescape(re.search(r'href="([^"]+)" rel="next"', page)[1])  # type: ignore[index]
+        page2 = await (await c.get("/" + nxt)).text()
+        assert "Page 2 of 2" in page2 and htmllib.escape(odd[0]) in page2
+        r = await c.get("/download/" + url)
+        assert r.status == 200
+        r = await c.get("/download/line%0Abreak.mp3")
+        assert r.status == 200 and await r.read() == b"abc"
+        assert 'filename="line_break.mp3"' in r.headers["Content-Disposition"]
+        r = await c.delete("/api/files/" + url, headers=_origin(c))
+        assert r.status == 204 and not (root / odd[1]).exists()
+        # the file whose name is not UTF-8 cannot be named in a URL: it is not listed
+        assert (await c.get("/")).status == 200
+        names = [f["name"] for f in (await (await c.get("/api/files?limit=99")).json())["files"]]
+        assert len(names) == 6 and not any("\udcff" in n for n in names)
 
     serve(root, check)
 
@@ -341,6 +481,27 @@ def test_delete(root: Path) -> None:
     serve(root, check)
 
 
+def test_delete_that_the_filesystem_refuses_names_no_server_path(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_unlink = os.unlink
+
+    def unlink(path: Any, *args: Any, **kwargs: Any) -> None:
+        if str(path).endswith("top.flac"):
+            raise PermissionError(13, "Permission denied", str(path))
+        real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+
+    async def check(c: TestClient[web.Request, web.Application]) -> None:
+        r = await c.delete("/api/files/top.flac", headers=_origin(c))
+        assert r.status == 500
+        assert await r.text() == "cannot delete top.flac: Permission denied"
+        assert (root / "top.flac").exists()
+
+    serve(root, check)
+
+
 def test_delete_refused_while_recording(root: Path) -> None:
     locked, fd = create_exclusive(root / "radio2", "20261124_170000", ".ogg")
     write_status(root, {"radio1": {"state": "recording", "file": "radio1/20261124_150000.mp3"}})
@@ -447,7 +608,10 @@ def test_metrics_from_status(root: Path) -> None:
     serve(root, check)
 
 
-def test_analyse_route_caches_and_validates(tmp_path: Path) -> None:
+def test_analyse_route_caches_and_validates(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
     import wave
 
     import numpy as np
@@ -460,6 +624,7 @@ def test_analyse_route_caches_and_validates(tmp_path: Path) -> None:
         x = np.where((t >= 0.5) & (t < 1.0), 0.5 * np.sin(2 * np.pi * 440 * t), 0.0)
         w.writeframes((x * 32767).astype("<i2").tobytes())
     make_file(tmp_path, "broken.mp3", b"this is no mp3" * 10)
+    make_file(tmp_path, "zero.wav", b"")
 
     async def check(c: TestClient[web.Request, web.Application]) -> None:
         r = await c.get("/api/analyse/a.wav?threshold=0.1")
@@ -481,10 +646,16 @@ def test_analyse_route_caches_and_validates(tmp_path: Path) -> None:
         assert fresh["loud"] == [[0.5, 1.0]]
         for bad in ("x", "-1", "2"):
             assert (await c.get(f"/api/analyse/a.wav?threshold={bad}")).status == 400
-        assert (await c.get("/api/analyse/broken.mp3")).status == 422
+        for name in ("broken.mp3", "zero.wav"):
+            r = await c.get(f"/api/analyse/{name}")
+            assert r.status == 422
+            # the recording's own name and a reason; never a server path
+            assert await r.text() == f"cannot analyse {name}: no audio could be decoded"
         assert (await c.get("/api/analyse/missing.wav")).status == 404
 
-    serve(tmp_path, check)
+    with caplog.at_level(logging.WARNING, logger="isr.web"):
+        serve(tmp_path, check)
+    assert str(tmp_path / "zero.wav") in caplog.text  # the details are logged
 
 
 def test_start_web_serves_on_the_running_loop(root: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -194,10 +194,12 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def _status_json(status: RecorderStatus) -> dict[str, Any]:
+    updated = status.raw.get("updated")
     return {
         "recorder_alive": status.alive,
         "recording": status.recording,
-        "updated": status.raw.get("updated"),
+        # the page slices it as text: a malformed status file must not break the page
+        "updated": updated if isinstance(updated, str) else None,
         "disk_free_mb": status.disk_free_mb,
         "sources": status.sources,
     }
@@ -208,7 +210,7 @@ async def api_status(request: web.Request) -> web.Response:
     return web.json_response(_status_json(status))
 
 
-def _int_param(request: web.Request, key: str, default: int, lo: int, hi: int) -> int:
+def _int_param(request: web.Request, key: str, default: int, lo: float, hi: float) -> int:
     text = request.query.get(key)
     if text is None or text == "":
         return default
@@ -222,16 +224,24 @@ def _int_param(request: web.Request, key: str, default: int, lo: int, hi: int) -
 
 
 def _listing(
-    state: WebState, q: str, folder: str, offset: int, limit: int
-) -> tuple[int, list[dict[str, Any]], list[str], RecorderStatus]:
+    state: WebState, q: str, folder: str, offset: int, limit: int, *, clamp: bool = False
+) -> tuple[int, int, list[dict[str, Any]], list[str], RecorderStatus]:
+    """``(total, offset, rows, folders, status)``; with ``clamp`` an offset past the
+    end is moved back to the start of the last page (the page counts from 0)."""
     status = state.status()
     recording = set(status.recording)
     total, page, folders = state.index.query(
         q=q, folder=folder, offset=offset, limit=limit, hot=recording
     )
+    if clamp and offset and offset >= total:
+        offset = max(0, (total - 1) // limit * limit)
+        if total:
+            total, page, folders = state.index.query(
+                q=q, folder=folder, offset=offset, limit=limit, hot=recording
+            )
     now = time.time()
     rows = [state.index.describe(e, recording, now, alive=status.alive) for e in page]
-    return total, rows, folders, status
+    return total, offset, rows, folders, status
 
 
 async def api_files(request: web.Request) -> web.Response:
@@ -240,7 +250,7 @@ async def api_files(request: web.Request) -> web.Response:
     folder = request.query.get("folder", "")
     limit = _int_param(request, "limit", PAGE_SIZE, 1, MAX_LIMIT)
     offset = _int_param(request, "offset", 0, 0, 10**9)
-    total, rows, folders, _ = await asyncio.to_thread(_listing, state, q, folder, offset, limit)
+    total, _, rows, folders, _ = await asyncio.to_thread(_listing, state, q, folder, offset, limit)
     return web.json_response(
         {"total": total, "offset": offset, "limit": limit, "folders": folders, "files": rows}
     )
@@ -250,11 +260,14 @@ async def index_page(request: web.Request) -> web.Response:
     state = request.app[STATE]
     q = request.query.get("q", "")
     folder = request.query.get("folder", "")
-    page = _int_param(request, "page", 1, 1, 10**7)
+    # Any integer is clamped to 1..pages: a bookmark of page 9 still shows something
+    # once retention has shortened the list.
+    page = min(max(_int_param(request, "page", 1, -math.inf, math.inf), 1), 10**9)
     offset = (page - 1) * PAGE_SIZE
-    total, rows, folders, status = await asyncio.to_thread(
-        _listing, state, q, folder, offset, PAGE_SIZE
+    total, offset, rows, folders, status = await asyncio.to_thread(
+        _listing, state, q, folder, offset, PAGE_SIZE, clamp=True
     )
+    page = offset // PAGE_SIZE + 1
     pages = max(1, math.ceil(total / PAGE_SIZE))
     template = "rows.html" if request.query.get("partial") == "rows" else "index.html"
     html = state.templates.get_template(template).render(
@@ -288,7 +301,7 @@ async def _send_file(
     }
     if attachment:
         base = name.rsplit("/", 1)[-1]
-        ascii_name = base.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
+        ascii_name = "".join(c if " " <= c < "\x7f" and c not in '"\\?' else "_" for c in base)
         headers["Content-Disposition"] = (
             f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(base, safe='')}"
         )
@@ -346,8 +359,16 @@ async def api_analyse(request: web.Request) -> web.Response:
             raise web.HTTPBadRequest(text="threshold must be in 0..1")
     try:
         result = await _analysis(state, name, path)
+    except FileNotFoundError:  # deleted (by retention, say) since the lookup
+        raise web.HTTPNotFound(text="no such recording") from None
     except analyse.AnalysisError as exc:
-        raise web.HTTPUnprocessableEntity(text=f"cannot decode {name}: {exc}") from None
+        # The details name server paths: they go to the log, the client gets the
+        # recording's own (relative) name and a short reason.
+        if not await asyncio.to_thread(os.path.isfile, path):
+            raise web.HTTPNotFound(text="no such recording") from None
+        log.warning("cannot analyse %s: %s", name, exc)
+        reason = str(exc) if isinstance(exc, _WorkerDied) else "no audio could be decoded"
+        raise web.HTTPUnprocessableEntity(text=f"cannot analyse {name}: {reason}") from None
     a = analyse.Analysis(result["window_ms"], result["duration_s"], result["rms"])
     return web.json_response(a.to_json(threshold))
 
@@ -363,12 +384,20 @@ async def _analysis(state: WebState, name: str, path: Path) -> dict[str, Any]:
     if fut is None:
         fut = asyncio.ensure_future(_run_analysis(state, str(path)))
         state.inflight[key] = fut
-        fut.add_done_callback(lambda _f: state.inflight.pop(key, None))
+        fut.add_done_callback(lambda f: _settled(state, key, f))
     result = await asyncio.shield(fut)
     recording = await asyncio.to_thread(_is_recording, state, name, path)
     if not recording:  # a growing file's result is stale at once
         await asyncio.to_thread(_write_cache, cache, key, result)
     return result
+
+
+def _settled(
+    state: WebState, key: tuple[str, int, int], fut: asyncio.Future[dict[str, Any]]
+) -> None:
+    state.inflight.pop(key, None)
+    if not fut.cancelled():
+        fut.exception()  # retrieved: every waiter may have gone (a closed tab)
 
 
 async def _run_analysis(state: WebState, path: str) -> dict[str, Any]:
@@ -380,7 +409,11 @@ async def _run_analysis(state: WebState, path: str) -> dict[str, Any]:
         old, state.pool = state.pool, None
         if old is not None:
             old.shutdown(wait=False, cancel_futures=True)
-        raise analyse.AnalysisError("the analysis worker died") from None
+        raise _WorkerDied("the analysis worker stopped; try again") from None
+
+
+class _WorkerDied(analyse.AnalysisError):
+    """The decoding process died: its message is safe to show (it names no path)."""
 
 
 def _read_cache(cache: Path, key: tuple[str, int, int]) -> dict[str, Any] | None:
@@ -447,6 +480,9 @@ async def api_delete(request: web.Request) -> web.Response:
         raise web.HTTPConflict(text=f"{name} is being recorded") from None
     except FileNotFoundError:
         raise web.HTTPNotFound(text="no such recording") from None
+    except OSError as exc:  # a read-only mount, say: a reason, not a server path
+        log.warning("cannot delete %s: %s", name, exc)
+        raise web.HTTPInternalServerError(text=f"cannot delete {name}: {exc.strerror}") from None
     return web.Response(status=204)
 
 
@@ -515,11 +551,11 @@ def create_app(
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/status", api_status)
     app.router.add_get("/api/files", api_files)
-    app.router.add_get("/api/files/{name:.+}", _method_not_allowed)
-    app.router.add_delete("/api/files/{name:.+}", api_delete)
-    app.router.add_get("/api/analyse/{name:.+}", api_analyse)
-    app.router.add_get("/stream/{name:.+}", stream)
-    app.router.add_get("/download/{name:.+}", download)
+    app.router.add_get(r"/api/files/{name:[\s\S]+}", _method_not_allowed)
+    app.router.add_delete(r"/api/files/{name:[\s\S]+}", api_delete)
+    app.router.add_get(r"/api/analyse/{name:[\s\S]+}", api_analyse)
+    app.router.add_get(r"/stream/{name:[\s\S]+}", stream)
+    app.router.add_get(r"/download/{name:[\s\S]+}", download)
     app.router.add_static("/static/", HERE / "static", follow_symlinks=False)
     return app
 

@@ -17,6 +17,7 @@ import os
 import re
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +28,8 @@ from isr.web.paths import is_audio
 
 LOCK_CHECK_SECONDS = 30.0
 """Files modified this recently are also checked for the recorder's lock."""
+RACY_NS = 3_000_000_000
+"""A directory modified less than this before its scan is scanned again next time."""
 
 
 @dataclass
@@ -51,6 +54,18 @@ class _Dir:
     mtime_ns: int
     files: list[Entry]
     subdirs: list[str]
+    scanned_ns: int = 0
+    """Wall-clock time the scan started."""
+
+    def trusted(self, mtime_ns: int) -> bool:
+        """The scan still holds: the mtime is unchanged and was not "racy".
+
+        A directory changed within the filesystem's timestamp granularity of the scan
+        (a jiffy on ext4, 2 s on FAT, the server's say on NFS) may change again without
+        its mtime moving, as Git's "racily clean" index entries do; such a directory
+        is scanned again until its mtime is safely older than the scan.
+        """
+        return mtime_ns == self.mtime_ns and self.scanned_ns - mtime_ns >= RACY_NS
 
 
 @dataclass
@@ -78,6 +93,7 @@ class FileIndex:
     # -- scanning ---------------------------------------------------------------
 
     def _scan_dir(self, rel: str, mtime_ns: int) -> _Dir:
+        scanned_ns = time.time_ns()
         files: list[Entry] = []
         subdirs: list[str] = []
         names: set[str] = set()
@@ -87,6 +103,8 @@ class FileIndex:
             for de in it:
                 if de.name.startswith("."):
                     continue  # .isr/, temporary files, editors' droppings
+                if not _utf8(de.name):
+                    continue  # no URL can name it (names are UTF-8), no page can show it
                 names.add(de.name)
                 try:
                     if de.is_dir(follow_symlinks=False):
@@ -103,7 +121,7 @@ class FileIndex:
             name = f"{rel}/{de.name}" if rel else de.name
             files.append(Entry(name, rel, st.st_size, st.st_mtime_ns, de.name + ".json" in names))
         self.scans += 1
-        return _Dir(mtime_ns, files, subdirs)
+        return _Dir(mtime_ns, files, subdirs, scanned_ns)
 
     def _refresh(self, hot: set[str]) -> None:
         changed = False
@@ -116,12 +134,20 @@ class FileIndex:
             except OSError:
                 continue
             cached = self._dirs.get(rel)
-            if cached is None or cached.mtime_ns != st.st_mtime_ns:
+            if cached is None or not cached.trusted(st.st_mtime_ns):
                 try:
-                    cached = self._scan_dir(rel, st.st_mtime_ns)
+                    fresh = self._scan_dir(rel, st.st_mtime_ns)
                 except OSError:
                     continue
-                changed = True
+                if cached is not None and (cached.files, cached.subdirs) == (
+                    fresh.files,
+                    fresh.subdirs,
+                ):
+                    # same content (a racy directory re-checked): keep the entries
+                    cached.mtime_ns, cached.scanned_ns = fresh.mtime_ns, fresh.scanned_ns
+                else:
+                    cached = fresh
+                    changed = True
             seen[rel] = cached
             stack.extend(cached.subdirs)
         if changed or seen.keys() != self._dirs.keys():
@@ -153,17 +179,32 @@ class FileIndex:
     def forget(self, name: str) -> None:
         """Drop a deleted file now (its directory's mtime will say so too)."""
         with self._lock:
-            entry = self._by_name.pop(name, None)
-            if entry is None:
-                return
-            i = bisect.bisect_left(self._sorted, entry.key, key=lambda e: e.key)
-            if i < len(self._sorted) and self._sorted[i] is entry:
-                del self._sorted[i]
-            d = self._dirs.get(entry.folder)
-            if d is not None and entry in d.files:
-                d.files.remove(entry)
-            self._facts.pop(name, None)
-            self.version += 1
+            self._forget(name)
+
+    def _forget(self, name: str) -> None:
+        entry = self._by_name.pop(name, None)
+        if entry is None:
+            return
+        i = bisect.bisect_left(self._sorted, entry.key, key=lambda e: e.key)
+        if i < len(self._sorted) and self._sorted[i] is entry:
+            del self._sorted[i]
+        d = self._dirs.get(entry.folder)
+        if d is not None:
+            d.files = [e for e in d.files if e is not entry]
+        self._facts.pop(name, None)
+        self.version += 1
+
+    def _vanished(self, page: list[Entry]) -> list[str]:
+        """Names on ``page`` that are no longer on disk (one lstat each)."""
+        gone = []
+        for e in page:
+            try:
+                os.stat(os.path.join(self.root, e.name), follow_symlinks=False)
+            except FileNotFoundError:
+                gone.append(e.name)
+            except OSError:
+                continue
+        return gone
 
     # -- queries ----------------------------------------------------------------
 
@@ -173,26 +214,38 @@ class FileIndex:
         """``(total, page, folders)``: newest first, filtered by substring and folder."""
         with self._lock:
             self._refresh(hot)
-            key = (self.version, q.lower(), folder)
-            if key != self._filter_key:
-                needle = q.lower()
-                rows = self._sorted
-                if needle or folder:
-                    rows = [
-                        e
-                        for e in rows
-                        if (not needle or needle in e.name.lower())
-                        and (not folder or e.folder == folder)
-                    ]
-                self._filter_key, self._filtered = key, rows
-            rows = self._filtered
-            total = len(rows)
-            # rows ascend; page from the end
-            hi = max(0, total - offset)
-            lo = max(0, hi - limit)
-            page = list(reversed(rows[lo:hi]))
+            # A directory's mtime can lag behind a deletion (see _Dir.trusted, and NFS
+            # caches attributes): the rows about to be shown are checked on disk, and
+            # any gone are dropped before the page is cut again.
+            for _ in range(3):
+                total, page = self._page(q, folder, offset, limit)
+                gone = self._vanished(page)
+                if not gone:
+                    break
+                for name in gone:
+                    self._forget(name)
             folders = sorted(rel for rel, d in self._dirs.items() if d.files and rel)
         return total, page, folders
+
+    def _page(self, q: str, folder: str, offset: int, limit: int) -> tuple[int, list[Entry]]:
+        key = (self.version, q.lower(), folder)
+        if key != self._filter_key:
+            needle = q.lower()
+            rows = self._sorted
+            if needle or folder:
+                rows = [
+                    e
+                    for e in rows
+                    if (not needle or needle in e.name.lower())
+                    and (not folder or e.folder == folder)
+                ]
+            self._filter_key, self._filtered = key, rows
+        rows = self._filtered
+        total = len(rows)
+        # rows ascend; page from the end
+        hi = max(0, total - offset)
+        lo = max(0, hi - limit)
+        return total, list(reversed(rows[lo:hi]))
 
     def describe(
         self, entry: Entry, recording: set[str], now: float, *, alive: bool = True
@@ -256,6 +309,15 @@ class FileIndex:
             data = {}
         self._facts[entry.name] = _Facts(mtime_ns, data)
         return data
+
+
+def _utf8(name: str) -> bool:
+    """False for a name the filesystem gave with undecodable bytes (surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _ts(value: object) -> float | None:

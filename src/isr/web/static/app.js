@@ -33,7 +33,16 @@
     syncDetail(row);
     if (open) {
       if (!audio.getAttribute("src")) { audio.src = audio.dataset.src; }
-      audio.play().catch(() => say("Press play in the player to start " + row.dataset.name));
+      audio.play().catch(async (err) => {
+        if (err && err.name === "NotSupportedError") {
+          // No source could load: gone from the server, or a format this browser lacks.
+          const res = await fetch(audio.dataset.src, { method: "HEAD" }).catch(() => null);
+          if (res && res.status === 404) { gone(row); return; }
+          say("This browser cannot play " + row.dataset.name + "; download it instead.");
+          return;
+        }
+        say("Press play in the player to start " + row.dataset.name);
+      });
       audio.focus();
     } else {
       audio.pause();
@@ -43,53 +52,115 @@
 
   function fmt(s) { return s.toFixed(1) + " s"; }
 
+  // Levels are drawn on one fixed scale, FLOOR_DB (bottom) to 0 dBFS (top), so two
+  // files can be compared by eye: a quiet file looks quiet. rms is linear, 1 = full scale.
+  const FLOOR_DB = -60;
+  const GRID_DB = [-20, -40];
+
+  function dbfs(v) { return v > 0 ? 20 * Math.log10(v) : -Infinity; }
+  function dbText(v) {
+    const db = dbfs(v);
+    return (db === -Infinity ? "-inf" : db.toFixed(1)) + " dBFS";
+  }
+  // Height above the bottom as a fraction of the chart, 0..1.
+  function heightOf(db) { return Math.min(1, Math.max(0, (db - FLOOR_DB) / -FLOOR_DB)); }
+  function topPercent(db) { return ((1 - heightOf(db)) * 100).toFixed(3) + "%"; }
+
+  function el(tag, attrs, text) {
+    const e = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs)) { e.setAttribute(k, String(v)); }
+    if (text !== undefined) { e.textContent = text; }
+    return e;
+  }
+
+  function levels(rms) {
+    if (rms.length === 0) { return { peak: 0, mean: 0 }; }
+    let peak = 0;
+    let power = 0;
+    for (const v of rms) { peak = Math.max(peak, v); power += v * v; }
+    return { peak: peak, mean: Math.sqrt(power / rms.length) };
+  }
+
   function drawAnalysis(container, name, data) {
     const rms = data.rms;
     const n = Math.max(rms.length, 1);
-    const svg = document.createElementNS(SVG, "svg");
-    svg.setAttribute("viewBox", "0 0 " + n + " 100");
-    svg.setAttribute("preserveAspectRatio", "none");
-    svg.setAttribute("role", "img");
     const loud = data.loud;
+    const lv = levels(rms);
     const summary = loud.length === 0
-      ? "no section reaches the threshold " + data.threshold
+      ? "no section reaches the threshold"
       : loud.length + " loud section" + (loud.length === 1 ? "" : "s") + ": " +
         loud.map((s) => fmt(s[0]) + " to " + fmt(s[1])).join(", ");
-    const label = "Loudness of " + name + " over " + fmt(data.duration_s) + ", " + summary;
-    svg.setAttribute("aria-label", label);
-    const title = document.createElementNS(SVG, "title");
-    title.textContent = label;
-    svg.appendChild(title);
+    const levelsText = "peak level " + dbText(lv.peak) + ", mean level " + dbText(lv.mean) +
+      ", threshold " + dbText(data.threshold);
+    const label = "Loudness of " + name + " over " + fmt(data.duration_s) + " on a scale of " +
+      FLOOR_DB + " to 0 dBFS: " + levelsText + "; " + summary;
+
+    // The outer SVG has no viewBox, so its text is never stretched; the inner one
+    // stretches one unit per window across, one unit per dB down.
+    const svg = el("svg", { role: "img", "aria-label": label, class: "chart" });
+    svg.appendChild(el("title", {}, label));
+    const plot = el("svg", {
+      class: "plot", "aria-hidden": "true", x: 0, y: 0, width: "100%", height: "100%",
+      viewBox: "0 0 " + n + " " + -FLOOR_DB, preserveAspectRatio: "none",
+    });
     const w = data.window_ms / 1000;
     for (const [a, b] of loud) {
-      const r = document.createElementNS(SVG, "rect");
-      r.setAttribute("class", "loud");
-      r.setAttribute("x", String(a / w));
-      r.setAttribute("width", String(Math.max((b - a) / w, 0.5)));
-      r.setAttribute("y", "0");
-      r.setAttribute("height", "100");
-      svg.appendChild(r);
+      plot.appendChild(el("rect", {
+        class: "loud", x: a / w, width: Math.max((b - a) / w, 0.5), y: 0, height: -FLOOR_DB,
+      }));
     }
     let d = "";
     rms.forEach((v, i) => {
-      const h = Math.min(1, v) * 100;
-      d += "M" + i + " " + (100 - h).toFixed(1) + "h1V100h-1z";
+      const h = heightOf(dbfs(v)) * -FLOOR_DB;
+      if (h > 0) { d += "M" + i + " " + (-FLOOR_DB - h).toFixed(2) + "h1V" + -FLOOR_DB + "h-1z"; }
     });
-    const path = document.createElementNS(SVG, "path");
-    path.setAttribute("class", "bar");
-    path.setAttribute("d", d || "M0 100z");
-    svg.appendChild(path);
-    const t = 100 - Math.min(1, data.threshold) * 100;
-    const line = document.createElementNS(SVG, "line");
-    line.setAttribute("class", "threshold");
-    line.setAttribute("x1", "0"); line.setAttribute("x2", String(n));
-    line.setAttribute("y1", String(t)); line.setAttribute("y2", String(t));
-    line.setAttribute("vector-effect", "non-scaling-stroke");
-    svg.appendChild(line);
+    plot.appendChild(el("path", { class: "bar", d: d || "M0 " + -FLOOR_DB + "z" }));
+    svg.appendChild(plot);
+    for (const db of GRID_DB) {
+      const y = topPercent(db);
+      svg.appendChild(el("line", { class: "grid", x1: 0, x2: "100%", y1: y, y2: y }));
+      svg.appendChild(el("text", { class: "scale", x: 4, y: y, dy: -3 }, db + " dB"));
+    }
+    svg.appendChild(el("text", { class: "scale", x: 4, y: 0, dy: "1em" }, "0 dBFS"));
+    svg.appendChild(el("text", { class: "scale", x: 4, y: "100%", dy: -4 }, FLOOR_DB + " dB"));
+    const tdb = dbfs(data.threshold);
+    const ty = topPercent(tdb);
+    svg.appendChild(el("line", { class: "threshold", x1: 0, x2: "100%", y1: ty, y2: ty }));
+    svg.appendChild(el("text", {
+      class: "threshold-label", x: "100%", y: ty, dx: -4,
+      dy: heightOf(tdb) > 0.85 ? "1.1em" : -4, "text-anchor": "end",
+    }, "threshold " + dbText(data.threshold)));
+
     const p = document.createElement("p");
-    p.textContent = "Duration " + fmt(data.duration_s) + "; threshold " + data.threshold + "; " + summary + ".";
+    p.textContent = "Duration " + fmt(data.duration_s) + "; " + levelsText + "; " + summary + ".";
     container.replaceChildren(svg, p);
     return summary;
+  }
+
+  function dropRow(row) {
+    // Removes a file's rows; returns the row whose buttons should take the focus.
+    const detail = detailOf(row);
+    let next = detail.nextElementSibling || row.previousElementSibling;
+    if (next && next.classList.contains("detail")) { next = next.previousElementSibling; }
+    detail.remove();
+    row.remove();
+    const count = document.querySelector("#list-h .count");
+    if (count) {
+      const n = parseInt(count.textContent.replace(/\D/g, ""), 10);
+      if (!Number.isNaN(n)) { count.textContent = "(" + Math.max(0, n - 1) + ")"; }
+    }
+    return next;
+  }
+
+  function focusNear(next) {
+    const target = next && next.querySelector("button.delete:not(:disabled), button.play");
+    if (target) { target.focus(); } else { document.getElementById("recordings").focus(); }
+  }
+
+  function gone(row) {
+    // Deleted since the page was drawn (by retention, or from another browser).
+    focusNear(dropRow(row));
+    say(row.dataset.name + " no longer exists; removed from the list.");
   }
 
   async function analyse(button) {
@@ -99,6 +170,7 @@
     say("Analysing " + row.dataset.name + "…");
     try {
       const res = await fetch("/api/analyse/" + row.dataset.url + "?threshold=" + encodeURIComponent(threshold));
+      if (res.status === 404) { gone(row); return; }
       if (!res.ok) { throw new Error((await res.text()) || res.statusText); }
       const data = await res.json();
       const summary = drawAnalysis(container, row.dataset.name, data);
@@ -109,7 +181,7 @@
       say("Analysis of " + row.dataset.name + " failed: " + err.message);
     } finally {
       button.disabled = false;
-      button.focus();
+      if (button.isConnected) { button.focus(); }
     }
   }
 
@@ -125,19 +197,9 @@
       return;
     }
     if (res.status === 204 || res.status === 404) {
-      const detail = detailOf(row);
-      let next = detail.nextElementSibling || row.previousElementSibling;
-      if (next && next.classList.contains("detail")) { next = next.previousElementSibling; }
-      detail.remove();
-      row.remove();
-      const count = document.querySelector("#list-h .count");
-      if (count) {
-        const n = parseInt(count.textContent.replace(/\D/g, ""), 10);
-        if (!Number.isNaN(n)) { count.textContent = "(" + Math.max(0, n - 1) + ")"; }
-      }
+      const next = dropRow(row);
       say("Deleted " + name + ".");
-      const target = next && next.querySelector("button.delete:not(:disabled), button.play");
-      if (target) { target.focus(); } else { document.getElementById("recordings").focus(); }
+      focusNear(next);
     } else if (res.status === 409) {
       say(name + " is being recorded and cannot be deleted.");
     } else {
