@@ -87,29 +87,38 @@ class Segmenter:
         named: float | None = None,
         writer: FileWriter | None = None,
         first: Frame | None = None,
+        join_sliver: bool = True,
     ) -> Sink:
         """Start a file whose first audio has time ``at``; named after ``named``
-        (default ``at``), ending at the first boundary after ``max(at, named)``."""
+        (default ``at``), ending at the first boundary after ``max(at, named)`` —
+        or the one after, for the first file of a session that would be a sliver."""
         self.close()
         stem = render_pattern(
             self.pattern,
             self.source,
             datetime.fromtimestamp(at if named is None else named, self.tz),
         )
-        sink = make_sink(self.directory, stem)
+        header = writer.begin(first) if writer is not None and first is not None else b""
+        self.writer = writer  # a sink factory may ask it for the file's extension
         try:
-            if writer is not None and first is not None:
-                sink.write(writer.begin(first))
+            sink = make_sink(self.directory, stem)
         except BaseException:
+            self.writer = None
+            raise
+        try:
+            if header:
+                sink.write(header)
+        except BaseException:
+            self.writer = None
             sink.discard()
             raise
         self.sink = sink
-        self.writer = writer
         self.has_audio = False
         self.boundary = next_boundary(
             at if named is None else max(at, named), self.split_seconds, self.tz
         )
-        if named is None and self.boundary - at < min(MIN_FIRST_FILE, self.split_seconds / 2):
+        sliver = self.boundary - at < min(MIN_FIRST_FILE, self.split_seconds / 2)
+        if named is None and join_sliver and sliver:
             # A sliver of a file before the first boundary (one MP3 frame, one Ogg
             # page) is not worth a file, and some decoders refuse it: join the next.
             self.boundary = next_boundary(self.boundary, self.split_seconds, self.tz)
@@ -247,11 +256,16 @@ class Segmenter:
                 if i > start:
                     self._write_frames(frames[start:i], t)
                     start = i
+                if frame.title is not None:
+                    self.title = frame.title  # the new file starts with the new title
                 if frame.new_link and t < self.boundary:
-                    self.open(t, make_sink, fmt, writer=new_writer(), first=frame)
+                    # A change of stream setup ends its own file: the boundary holds.
+                    self.open(
+                        t, make_sink, fmt, writer=new_writer(), first=frame, join_sliver=False
+                    )
                 else:
                     self._roll(t, make_sink, fmt, new_writer(), frame)
-            if frame.title is not None:
+            elif frame.title is not None:
                 if i > start:
                     self._write_frames(frames[start:i], t)
                     start = i

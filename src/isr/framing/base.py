@@ -36,7 +36,12 @@ class Frame:
 
 
 class FileWriter(Protocol):
-    """Turns the frames of one file into its bytes."""
+    """Turns the frames of one file into its bytes.
+
+    A writer may also have an ``extension`` attribute, set by ``begin``: the file's
+    extension as its first frame tells it (an Ogg link's codec), which wins over
+    the framer's current one.
+    """
 
     def begin(self, first: Frame) -> bytes:
         """Bytes a new file starts with, before ``first`` (headers; may be empty)."""

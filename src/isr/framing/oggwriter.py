@@ -57,6 +57,8 @@ class OggWriter:
     def __init__(self, link: Link | None = None) -> None:
         self._link = link
         """The link whose headers start the file."""
+        self.extension: str | None = None
+        """The file's extension, from its link's codec (set by ``begin``)."""
         self._current: Link | None = None
         """The link of the last audio page written."""
         self._serial = 0
@@ -74,6 +76,9 @@ class OggWriter:
         if isinstance(first, OggFrame) and first.link is not None:
             self._link = first.link
         link = self._link
+        if link is not None:
+            # The file's extension follows its own link, not the framer's latest one.
+            self.extension = link.codec.extension
         if link is None or not link.header_pages:
             self._raw = True  # no headers known: not a decodable file in any case
             return b""

@@ -20,7 +20,7 @@ from isr.errors import SourceError
 from isr.framing.base import Frame, Framer
 from isr.framing.sniff import format_from_content_type, sniff
 from isr.overlap import RecentFrames
-from isr.segment import SinkFactory
+from isr.segment import Segmenter, SinkFactory
 from isr.sinks.base import Sink
 from isr.sources.base import Source
 from isr.sources.http import StreamResponse, open_stream, redact_url
@@ -199,7 +199,7 @@ class _Connection:
             self.fmt = self.source.choose_format(self.resp, head)
             framer = self.framer = make_framer(self.fmt)
             self.last_frame_at = now
-            self.make_sink = _sink_factory(framer)
+            self.make_sink = _sink_factory(framer, self.source.segmenter)
             self.source.status.format = self.fmt
             audio = head
             self.head.clear()
@@ -265,6 +265,11 @@ class _Connection:
             size += len(f.data)
         src.recent.add(frames)
         src.count_bytes(size)
+        for f in frames:
+            if f.title is not None and f.title != src.status.title:
+                src.status.title = f.title
+                src.log.info("title: %s", f.title)
+                src.board.changed()
         src.wrote_audio()
 
     def log_drops(self, now: float) -> None:
@@ -306,12 +311,13 @@ def file_frames(path: Path, framer: Framer) -> list[Frame]:
     return frames + framer.feed(tail) + framer.flush()
 
 
-def _sink_factory(framer: Framer) -> SinkFactory:
-    """Files take the extension the framer knows when they open (an Ogg stream's
-    codec is known only after its headers)."""
+def _sink_factory(framer: Framer, segmenter: Segmenter) -> SinkFactory:
+    """Files take the extension their writer gives (an Ogg link's codec), else the
+    framer's (an Ogg stream's codec is known only after its headers)."""
 
     def make(directory: Path, stem: str) -> Sink:
-        return Sink(directory, stem, framer.extension)
+        ext = getattr(segmenter.writer, "extension", None)
+        return Sink(directory, stem, ext if isinstance(ext, str) else framer.extension)
 
     return make
 
