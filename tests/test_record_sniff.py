@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -21,6 +22,13 @@ def test_wrong_content_type_is_logged_and_sniffed_format_used(
         Mount("/stream.mp3", payload=mp3, content_type="audio/mpeg", byte_rate=16000),
         Mount.pls("/listen.pls", "/stream.mp3"),
         Mount("/secret", payload=mp3, byte_rate=16000, auth=("dj", "pa:ss w0rd")),
+        Mount(
+            "/page",
+            payload=b"<html><body>Listen live!</body></html>" * 100,
+            content_type="text/html",
+            status_line="HTTP/1.0 200 OK",
+        ),
+        Mount("/untitled", payload=mp3, byte_rate=16000, metaint=4000, titles=[""]),
     ]
     with FakeStreamServer(*mounts) as srv:
         config = (
@@ -29,10 +37,16 @@ def test_wrong_content_type_is_logged_and_sniffed_format_used(
             f"[playlist]\ntype = stream\nurl = {srv.url('/listen.pls')}\n"
             f"[auth]\ntype = stream\nurl = {srv.url('/secret')}\nusername = dj\n"
             "password = pa:ss w0rd\n"
+            f"[page]\ntype = stream\nurl = {srv.url('/page')}\n"
+            f"[untitled]\ntype = stream\nurl = {srv.url('/untitled')}\n"
         )
         with RecorderProcess(tmp_path, config) as rec:
             assert wait_for(
-                lambda: all(s["state"] == "recording" for s in rec.status()["sources"].values()),
+                lambda: all(
+                    s["state"] == "recording"
+                    for name, s in rec.status()["sources"].items()
+                    if name != "page"
+                ),
                 timeout=15,
             )
             time.sleep(2)
@@ -47,6 +61,13 @@ def test_wrong_content_type_is_logged_and_sniffed_format_used(
     assert ffmpeg_errors(from_playlist) == ""
     (with_auth,) = (out / "auth").glob("*.mp3")
     assert with_auth.stat().st_size > 16000
+    # A web page is not audio: said plainly, and retried like any failure.
+    assert "text/html, not audio" in status["sources"]["page"]["last_error"]
+    assert not (out / "page").exists()
+    # A station without titles sends empty StreamTitles: they are no titles.
+    (untitled,) = (out / "untitled").glob("*.mp3")
+    assert json.loads(untitled.with_name(untitled.name + ".json").read_text())["titles"] == []
+    assert status["sources"]["untitled"]["title"] is None
     log = (tmp_path / "rec.log").read_text()
     assert "Content-Type 'audio/mpeg' says mp3 but the bytes are aac" in log
     assert "pa:ss w0rd" not in log and "pa:ss w0rd" not in rec.output

@@ -82,6 +82,11 @@ def resolve_config(arg: str | None, *, allow_demo: bool) -> Config:
     return load("<built-in demo config>", text=DEMO_CONFIG)
 
 
+def log_warnings(cfg: Config) -> None:
+    for warning in cfg.warnings:
+        log.warning("%s", warning)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     cfg = resolve_config(args.config, allow_demo=False)
     check_devices(cfg)
@@ -120,6 +125,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     cfg = resolve_config(args.config, allow_demo=True)
     check_devices(cfg)
     setup_logging(cfg.log_level, cfg.log_file or None)
+    log_warnings(cfg)
     asyncio.run(record(cfg))
     return 0
 
@@ -159,6 +165,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = resolve_config(args.config, allow_demo=True)
     check_devices(cfg)
     setup_logging(cfg.log_level, cfg.log_file or None)
+    log_warnings(cfg)
     asyncio.run(record_and_serve(cfg, **_web_settings(args, cfg)))  # type: ignore[arg-type]
     return 0
 
@@ -179,6 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except IsrError as exc:
         print(f"isr: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # e.g. the web port is taken
+        print(f"isr: {exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

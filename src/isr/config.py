@@ -46,6 +46,7 @@ class Key:
     ``pcm`` (soundcard and tone), ``source`` (every source), ``web``, ``alerts``."""
     choices: tuple[str, ...] = ()
     minimum: float | None = None
+    maximum: float | None = None
     positive: bool = False
     secret: bool = False
 
@@ -126,6 +127,7 @@ KEYS: tuple[Key, ...] = (
         "Port for the recorder's own Prometheus metrics; empty = off.",
         "general",
         minimum=1,
+        maximum=65535,
     ),
     # every source
     Key(
@@ -184,7 +186,7 @@ KEYS: tuple[Key, ...] = (
     Key("frequency", "float", "440", "Frequency of the test tone in Hz.", "tone", positive=True),
     # [web]
     Key("host", "str", "127.0.0.1", "Address the web UI listens on.", "web"),
-    Key("port", "int", "8080", "Port of the web UI.", "web", minimum=1),
+    Key("port", "int", "8080", "Port of the web UI.", "web", minimum=1, maximum=65535),
     Key(
         "threshold",
         "float",
@@ -333,11 +335,17 @@ def _convert(key: Key, raw: str, where: Callable[[str], ConfigError]) -> Any:
         raise where(f"must be greater than 0, got {value}")
     if key.minimum is not None and number < key.minimum:
         raise where(f"must be at least {key.minimum:g}, got {value}")
+    if key.maximum is not None and number > key.maximum:
+        raise where(f"must be at most {key.maximum:g}, got {value}")
     return number
 
 
 def _nearest(name: str, candidates: Iterable[str]) -> str:
-    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    names = list(candidates)
+    first = name.split()[0] if name.split() else name
+    if first != name and first in names:
+        return f" (missing '=' after {first!r}?)"
+    match = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
@@ -427,8 +435,6 @@ def _build(file: str, parser: configparser.ConfigParser) -> Config:
     out_dir = Path(general["output_directory"] or "recordings")
     if not out_dir.is_absolute():
         out_dir = base_dir / out_dir
-    for w in warnings:
-        log.warning("%s", w)
     return Config(
         path=file,
         output_directory=out_dir,
@@ -467,7 +473,9 @@ def _build_source(
     if section.startswith("."):
         raise ConfigError("a source name may not start with '.'", file=file, section=section)
     if not parser.has_option(section, "type"):
-        raise err("type", "missing: set type = stream, soundcard or tone")
+        near = difflib.get_close_matches(section.lower(), RESERVED_SECTIONS, n=1, cutoff=0.7)
+        hint = f" (or did you mean [{near[0]}]?)" if near else ""
+        raise err("type", f"missing: set type = stream, soundcard or tone{hint}")
     type_key = next(k for k in KEYS if k.name == "type")
     stype = _convert(type_key, parser.get(section, "type"), lambda m: err("type", m))
     valid = {k.name for k in keys_for(stype)}

@@ -119,6 +119,7 @@ class Recorder:
         for source in self.sources:
             source.alerter = self.alerter
         self.keeper = Keeper(cfg, self.alerter, self.recording_paths)
+        self.lock_fd: int | None = None
         fsync = min((s.fsync_seconds for s in cfg.sources), default=10.0)
         self.syncer = Syncer(self.sinks, self.retired, fsync)
 
@@ -137,14 +138,26 @@ class Recorder:
             )
         return cls(src, self.board, self.tz, self.sinks, self.retired)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Record until ``stop`` is set, then close everything."""
+    def lock(self) -> None:
+        """Create and lock the output directory (before anything else starts)."""
+        if self.lock_fd is not None:
+            return
         directory = self.cfg.output_directory
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            lock_fd = lock_directory(directory)
+            self.lock_fd = lock_directory(directory)
         except OSError as exc:
             raise OutputError(f"cannot record into {directory}: {exc.strerror or exc}") from None
+
+    def unlock(self) -> None:
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Record until ``stop`` is set, then close everything."""
+        directory = self.cfg.output_directory
+        self.lock()
         try:
             extra = [s.output_directory for s in self.cfg.sources]
             await asyncio.to_thread(recover, directory, extra)
@@ -192,7 +205,7 @@ class Recorder:
                     log.error("cannot write the final status: %s", exc)
                 log.info("stopped")
         finally:
-            os.close(lock_fd)
+            self.unlock()
 
 
 def install_stop_signals(stop: asyncio.Event) -> Callable[[], None]:
@@ -224,17 +237,22 @@ async def record_and_serve(
     from isr.web.app import start_web
 
     stop = asyncio.Event()
+    recorder = Recorder(cfg)
+    recorder.lock()  # refuse before serving anything if another recorder runs here
     remove = install_stop_signals(stop)
-    runner = await start_web(
-        cfg.output_directory,
-        host=host,
-        port=port,
-        threshold=threshold,
-        username=username,
-        password=password,
-    )
+    runner = None
     try:
-        await Recorder(cfg).run(stop)
+        runner = await start_web(
+            cfg.output_directory,
+            host=host,
+            port=port,
+            threshold=threshold,
+            username=username,
+            password=password,
+        )
+        await recorder.run(stop)
     finally:
-        await runner.cleanup()
+        if runner is not None:
+            await runner.cleanup()
+        recorder.unlock()
         remove()

@@ -36,6 +36,7 @@ SETTLE_SECONDS = 1.0
 """Hold frames this long after a connect, until the burst has arrived."""
 SETTLE_MAX_MEDIA = 60.0
 DROP_LOG_SECONDS = 10.0
+NOT_AUDIO = frozenset({"text/html", "application/xhtml+xml", "text/plain", "application/json"})
 OVERLAP_TOLERANCE = 1.5
 """Seconds the repeated frames and the media clock may disagree on a repeat's length."""
 
@@ -76,7 +77,7 @@ class StreamSource(Source):
         if last_file is None or last_end is None or fmt is None:
             return
         try:
-            frames = file_frames(last_file, make_framer(fmt))
+            frames = file_frames(last_file, make_framer(fmt))  # "opus" is an Ogg framer
         except (OSError, SourceError) as exc:
             self.log.warning("cannot read the end of %s: %s", last_file, exc)
             return
@@ -96,6 +97,10 @@ class StreamSource(Source):
             resp.close()
 
     def choose_format(self, resp: StreamResponse, head: bytes) -> str:
+        if resp.content_type in NOT_AUDIO:
+            raise SourceError(
+                f"the server sent {resp.content_type}, not audio: is the URL a web page?"
+            )
         declared = self.cfg.format
         if declared != "auto":
             return declared
@@ -119,6 +124,13 @@ class StreamSource(Source):
         return fmt
 
     def note_title(self, title: str) -> None:
+        if not title.strip():  # the station cleared its title
+            if self.status.title is not None:
+                self.log.info("title cleared")
+                self.status.title = None
+                self.segmenter.title = None
+                self.board.changed()
+            return
         if title == self.status.title:
             return
         self.log.info("title: %s", title)
@@ -217,6 +229,13 @@ class _Connection:
             if now - self.connected < SETTLE_SECONDS and self.media < SETTLE_MAX_MEDIA:
                 return
             self.settled = True
+            if framer.dropped_bytes:
+                self.log.info(
+                    "skipped %d bytes before the first whole frame (%s)",
+                    framer.dropped_bytes,
+                    _drops(framer),
+                )
+                self.dropped_logged = framer.dropped_bytes
             frames, self.pending = self.drop_repeat(self.pending), []
         self.deliver(frames)
 
@@ -258,7 +277,9 @@ class _Connection:
         src = self.source
         assert self.framer is not None and self.make_sink is not None
         t0 = self.clock.aired(self.written)
-        src.segmenter.write_frames(frames, t0, self.make_sink, self.fmt, self.framer.file_writer)
+        fmt = FORMAT_OF_EXTENSION.get(self.framer.extension, self.fmt)
+        src.status.format = fmt
+        src.segmenter.write_frames(frames, t0, self.make_sink, fmt, self.framer.file_writer)
         size = 0
         for f in frames:
             self.written += f.samples / f.sample_rate
@@ -291,10 +312,11 @@ FORMAT_OF_EXTENSION = {
     ".mp3": "mp3",
     ".aac": "aac",
     ".ogg": "ogg",
-    ".opus": "ogg",
+    ".opus": "opus",
     ".oga": "ogg",
     ".flac": "flac",
 }
+"""The format name of a recorded file (``opus`` for Ogg Opus, as in the config)."""
 FILE_HEAD_BYTES = 1 << 16
 FILE_TAIL_BYTES = 1 << 20
 

@@ -578,7 +578,13 @@ async def start_web(
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise OSError(
+            exc.errno, f"cannot serve the web UI on {host}:{port}: {exc.strerror}"
+        ) from None
     shown = f"[{host}]" if ":" in host else host
     log.info("web UI on http://%s:%d/", shown, port)
     return runner
