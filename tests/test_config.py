@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -105,17 +104,25 @@ def test_no_sources_is_an_error() -> None:
 def test_unparseable_file_is_an_error(tmp_path: Path) -> None:
     p = tmp_path / "c.ini"
     p.write_text("type = tone\n")
-    with pytest.raises(ConfigError, match=r"c\.ini: cannot parse"):
+    with pytest.raises(ConfigError, match=r"c\.ini: line 1: 'type = tone' comes before any"):
         load(p)
     with pytest.raises(ConfigError, match="file not found"):
         load(tmp_path / "missing.ini")
 
 
-def test_unknown_key_warns_with_nearest(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING):
-        cfg = load("c.ini", text="[s]\ntype = tone\nsplit_minuts = 5\n")
+def test_unknown_key_warns_with_nearest(tmp_path: Path) -> None:
+    cfg = load("c.ini", text="[s]\ntype = tone\nsplit_minuts = 5\n")
     assert any("did you mean 'split_minutes'" in w for w in cfg.warnings)
-    assert "did you mean 'split_minutes'" in caplog.text
+    p = tmp_path / "c.ini"
+    p.write_text("[s]\ntype = tone\nsplit_minuts = 5\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "isr", "check", "-c", str(p)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0
+    assert proc.stderr.count("did you mean 'split_minutes'") == 1  # said once
 
 
 def test_same_paths_allowed_with_source_placeholder() -> None:
@@ -186,3 +193,14 @@ def test_record_refuses_bad_config_with_status_2(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "[s]: url: missing" in proc.stderr
     assert not (tmp_path / "recordings").exists()
+
+
+def test_port_range_and_hints_for_common_slips() -> None:
+    with pytest.raises(ConfigError, match=r"\[web\]: port: must be at most 65535"):
+        load("c.ini", text="[web]\nport = 99999\n[t]\ntype = tone\n")
+    with pytest.raises(ConfigError, match=r"did you mean \[general\]\?"):
+        load("c.ini", text="[genral]\nsplit_minutes = 1\n[t]\ntype = tone\n")
+    cfg = load("c.ini", text="[t]\ntype = tone\nurl http://127.0.0.1/x\n")
+    assert any("missing '=' after 'url'" in w for w in cfg.warnings)
+    with pytest.raises(ConfigError, match=r"line 3: 'frequency 880' is not 'key = value'"):
+        load("c.ini", text="[t]\ntype = tone\nfrequency 880\n")

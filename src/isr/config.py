@@ -8,7 +8,9 @@ parsed without being documented. Errors name the file, section and key
 
 from __future__ import annotations
 
+import ast
 import configparser
+import contextlib
 import difflib
 import logging
 import math
@@ -343,7 +345,8 @@ def _convert(key: Key, raw: str, where: Callable[[str], ConfigError]) -> Any:
 def _nearest(name: str, candidates: Iterable[str]) -> str:
     names = list(candidates)
     first = name.split()[0] if name.split() else name
-    if first != name and first in names:
+    if first != name and first in {k.name for k in KEYS}:
+        # "url http://..." parses as the key "url http": the '=' is missing.
         return f" (missing '=' after {first!r}?)"
     match = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
     return f" (did you mean {match[0]!r}?)" if match else ""
@@ -362,6 +365,17 @@ def load(path: str | os.PathLike[str] | None = None, *, text: str | None = None)
             parser.read_string(text, source=file)
     except FileNotFoundError:
         raise ConfigError("file not found", file=file) from None
+    except configparser.MissingSectionHeaderError as exc:
+        raise ConfigError(
+            f"line {exc.lineno}: {exc.line.strip()!r} comes before any [section]", file=file
+        ) from None
+    except configparser.ParsingError as exc:
+        lineno, line = exc.errors[0] if exc.errors else (0, "''")
+        with contextlib.suppress(ValueError, SyntaxError):
+            line = ast.literal_eval(line)  # configparser keeps the line as its repr
+        raise ConfigError(
+            f"line {lineno}: {line.strip()!r} is not 'key = value'", file=file
+        ) from None
     except (configparser.Error, UnicodeDecodeError, OSError) as exc:
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(f"cannot parse: {first_line}", file=file) from None
