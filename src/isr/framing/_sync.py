@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from typing import ClassVar, NamedTuple
 
-from isr.framing.base import FileWriter, Frame, PassThrough
+from isr.framing.base import FileWriter, Frame, FramerBase, PassThrough
 
 _NEED = -1
 """More bytes are needed before this position can be judged."""
@@ -103,26 +103,21 @@ def tag_at(buf: bytearray, p: int, end: int, id3v1: bool) -> tuple[int, str] | i
     return None
 
 
-class SyncFramer:
+class SyncFramer(FramerBase):
     """Push-based framer for formats of self-delimiting frames with a sync word."""
 
-    format: str = ""
-    extension: str = ""
     HEADER_LEN: ClassVar[int] = 4
     """Bytes needed to parse a header."""
     SEARCH: ClassVar[re.Pattern[bytes]] = sync_search(b"\\xff")
     """Where a frame or tag may start (``sync_search``)."""
 
     def __init__(self) -> None:
-        self.dropped_bytes = 0
-        self.drops: dict[str, int] = {}
-        """Dropped bytes by reason: junk, id3v2, id3v1, ape, xing, truncated."""
-        self.header_frames: list[Frame] = []
+        super().__init__()
+        # drops: junk, id3v2, id3v1, ape, xing, truncated
         self.resyncs = 0
         """Times the lock was lost: a header missing where one was due."""
         self.frame_count = 0
         """Frames emitted so far."""
-        self._buf = bytearray()
         self._locked = False
         self._key = -1
         self._emitted_key = -1
@@ -147,11 +142,6 @@ class SyncFramer:
         """Whether the whole frame at ``i`` is an info frame to drop, not audio."""
         return False
 
-    def _drop(self, n: int, reason: str) -> None:
-        if n > 0:
-            self.dropped_bytes += n
-            self.drops[reason] = self.drops.get(reason, 0) + n
-
     @classmethod
     def score(cls, head: bytes) -> float:
         """How sure we are that ``head`` is this format: 0, or 0.5..1 once locked.
@@ -165,13 +155,6 @@ class SyncFramer:
             return 0.0
         junk = framer.drops.get("junk", 0)
         return 0.5 + 0.5 * (1.0 - junk / len(head))
-
-    def feed(self, data: bytes) -> list[Frame]:
-        """Take more stream bytes; return the frames they complete."""
-        if not data:
-            return []
-        self._buf += data
-        return self._run(eof=False)
 
     def flush(self) -> list[Frame]:
         """End of stream: return the last whole frames and drop the rest.

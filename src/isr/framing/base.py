@@ -95,3 +95,37 @@ class Framer(Protocol):
     def file_writer(self) -> FileWriter:
         """A writer for a file that opens now (it takes the current headers)."""
         ...
+
+
+class FramerBase:
+    """Buffering and byte accounting that every framer shares.
+
+    A subclass implements ``_run(eof)``: it consumes ``self._buf`` as far as it can
+    decide, returns the frames found, and reports every byte it throws away through
+    ``_drop``, so ``emitted + dropped == fed`` holds for every framer alike.
+    """
+
+    format: str = ""
+    extension: str = ""
+
+    def __init__(self) -> None:
+        self.dropped_bytes = 0
+        self.drops: dict[str, int] = {}
+        """Dropped bytes by reason (junk, tags, truncated, ...)."""
+        self.header_frames: list[Frame] = []
+        self._buf = bytearray()
+
+    def _drop(self, n: int, reason: str) -> None:
+        if n > 0:
+            self.dropped_bytes += n
+            self.drops[reason] = self.drops.get(reason, 0) + n
+
+    def feed(self, data: bytes) -> list[Frame]:
+        """Take more stream bytes; return the frames they complete."""
+        if not data:
+            return []
+        self._buf += data
+        return self._run(eof=False)
+
+    def _run(self, eof: bool) -> list[Frame]:
+        raise NotImplementedError

@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from isr.framing.base import FileWriter, Frame
+from isr.framing.base import FileWriter, Frame, FramerBase
 
 __all__ = [
     "FlacFramer",
@@ -484,7 +484,7 @@ def _max_frame(h: FrameHeader, bits: int) -> int:
     return h.length + 3 + h.channels * (8 + (h.block_size * (bits + 1) + 7) // 8)
 
 
-class FlacFramer:
+class FlacFramer(FramerBase):
     """Splits a native FLAC stream into frames; drops metadata, junk and bad frames.
 
     Drop reasons (``drops``): ``junk`` (no frame there), ``metadata`` (``fLaC``
@@ -501,15 +501,11 @@ class FlacFramer:
     extension = ".flac"
 
     def __init__(self) -> None:
-        self.dropped_bytes = 0
-        self.drops: dict[str, int] = {}
-        self.header_frames: list[Frame] = []
-        """Always empty: ``FlacWriter`` makes each file's header."""
+        super().__init__()  # header_frames stays empty: FlacWriter makes each header
         self.streaminfo: StreamInfo | None = None
         """The stream's own STREAMINFO, if it was seen (a listener from the start)."""
         self.resyncs = 0
         self.frame_count = 0
-        self._buf = bytearray()
         self._skip = 0
         self._skip_reason = ""
         self._meta = False
@@ -544,18 +540,6 @@ class FlacFramer:
         if framer.frame_count == 0:
             return 0.0
         return 0.5 + 0.5 * (1.0 - framer.drops.get("junk", 0) / len(head))
-
-    def _drop(self, n: int, reason: str) -> None:
-        if n > 0:
-            self.dropped_bytes += n
-            self.drops[reason] = self.drops.get(reason, 0) + n
-
-    def feed(self, data: bytes) -> list[Frame]:
-        """Take more stream bytes; return the frames they complete."""
-        if not data:
-            return []
-        self._buf += data
-        return self._run(eof=False)
 
     def flush(self) -> list[Frame]:
         """End of stream: the last whole frame, if its CRC-16 holds; the framer is

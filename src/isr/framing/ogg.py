@@ -34,7 +34,7 @@ import zlib
 from dataclasses import dataclass, field
 from itertools import accumulate
 
-from isr.framing.base import FileWriter, Frame
+from isr.framing.base import FileWriter, Frame, FramerBase
 from isr.framing.oggcodecs import Codec, codec_for
 
 __all__ = ["Link", "OggFrame", "OggFramer", "crc32_ogg", "page_packets", "rewrite_page"]
@@ -125,24 +125,20 @@ class OggFrame(Frame):
     granule delta, smaller than this on an end-trimmed EOS page)."""
 
 
-class OggFramer:
+class OggFramer(FramerBase):
     """Splits an Ogg stream into pages; follows chains; see the module docstring."""
 
     format = "ogg"
 
     def __init__(self) -> None:
+        super().__init__()
+        # drops: junk, other-stream, no-headers, orphan, bad-headers, truncated
         self.extension = ".ogg"
-        self.dropped_bytes = 0
-        self.drops: dict[str, int] = {}
-        """Dropped bytes by reason: junk, other-stream, no-headers, orphan, bad-headers,
-        truncated."""
-        self.header_frames: list[Frame] = []
         self.bad_pages = 0
         """Candidate pages rejected for their CRC."""
         self.granule_mismatches = 0
         """Pages whose granule delta disagreed with their packets' sample count."""
         self.page_count = 0
-        self._buf = bytearray()
         self._reset()
 
     def _reset(self) -> None:
@@ -173,18 +169,6 @@ class OggFramer:
         from isr.framing.oggwriter import OggWriter
 
         return OggWriter(self._audio_link)
-
-    def _drop(self, n: int, reason: str) -> None:
-        if n > 0:
-            self.dropped_bytes += n
-            self.drops[reason] = self.drops.get(reason, 0) + n
-
-    def feed(self, data: bytes) -> list[Frame]:
-        """Take more stream bytes; return the frames they complete."""
-        if not data:
-            return []
-        self._buf += data
-        return self._run(eof=False)
 
     def flush(self) -> list[Frame]:
         """End of stream: return what is whole, drop the rest, and start afresh."""
