@@ -1,10 +1,13 @@
 """Loudness over time: RMS per window and the loud sections, for every recorded format.
 
 The maths is pure (:class:`RmsAccumulator`, :func:`loud_sections`) and is fed by a
-streaming decoder (:func:`analyse_file`) that holds one decoded frame at a time, so an
-hour of stereo audio costs a few megabytes, not the 1.2 GB it would take whole. PyAV
-carries FFmpeg's decoders for MP3, AAC, Vorbis, Opus and FLAC; every frame is resampled
-to packed float, where a full-scale square wave has RMS 1.
+streaming decoder (:func:`analyse_file`) that holds about a second of decoded audio at a
+time, so an hour of stereo audio costs a few megabytes, not the 1.2 GB it would take whole.
+PyAV carries FFmpeg's decoders for MP3, AAC, Vorbis, Opus, FLAC and PCM WAV. Samples are
+squared in the decoder's own sample format (integers scaled as FFmpeg converts them to
+float, so a full-scale square wave has RMS 1), a second at a time: per decoded frame,
+Python only keeps a view of its bytes. That keeps the analysis close to the decoder's own
+speed (bench/analysis.py, docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -76,6 +79,20 @@ class RmsAccumulator:
             self._part_count += (n - pos) * channels
             self._part_frames += n - pos
 
+    @property
+    def pending_frames(self) -> int:
+        """Frames of a partial window fed so far (0 when the windows are all whole)."""
+        return self._part_frames
+
+    def add_windows(self, sums: npt.NDArray[np.float64], channels: int) -> None:
+        """Whole windows at once: ``sums[i]`` is the sum of squares over all ``channels`` of
+        window ``i`` (``window_frames`` frames). Only between windows."""
+        if self._part_frames:
+            raise ValueError("a partial window is pending: feed() it whole first")
+        self._sums.extend(sums.tolist())
+        self._counts.extend([self.window_frames * channels] * len(sums))
+        self.frames += len(sums) * self.window_frames
+
     def _close_part(self) -> None:
         self._sums.append(self._part_sum)
         self._counts.append(self._part_count)
@@ -132,39 +149,188 @@ class Analysis:
         }
 
 
+@dataclass(frozen=True)
+class _SampleFormat:
+    stored: type[np.generic]
+    """The numpy type of one sample as the decoder holds it."""
+    work: type[np.floating[Any]]
+    """The type a window's squares are summed in (windows are then added up in float64)."""
+    scale: float
+    """Multiplies a sample (less ``offset``) into [-1, 1): full scale is 1."""
+    offset: float = 0.0
+
+
+#: FFmpeg's sample formats by name (planar ones add a ``p``). Integers are scaled as FFmpeg
+#: converts them to float (s16 / 32768), so the result is what a resampler to float gives.
+#: float32 holds a 24-bit sample exactly (a 32-bit one to 1 part in 10**7); a window's
+#: float32 dot product is good to ~1e-6 relative at worst (a constant signal), ~1e-7 usually.
+_FORMATS: dict[str, _SampleFormat] = {
+    "u8": _SampleFormat(np.uint8, np.float32, 1 / 128, 128.0),
+    "s16": _SampleFormat(np.int16, np.float32, 2.0**-15),
+    "s32": _SampleFormat(np.int32, np.float32, 2.0**-31),
+    "s64": _SampleFormat(np.int64, np.float64, 2.0**-63),
+    "flt": _SampleFormat(np.float32, np.float32, 1.0),
+    "dbl": _SampleFormat(np.float64, np.float64, 1.0),
+}
+
+#: Samples buffered before they are measured: a batch is this many seconds (small enough
+#: to stay in the CPU cache: 0.5 and 1 s measured ~10 % faster than 4 s).
+BATCH_SECONDS = 1.0
+
+#: FFmpeg's decoder threading ("AUTO" = frame threads where the codec has them: FLAC).
+THREAD_TYPE = "AUTO"
+
+
+class _Squares:
+    """Decoded samples of one sample format and channel count, buffered as the decoder's
+    own bytes and measured a batch (``batch_frames``) at a time, whole windows in one go.
+
+    Per decoded frame only views of its planes are kept; once per batch they are joined
+    and every whole window's sum of squares is one dot product (BLAS, float32 for 16 and 24-bit and
+    float samples: ~1e-6 relative, well inside the 5 decimals the API reports). A window
+    that a format change or the end of the file cuts goes to :meth:`RmsAccumulator.feed`.
+    """
+
+    def __init__(
+        self, acc: RmsAccumulator, format_name: str, channels: int, batch_frames: int
+    ) -> None:
+        planar = format_name.endswith("p")
+        fmt = _FORMATS.get(format_name[:-1] if planar else format_name)
+        if fmt is None or channels <= 0:
+            raise AnalysisError(f"unsupported sample format {format_name} x{channels}")
+        self.key = (format_name, channels)
+        self.acc = acc
+        self.fmt = fmt
+        self.channels = channels
+        self.per_plane = 1 if planar else channels  # samples per frame in one plane
+        self.frame_bytes = np.dtype(fmt.stored).itemsize * self.per_plane
+        self.batch_frames = max(batch_frames, acc.window_frames)
+        self._chunks: list[list[Any]] = [[] for _ in range(channels if planar else 1)]
+        self._frames = 0
+        self._work: npt.NDArray[np.floating[Any]] | None = None
+
+    def push_frame(self, frame: Any) -> None:
+        """A decoded ``av.AudioFrame`` of this format (planes may be padded: cut to size)."""
+        n = frame.samples
+        if n > 0:
+            nbytes = n * self.frame_bytes
+            for chunk, plane in zip(self._chunks, frame.planes, strict=True):
+                chunk.append(memoryview(plane)[:nbytes])
+            self._frames += n
+            if self._frames >= self.batch_frames:
+                self.flush()
+
+    def flush(self, final: bool = False) -> None:
+        """Measure the whole windows buffered; keep the rest unless ``final``."""
+        n = self._frames
+        if n == 0:
+            return
+        joined = [b"".join(chunk) for chunk in self._chunks]
+        data = [np.frombuffer(b, dtype=self.fmt.stored) for b in joined]
+        acc, wf = self.acc, self.acc.window_frames
+        pos = 0
+        if acc.pending_frames:  # after a format change: finish the window it cut
+            pos = min(wf - acc.pending_frames, n)
+            acc.feed(self._floats(data, 0, pos))
+        whole = (n - pos) // wf
+        if whole:
+            end = pos + whole * wf
+            acc.add_windows(self._window_sums(data, pos, whole), self.channels)
+            pos = end
+        if pos < n and final:
+            acc.feed(self._floats(data, pos, n))
+            pos = n
+        rest = pos * self.frame_bytes
+        self._chunks = [[memoryview(b)[rest:]] if pos < n else [] for b in joined]
+        self._frames = n - pos
+
+    def _window_sums(
+        self, data: list[npt.NDArray[Any]], start: int, whole: int
+    ) -> npt.NDArray[np.float64]:
+        fmt, k, wf = self.fmt, self.per_plane, self.acc.window_frames
+        size = whole * wf * k
+        sums = np.zeros(whole, dtype=np.float64)
+        for plane in data:
+            seg = plane[start * k : start * k + size]
+            if fmt.offset or seg.dtype != fmt.work:  # integers: to float, in a reused buffer
+                if self._work is None or self._work.size < size:
+                    self._work = np.empty(size, dtype=fmt.work)
+                work = self._work[:size]
+                if fmt.offset:  # unsigned: centred on 0
+                    np.subtract(seg, fmt.offset, out=work, dtype=fmt.work)
+                else:
+                    np.copyto(work, seg, casting="unsafe")
+                seg = work
+            rows = seg.reshape(whole * k, wf)  # rows of one window (and channel, if packed)
+            squares = np.vecdot(rows, rows)
+            sums += squares.reshape(whole, k).sum(axis=1, dtype=np.float64)
+        if fmt.scale != 1.0:
+            sums *= fmt.scale * fmt.scale
+        return sums
+
+    def _floats(self, data: list[npt.NDArray[Any]], lo: int, hi: int) -> npt.NDArray[np.float64]:
+        """Frames ``lo:hi`` as (frames, channels) float64 in [-1, 1)."""
+        k = self.per_plane
+        if len(data) == 1:
+            x = data[0][lo * k : hi * k].reshape(-1, k).astype(np.float64)
+        else:
+            x = np.stack([plane[lo:hi] for plane in data], axis=1).astype(np.float64)
+        if self.fmt.offset:
+            x -= self.fmt.offset
+        if self.fmt.scale != 1.0:
+            x *= self.fmt.scale
+        return x
+
+
 def analyse_file(path: Path | str, window_ms: int = WINDOW_MS) -> Analysis:
     """Decode ``path`` block by block and measure it. Runs in a worker process."""
     import av  # imported here: the web process itself never decodes
 
     acc: RmsAccumulator | None = None
+    squares: _Squares | None = None
+    resampler: Any = None
+    fmt, channels, rate = "", 0, 0
     try:
         with av.open(str(path), mode="r") as container:
             if not container.streams.audio:
                 raise AnalysisError(f"{path}: no audio stream")
             stream = container.streams.audio[0]
-            resampler: Any = None
+            stream.codec_context.thread_type = THREAD_TYPE
             for frame in container.decode(stream):
+                if (
+                    frame.format.name == fmt
+                    and frame.layout.nb_channels == channels
+                    and frame.sample_rate == rate
+                    and squares is not None
+                ):
+                    squares.push_frame(frame)  # the hot path: all but the first frame
+                    continue
                 if acc is None:
                     rate = int(frame.sample_rate or stream.rate or 0)
                     acc = RmsAccumulator(rate, window_ms)
-                    resampler = av.AudioResampler(format="flt", layout=frame.layout.name, rate=rate)
-                for out in resampler.resample(frame):
-                    _feed_frame(acc, out)
-            if resampler is not None and acc is not None:
-                for out in resampler.resample(None):
-                    _feed_frame(acc, out)
+                frames = [frame]
+                if frame.sample_rate != rate:  # a rate change: resampled to the first
+                    if resampler is None:
+                        resampler = av.AudioResampler(
+                            format=frame.format.name, layout=frame.layout.name, rate=rate
+                        )
+                    frames = resampler.resample(frame)
+                for f in frames:
+                    key = (f.format.name, f.layout.nb_channels)
+                    if squares is None or key != squares.key:
+                        if squares is not None:
+                            squares.flush(final=True)
+                        squares = _Squares(acc, *key, int(BATCH_SECONDS * rate))
+                        fmt, channels = key
+                    squares.push_frame(f)
     except av.FFmpegError as exc:
         if acc is None:  # a file cut short still yields what decoded
             raise AnalysisError(f"{path}: {exc}") from exc
     if acc is None:
         raise AnalysisError(f"{path}: no audio decoded")
+    if squares is not None:
+        squares.flush(final=True)
     return Analysis(window_ms, acc.duration, acc.result())
-
-
-def _feed_frame(acc: RmsAccumulator, frame: Any) -> None:
-    channels = len(frame.layout.channels)
-    data = frame.to_ndarray().reshape(-1, channels)  # packed: (1, frames*channels)
-    acc.feed(data)
 
 
 def analyse_json(path: str, window_ms: int = WINDOW_MS) -> dict[str, Any]:
