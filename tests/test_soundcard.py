@@ -242,7 +242,9 @@ def test_arecord_dying_and_a_vanished_device_are_retried(tmp_path: Path, card: T
     # arecord's own words, logged and kept as the error:
     assert f"open {card.infile} for reading failed: No such file or directory" in log
     assert "audio open error: No such file or directory" in log
-    assert status["card"]["reconnects"] >= 2
+    # One recording lost (arecord killed) is one reconnect; the failed opens while
+    # the device was gone are retries, not reconnects.
+    assert status["card"]["reconnects"] == 1
     cards = files_of(tmp_path, "card")
     assert len(cards) >= 2
     for f in cards:  # each file is an unbroken run of the signal (each open restarts it)
