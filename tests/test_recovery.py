@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from tests.support.judge import (
     flac_test,
     mp3val_problems,
     mutagen_duration,
+    ogginfo_warnings,
 )
 from tests.support.media import MediaFactory
 from tests.support.recorder import RecorderProcess, wait_for
@@ -131,3 +133,80 @@ def test_recover_patches_xing_counts_and_flac_totals(tmp_path: Path, media: Medi
     info = soundfile.info(str(flac))
     assert info.frames == flac_samples
     assert ffprobe_duration(flac) == pytest.approx(info.frames / info.samplerate, abs=0.01)
+
+
+def test_recover_ends_an_ogg_file_on_a_whole_page_with_eos(
+    tmp_path: Path, media: MediaFactory
+) -> None:
+    from isr.framing.ogg import OggFramer
+
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    ogg = rec / "a.ogg"
+    _killed_file(ogg, OggFramer(), media("vorbis", 12).read_bytes(), keep=8)
+    (rec / ".isr").mkdir()
+    (rec / ".isr" / "status.json").write_text(json.dumps({"sources": {"a": {"file": "a.ogg"}}}))
+    done = "\n".join(recover(rec, []))
+    assert "partial page" in done and "end-of-stream flag set" in done
+    assert ogginfo_warnings(ogg) == []
+    assert ffmpeg_errors(ogg) == ""
+
+
+def test_a_failed_write_leaves_a_whole_file_and_its_sidecar_comes_later(
+    tmp_path: Path, media: MediaFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk that fills mid-file: the file ends on its last whole write with true
+    totals, and its sidecar is written once the disk takes new files again."""
+    import logging
+    from datetime import UTC
+
+    from isr import segment
+    from isr.framing.mp3 import Mp3Framer
+    from isr.sinks.base import Sink
+
+    class Disk(Sink):
+        room = 30_000
+
+        def write(self, data: bytes | memoryview) -> None:
+            if self.bytes_written + len(data) > Disk.room:
+                # as the kernel does: part of the write lands, then ENOSPC
+                os.write(self.fd, bytes(data)[: Disk.room - self.bytes_written])
+                os.ftruncate(self.fd, self.bytes_written)  # Sink.write cuts it back...
+                raise OSError(28, "No space left on device")
+            super().write(data)
+
+    def disk(directory: Path, stem: str) -> Sink:
+        return Disk(directory, stem, ".mp3")
+
+    framer = Mp3Framer()
+    frames = framer.feed(media("mp3", 10).read_bytes()) + framer.flush()
+    seg = segment.Segmenter(
+        source="s",
+        directory=tmp_path,
+        base_dir=tmp_path,
+        pattern="%H%M%S",
+        split_seconds=3600,
+        tz=UTC,
+        log=logging.getLogger("test"),
+    )
+    real = segment.write_sidecar
+    full = {"on": True}
+
+    def sidecar_on_a_full_disk(*args: object) -> None:
+        if full["on"] and seg.sink is None:  # the close-time write
+            raise OSError(28, "No space left on device")
+        real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(segment, "write_sidecar", sidecar_on_a_full_disk)
+    with pytest.raises(OSError, match="No space"):
+        for i in range(0, len(frames), 10):
+            seg.write_frames(frames[i : i + 10], 1e9 + i * 0.026, disk, "mp3", framer.file_writer)
+    seg.close()
+    (first,) = tmp_path.glob("*.mp3")
+    assert mp3val_problems(first) == []  # whole frames, Xing counts of what is there
+    assert json.loads(first.with_name(first.name + ".json").read_text())["end"] is None
+    full["on"] = False
+    Disk.room = 10**9
+    seg.write_frames(frames[:10], 1e9 + 100, disk, "mp3", framer.file_writer)
+    assert json.loads(first.with_name(first.name + ".json").read_text())["end"] is not None
+    seg.close()

@@ -20,6 +20,7 @@ from typing import Any
 from isr.clock import current_boundary, next_boundary
 from isr.config import render_pattern
 from isr.framing.base import FileWriter, Frame
+from isr.framing.repair import repairer_for
 from isr.sidecar import Ledger, sidecar_path, write_sidecar
 from isr.sinks.base import Sink
 
@@ -75,6 +76,10 @@ class Segmenter:
         records the gap from there."""
         self.gap_cause = "the recorder was not running"
         """Why the next gap happened, as the sources learn it."""
+        self.failed = False
+        """A write to the current file failed: finish it by repair, not by its writer."""
+        self.unfinished: list[tuple[Path, Ledger]] = []
+        """Closed files whose sidecar could not be written yet."""
 
     # -- files -----------------------------------------------------------------------
 
@@ -114,6 +119,7 @@ class Segmenter:
             raise
         self.sink = sink
         self.has_audio = False
+        self._retry_sidecars()
         self.boundary = next_boundary(
             at if named is None else max(at, named), self.split_seconds, self.tz
         )
@@ -170,13 +176,30 @@ class Segmenter:
                 self.on_close(sink, ledger)
             return
         self.last_end = self.end_time
+        failed, self.failed = self.failed, False
         try:
-            if writer is not None:
+            if writer is not None and not failed:
                 sink.write(writer.end())
                 for offset, data in writer.patches():
                     sink.pwrite(data, offset)
         finally:
             self._finish(sink, ledger)
+        if failed:
+            self._repair(sink.path)
+
+    def _repair(self, path: Path) -> None:
+        """A write failed in this file: its header totals and last page are those of
+        audio that never reached the disk. Finish it as crash recovery would."""
+        fix = repairer_for(path)
+        if fix is None:
+            return
+        try:
+            what = fix(path)
+        except OSError as exc:
+            self.log.error("cannot finish %s after a failed write: %s", path.name, exc)
+        else:
+            if what:
+                self.log.info("finished %s after a failed write: %s", path.name, what)
 
     def _finish(self, sink: Sink, ledger: Ledger) -> None:
         try:
@@ -185,7 +208,9 @@ class Segmenter:
             try:
                 write_sidecar(sink.path, ledger, self.tz)
             except OSError as exc:
+                # A full disk: written again as soon as a new file can be written.
                 self.log.error("cannot write the sidecar of %s: %s", ledger.file, exc)
+                self.unfinished.append((sink.path, ledger))
             self.log.info(
                 "closed %s (%d bytes, %.3f s)",
                 ledger.file,
@@ -194,6 +219,18 @@ class Segmenter:
             )
             if self.on_close is not None:
                 self.on_close(sink, ledger)
+
+    def _retry_sidecars(self) -> None:
+        """Sidecars that a full disk kept from being written at close: the disk takes
+        a new file again, so try them now."""
+        while self.unfinished:
+            path, ledger = self.unfinished[0]
+            try:
+                write_sidecar(path, ledger, self.tz)
+            except OSError:
+                return
+            self.unfinished.pop(0)
+            self.log.info("wrote the sidecar of %s after all", ledger.file)
 
     def relative(self, path: Path) -> str:
         """Relative to the output directory; absolute for a file outside it."""
@@ -311,6 +348,10 @@ class Segmenter:
         if not data:
             return
         assert self.sink is not None
-        self.sink.write(data)
+        try:
+            self.sink.write(data)
+        except OSError:
+            self.failed = True  # the writer counted what never reached the disk
+            raise
         self.has_audio = True
         self.end_time = end_time

@@ -28,7 +28,16 @@ def wait_for(predicate: Callable[[], object], timeout: float = 20.0, step: float
 class RecorderProcess:
     """``isr record -c CONFIG`` in ``cwd``; ``stop()`` sends SIGTERM like systemd does."""
 
-    def __init__(self, cwd: Path, config_text: str | None, *, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        cwd: Path,
+        config_text: str | None,
+        *,
+        env: dict[str, str] | None = None,
+        preexec_fn: Callable[[], object] | None = None,
+    ):
+        """``preexec_fn`` runs in the child before exec (e.g. to set a resource limit
+        or enter another mount namespace); None keeps the plain start."""
         self.cwd = cwd
         self.config: Path | None = None
         if config_text is not None:
@@ -46,6 +55,7 @@ class RecorderProcess:
             stderr=subprocess.STDOUT,
             text=True,
             env=full_env,
+            preexec_fn=preexec_fn,
         )
         self.output = ""
         self.stop_seconds = 0.0

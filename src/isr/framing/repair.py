@@ -116,6 +116,47 @@ def repair_flac(path: Path) -> str | None:
     return "; ".join(done) or None
 
 
+def repair_ogg(path: Path) -> str | None:
+    """Cut back to the last whole page and give it the end-of-stream flag, which
+    the writer holds back until close (a killed or failed file never got it)."""
+    from isr.framing.ogg import crc32_ogg, page_crc_ok
+
+    size = path.stat().st_size
+    start = max(0, size - TAIL_BYTES)
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        tail = fh.read()
+    last = None
+    at = tail.find(b"OggS")
+    while at >= 0:
+        if at + 27 <= len(tail) and at + 27 + tail[at + 26] <= len(tail):
+            nseg = tail[at + 26]
+            length = 27 + nseg + sum(tail[at + 27 : at + 27 + nseg])
+            page = tail[at : at + length]
+            if len(page) == length and page_crc_ok(page):
+                last = (at, page)
+                at = tail.find(b"OggS", at + length)
+                continue
+        at = tail.find(b"OggS", at + 1)
+    if last is None:
+        return None
+    offset, page = last
+    end = start + offset + len(page)
+    done = []
+    if end < size:
+        with open(path, "r+b") as fh:
+            fh.truncate(end)
+        done.append(f"cut {size - end} bytes of a partial page at the end")
+    if not page[5] & 0x04:
+        fixed = bytearray(page)
+        fixed[5] |= 0x04
+        fixed[22:26] = b"\0\0\0\0"
+        fixed[22:26] = crc32_ogg(fixed).to_bytes(4, "little")
+        _patch(path, [(start + offset, bytes(fixed[:27]))])
+        done.append("end-of-stream flag set on the last page")
+    return "; ".join(done) or None
+
+
 def repairer_for(path: Path) -> Repairer | None:
     """The repair for a stream file, by its extension; None if it needs none."""
     ext = path.suffix.lower()
@@ -127,4 +168,6 @@ def repairer_for(path: Path) -> Repairer | None:
         return lambda p: truncate_to_frames(p, AdtsFramer)
     if ext == ".flac":
         return repair_flac
+    if ext in (".ogg", ".opus", ".oga"):
+        return repair_ogg
     return None

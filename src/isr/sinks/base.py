@@ -24,7 +24,14 @@ class Sink:
         self.closed = False
 
     def write(self, data: bytes | memoryview) -> None:
-        write_all(self.fd, data)
+        """All of ``data`` or nothing: a write that fails part-way (a full disk) is cut
+        back, so the file ends on the last whole write, never inside a frame."""
+        try:
+            write_all(self.fd, data)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, self.bytes_written)
+            raise
         self.bytes_written += len(data)
 
     def pwrite(self, data: bytes, offset: int) -> None:
