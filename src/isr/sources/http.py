@@ -12,15 +12,31 @@ or TLS failure is a plain ``SourceError`` whose ``__cause__`` is the OSError.
 No message or repr ever holds a password.
 
 A ``Transfer-Encoding: chunked`` body is decoded transparently by ``read()``.
+
+Cost at scale (see docs/benchmarks-streams.md): a live stream arrives as one small
+TCP segment per codec packet (~38 a second at 128 kbps MP3), and waking the loop,
+the framer and a write(2) for each costs more than the bytes. So once a read comes
+back small (the stream is live, not catching up), the next read first leaves the
+socket alone for about ``linger`` seconds (reading paused: no epoll wake-ups
+either; every stream wakes on the same tick of the loop clock, so one loop
+iteration serves them all) and then takes all that arrived at once. The newest
+byte of each read still arrives just before it is read, so arrival times stay
+exact to within one packet. And a thousand sources starting at once would
+overflow a server's listen backlog (Icecast listens with a backlog of a few
+connections, and dropped handshakes are retried by the kernel only after 1, 3, 7,
+15 s ...): at most ``CONNECT_SLOTS`` requests per server are in flight at a time,
+and waiting for a slot does not count against the timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import math
 import os
 import socket
 import ssl
+import weakref
 from dataclasses import dataclass, field
 from types import TracebackType
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
@@ -48,6 +64,12 @@ DEFAULT_USER_AGENT = f"ISR/{__version__}"
 MAX_HEADER_BYTES = 64 * 1024
 MAX_PLAYLIST_BYTES = 64 * 1024
 _STREAM_LIMIT = 64 * 1024  # StreamReader pauses the socket at twice this much unread
+LINGER_SECONDS = 0.5
+"""After a small read, leave the socket this long before the next one (batching)."""
+SMALL_READ_FRACTION = 4
+"""A read is small when it returns less than 1/this of what was asked for."""
+CONNECT_SLOTS = 32
+"""Requests (connect + response header) in flight at once to one host and port."""
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _QUERY_SAFE = _PATH_SAFE + "?"
@@ -61,6 +83,20 @@ def _ssl_default() -> ssl.SSLContext:
     if _default_ssl is None:
         _default_ssl = ssl.create_default_context()
     return _default_ssl
+
+
+_slots: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, int], asyncio.Semaphore]
+] = weakref.WeakKeyDictionary()
+
+
+def _connect_slot(host: str, port: int) -> asyncio.Semaphore:
+    """The semaphore that bounds concurrent requests to (host, port) on this loop."""
+    per_loop = _slots.setdefault(asyncio.get_running_loop(), {})
+    sem = per_loop.get((host, port))
+    if sem is None:
+        sem = per_loop[(host, port)] = asyncio.Semaphore(CONNECT_SLOTS)
+    return sem
 
 
 def _describe(exc: BaseException) -> str:
@@ -201,6 +237,9 @@ class StreamResponse:
     _closed: bool = field(default=False, repr=False)
     _waiting_since: float | None = field(default=None, repr=False)
     _watchdog: asyncio.TimerHandle | None = field(default=None, repr=False)
+    linger: float = field(default=LINGER_SECONDS, repr=False)
+    """Seconds to leave the socket alone after a small read (0: read at once)."""
+    _small: bool = field(default=False, repr=False)
 
     def _start(self) -> None:
         """Arm the idle watchdog: one timer per connection, not one per read."""
@@ -234,6 +273,8 @@ class StreamResponse:
             return b""
         self._waiting_since = asyncio.get_running_loop().time()
         try:
+            if self._small:
+                await self._linger(reader)
             if self._chunked:
                 data = await self._read_chunked(reader, n)
             else:
@@ -248,7 +289,32 @@ class StreamResponse:
             self._waiting_since = None
         if not data:
             self._eof = True
+        self._small = len(data) < n // SMALL_READ_FRACTION
         return data
+
+    async def _linger(self, reader: asyncio.StreamReader) -> None:
+        """Let a live stream's packets gather in the socket buffer before reading."""
+        delay = min(self.linger, self.timeout / 4)
+        if delay <= 0 or reader.at_eof():
+            return
+        writer = self._writer
+        transport = writer.transport if writer is not None else None
+        paused = False
+        if isinstance(transport, asyncio.ReadTransport) and transport.is_reading():
+            transport.pause_reading()
+            paused = True
+        try:
+            # Wake on a shared grid of the loop clock, not ``delay`` after this read:
+            # then a thousand streams' timers fire, and their sockets turn readable, in
+            # a handful of loop iterations per tick instead of one each.
+            loop = asyncio.get_running_loop()
+            now = loop.time()
+            wake = (math.floor((now + delay / 2) / delay) + 1) * delay
+            await asyncio.sleep(wake - now)
+        finally:
+            if paused and transport is not None and not transport.is_closing():
+                assert isinstance(transport, asyncio.ReadTransport)
+                transport.resume_reading()
 
     async def _read_chunked(self, reader: asyncio.StreamReader, n: int) -> bytes:
         if self._chunk_left == 0:
@@ -362,7 +428,7 @@ async def _request(
     writer: asyncio.StreamWriter | None = None
     step = "connecting to"
     try:
-        async with asyncio.timeout(timeout):
+        async with _connect_slot(t.host, t.port), asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(
                 t.host,
                 t.port,
