@@ -10,7 +10,7 @@ the audio: a few bytes per frame.
 
 from __future__ import annotations
 
-from collections import deque
+from array import array
 from collections.abc import Sequence
 
 from isr.framing.base import Frame
@@ -26,29 +26,30 @@ def frame_key(data: bytes) -> int:
 
 
 class RecentFrames:
-    """Keys and lengths of the last ``capacity`` frames written."""
+    """Keys of the last ``capacity`` frames written, in a compact array (8 bytes a
+    frame: a thousand streams share one process)."""
 
     def __init__(self, capacity: int = 4096) -> None:
-        self._keys: deque[int] = deque(maxlen=capacity)
-        self._seconds: deque[float] = deque(maxlen=capacity)
+        self.capacity = capacity
+        self._keys = array("q")
 
     def add(self, frames: Sequence[Frame]) -> None:
-        for f in frames:
-            self._keys.append(frame_key(f.data))
-            self._seconds.append(f.samples / f.sample_rate)
+        self._keys.extend(frame_key(f.data) for f in frames)
+        excess = len(self._keys) - self.capacity
+        if excess >= max(1, self.capacity // 4):
+            del self._keys[:excess]  # trimmed in batches, not on every frame
 
     def clear(self) -> None:
-        self._keys.clear()
-        self._seconds.clear()
+        del self._keys[:]
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return min(len(self._keys), self.capacity)
 
     def overlap(self, frames: Sequence[Frame]) -> int:
         """How many leading ``frames`` repeat what was written: the longest start of
         ``frames`` that ends with the last frames written. When the repeat reaches
         back further than the frames remembered, all of them must recur in one run."""
-        old = list(self._keys)
+        old = self._keys[-self.capacity :].tolist()
         if not old or not frames:
             return 0
         new = [frame_key(f.data) for f in frames]

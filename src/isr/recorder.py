@@ -23,7 +23,6 @@ from isr.clock import local_zone
 from isr.config import Config, SourceConfig
 from isr.errors import ConfigError, LockError, OutputError
 from isr.keeper import Keeper
-from isr.metrics import start_metrics_server
 from isr.recovery import previous_positions, recover
 from isr.sinks.base import Sink
 from isr.sources.base import Source
@@ -99,7 +98,7 @@ class Syncer:
 def _sync_fds(fds: list[int], close: list[int]) -> None:
     for fd in fds + close:
         try:
-            os.fsync(fd)
+            os.fdatasync(fd)  # data and size; timestamps need no disk write
         except OSError as exc:
             log.warning("fsync failed: %s", exc)
     for fd in close:
@@ -174,6 +173,8 @@ class Recorder:
             )
             metrics = None
             if self.cfg.metrics_port:
+                from isr.metrics import start_metrics_server  # only when asked for
+
                 try:
                     metrics = await start_metrics_server(
                         directory, self.cfg.web.host, self.cfg.metrics_port

@@ -56,9 +56,9 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON so a reader sees the old or the new file, never half of one."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
+        text = json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
         with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, ensure_ascii=False, separators=(",", ":"))
-            fh.write("\n")
+            fh.write(text)  # one write: json.dump would write piece by piece
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
