@@ -524,7 +524,7 @@ def ratios(results: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
 
 
 def markdown(results_dir: Path) -> str:
-    """Markdown tables of every results file (for docs/benchmarks-streams.md)."""
+    """Markdown tables of every results file (for docs/benchmarks.md)."""
     out: list[str] = []
     files = sorted(
         results_dir.glob("streams-*-N*.json"),

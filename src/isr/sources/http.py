@@ -13,7 +13,7 @@ No message or repr ever holds a password.
 
 A ``Transfer-Encoding: chunked`` body is decoded transparently by ``read()``.
 
-Cost at scale (see docs/benchmarks-streams.md): a live stream arrives as one small
+Cost at scale (see docs/benchmarks.md): a live stream arrives as one small
 TCP segment per codec packet (~38 a second at 128 kbps MP3), and waking the loop,
 the framer and a write(2) for each costs more than the bytes. So once a read comes
 back small (the stream is live, not catching up), the next read first leaves the
