@@ -97,6 +97,7 @@ def test_image_commands_run_outside_docker(tmp_path: Path) -> None:
         check = [sys.executable if c == "python" else c for c in health_cmd]
         check = [c.replace("/data", str(data)) for c in check]
         assert wait_for(lambda: subprocess.run(check, capture_output=True).returncode == 0)
+        assert wait_for(lambda: list((data / "recordings").glob("*.wav")))
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=30)

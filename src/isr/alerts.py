@@ -32,6 +32,7 @@ class Alerter:
         self.repeat_seconds = repeat_seconds
         self._last: dict[tuple[str, str], float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._previous: asyncio.Task[None] | None = None
         self.sent: list[dict[str, Any]] = []
         """Events fired (kept short), for the status file and tests."""
 
@@ -63,7 +64,8 @@ class Alerter:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return True
-        task = loop.create_task(self._deliver(payload), name=f"alert-{event}")
+        task = loop.create_task(self._deliver(payload, self._previous), name=f"alert-{event}")
+        self._previous = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return True
@@ -72,7 +74,9 @@ class Alerter:
         """Allow ``event`` again at once (the condition ended)."""
         self._last.pop((event, source), None)
 
-    async def _deliver(self, payload: dict[str, Any]) -> None:
+    async def _deliver(self, payload: dict[str, Any], previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:  # alerts arrive in the order they were raised
+            await asyncio.wait({previous})
         if self.cfg.webhook_url:
             try:
                 await asyncio.wait_for(self._post(payload), DELIVERY_TIMEOUT)
