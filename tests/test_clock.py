@@ -126,3 +126,15 @@ def test_media_clock_reanchors_when_audio_stays_late() -> None:
     assert clock.reanchors == 1
     assert [j for j in jumps if j is not None] == [pytest.approx(4.0)]
     assert clock.aired(19.0) == pytest.approx(123.0)
+
+
+@pytest.mark.parametrize("split", [6.0, 60.0, 1800.0])
+@pytest.mark.parametrize("around", ["2026-03-29 02:00:00", "2026-10-25 02:30:00"])
+def test_current_boundary_near_dst_changes_is_exact(split: float, around: str) -> None:
+    centre = ts(around)
+    for step in range(-40, 40):
+        t = centre + step * 293.3
+        b = current_boundary(t, split, BERLIN)
+        assert b <= t
+        assert next_boundary(b - 1e-3, split, BERLIN) == pytest.approx(b)  # b is a boundary
+        assert next_boundary(b, split, BERLIN) > t  # and the last one before t

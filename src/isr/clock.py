@@ -106,14 +106,30 @@ def _next_boundary_slow(t: float, split_seconds: float, tz: tzinfo) -> float:
 
 def current_boundary(t: float, split_seconds: float, tz: tzinfo) -> float:
     """The latest boundary at or before ``t``."""
-    # The boundary after (t - split - margin) walks forward to the last one <= t.
-    probe = t - split_seconds - _DST_MARGIN
-    b = next_boundary(probe, split_seconds, tz)
-    while True:
-        nb = next_boundary(b, split_seconds, tz)
-        if nb > t:
-            return b if b <= t else t
-        b = nb
+    if _offset(t - split_seconds - _DST_MARGIN, tz) == _offset(t, tz):
+        # No transition behind: local time ran with the instant.
+        wall = _wall(t, tz)
+        midnight = wall.replace(hour=0, minute=0, second=0, microsecond=0)
+        into = (wall - midnight).total_seconds()
+        k = math.floor(into / split_seconds + 1e-9)
+        return t - (into - k * split_seconds)
+    # Near a transition: the latest candidate instant at or before t, found once.
+    best = -math.inf
+    wall = _wall(t, tz)
+    lo = wall - timedelta(seconds=split_seconds + _DST_MARGIN)
+    day = lo.replace(hour=0, minute=0, second=0, microsecond=0)
+    while day <= wall:
+        k = max(0, math.ceil((lo - day).total_seconds() / split_seconds - 1e-9))
+        while k * split_seconds < DAY:
+            cand_wall = day + timedelta(seconds=k * split_seconds)
+            if cand_wall > wall + timedelta(seconds=_DST_MARGIN):
+                break
+            for inst in _instants(cand_wall, tz):
+                if best < inst <= t:
+                    best = inst
+            k += 1
+        day += timedelta(days=1)
+    return best if best > -math.inf else t
 
 
 class MediaClock:
