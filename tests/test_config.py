@@ -204,3 +204,12 @@ def test_port_range_and_hints_for_common_slips() -> None:
     assert any("missing '=' after 'url'" in w for w in cfg.warnings)
     with pytest.raises(ConfigError, match=r"line 3: 'frequency 880' is not 'key = value'"):
         load("c.ini", text="[t]\ntype = tone\nfrequency 880\n")
+
+
+def test_a_password_that_breaks_the_url_is_a_config_error_without_the_password() -> None:
+    with pytest.raises(ConfigError) as info:
+        load("c.ini", text="[s]\ntype = stream\nurl = http://dj:se/cret@127.0.0.1:8000/live\n")
+    assert "percent-encoded" in str(info.value) and "cret" not in str(info.value)
+    from isr.sources.http import redact_url
+
+    assert "cret" not in redact_url("http://dj:se/cret@127.0.0.1:8000/live")

@@ -210,3 +210,23 @@ def test_a_failed_write_leaves_a_whole_file_and_its_sidecar_comes_later(
     seg.write_frames(frames[:10], 1e9 + 100, disk, "mp3", framer.file_writer)
     assert json.loads(first.with_name(first.name + ".json").read_text())["end"] is not None
     seg.close()
+
+
+def test_recover_a_flac_file_written_by_libsndfile(tmp_path: Path) -> None:
+    """Soundcard FLAC files come from libsndfile, whose STREAMINFO is not the last
+    metadata block: the repair must still find the frames."""
+    import numpy as np
+
+    from isr.framing.repair import repair_flac
+
+    path = tmp_path / "card.flac"
+    t = np.arange(44100 * 6) / 44100
+    signal = (np.sin(2 * np.pi * 440 * t) * 0.4 * 32767).astype("<i2")
+    soundfile.write(str(path), np.stack([signal, signal], axis=1), 44100, subtype="PCM_16")
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) - 777])  # a power cut inside the last frame
+    what = repair_flac(path) or ""
+    assert "partial frame" in what and "total samples patched" in what
+    assert flac_test(path) == ""
+    info = soundfile.info(str(path))
+    assert 0 < info.frames < len(signal) and info.frames % 4096 == 0

@@ -132,7 +132,10 @@ def test_same_origin() -> None:
     assert not same_origin("http://evil.example", "http", "127.0.0.1:8080")
     assert not same_origin(None, "http", "127.0.0.1:8080")
     assert not same_origin("null", "http", "127.0.0.1:8080")
-    assert not same_origin("https://127.0.0.1:8080", "http", "127.0.0.1:8080")
+    # behind a TLS-terminating proxy the page is https, the request here http
+    assert same_origin("https://radio.example", "http", "radio.example")
+    assert not same_origin("https://radio.example.evil", "http", "radio.example")
+    assert not same_origin("ftp://127.0.0.1:8080", "http", "127.0.0.1:8080")
 
 
 def _wav_head(rate: int, channels: int, extra_chunk: bytes = b"") -> bytes:

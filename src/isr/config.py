@@ -527,6 +527,13 @@ def _check_url(url: str, err: Callable[[str], ConfigError]) -> None:
         raise err(f"must start with http:// or https://, got {parts.scheme or 'no scheme'}")
     if not parts.hostname:
         raise err("has no host name")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise err(
+            "has a port that is not a number (a password with '/', '?', '#' or '@' "
+            "must be percent-encoded, e.g. %2F)"
+        ) from None
     if parts.path.lower().endswith(".m3u8"):
         raise err("HLS (.m3u8) is not supported yet; use the station's Icecast/SHOUTcast URL")
 

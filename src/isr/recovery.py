@@ -55,7 +55,7 @@ def finish_sidecar(path: Path, note: str, mtime: float) -> bool:
         data: dict[str, Any] = json.loads(side.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    if data.get("end") is not None:
+    if not isinstance(data, dict) or data.get("end") is not None:
         return False
     start = data.get("start")
     try:
@@ -86,6 +86,8 @@ def recover(directory: Path, extra_dirs: list[Path]) -> list[str]:
                 done.append(f"{path}: sidecar completed")
         except OSError as exc:
             log.error("cannot repair %s: %s", path, exc.strerror or exc)
+        except Exception:  # a damaged file must not keep the recorder from starting
+            log.exception("cannot repair %s", path)
     for line in done:
         log.warning("crash recovery: repaired %s", line)
     for root in sorted({directory, *extra_dirs}):

@@ -266,7 +266,10 @@ class Segmenter:
                     "title": title,
                 }
             )
-            write_sidecar(self.sink.path, self.ledger, self.tz)
+            try:
+                write_sidecar(self.sink.path, self.ledger, self.tz)
+            except OSError as exc:  # written again at close
+                self.log.error("cannot write the sidecar of %s: %s", self.ledger.file, exc)
 
     # -- audio -----------------------------------------------------------------------
 

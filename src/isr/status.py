@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import os
 import socket
@@ -25,7 +24,7 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from isr.sidecar import iso
+from isr.sidecar import iso, write_json_atomic
 from isr.sinks.base import Sink
 
 STATES = ("connecting", "recording", "retrying", "failed", "stopped")
@@ -116,7 +115,7 @@ class StatusBoard:
 
     def write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.path, self.snapshot())
+        write_json_atomic(self.path, self.snapshot())
         self.writes += 1
 
     async def run(self) -> None:
@@ -129,7 +128,7 @@ class StatusBoard:
                 if failing:
                     log.info("status file writable again")
                 failing = False
-            except OSError as exc:
+            except Exception as exc:  # the heartbeat must outlive any one bad write
                 if not failing:
                     log.error("cannot write %s: %s", self.path, exc)
                 failing = True
@@ -145,21 +144,6 @@ class StatusBoard:
 def _iso_cached(t: float, tz: tzinfo) -> str:
     """``iso`` of a time that stays the same for many beats (a file's start)."""
     return iso(t, tz)
-
-
-def _write_atomic(path: Path, obj: Any) -> None:
-    """Like ``sidecar.write_json_atomic`` (a reader sees the old or the new file),
-    in one encode and one write."""
-    data = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 def _iso_seconds(t: float, tz: tzinfo) -> str:

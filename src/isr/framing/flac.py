@@ -469,7 +469,10 @@ def streaminfo_patch(head: bytes, last: bytes) -> list[tuple[int, bytes]]:
     if info is None:
         return []
     total = h.number + h.block_size if h.variable else h.number * info.max_block + h.block_size
-    return [(STREAMINFO_OFFSET, info._replace(total_samples=total).body())]
+    if total == info.total_samples:
+        return []
+    # An MD5 over the whole signal no longer holds for a file cut short: 0 = unknown.
+    return [(STREAMINFO_OFFSET, info._replace(total_samples=total, md5=bytes(16)).body())]
 
 
 # -- the framer ------------------------------------------------------------------------

@@ -94,8 +94,11 @@ def repair_flac(path: Path) -> str | None:
         start = max(HEAD_BYTES, size - TAIL_BYTES)
         fh.seek(start)
         tail = fh.read()
-    # The head's STREAMINFO lets the framer read frames that refer to it.
-    data = head + tail
+    # The head's STREAMINFO lets the framer read frames that refer to it. Marked as
+    # the last metadata block (libsndfile writes more after it), so the framer takes
+    # the tail for frames, not for more metadata.
+    marked = head[:4] + bytes([head[4] | 0x80]) + head[5:] if len(head) > 4 else head
+    data = marked + tail
     frames = FlacFramer().feed(data)
     if not frames:
         return None

@@ -98,9 +98,11 @@ class WavSink(Sink):
         os.pwrite(self.fd, wav_header(self.sample_rate, self.channels, self.data_bytes), 0)
 
     def close(self) -> None:
-        if not self.closed:
-            self.update_header()
-        super().close()
+        try:
+            if not self.closed:
+                self.update_header()
+        finally:
+            super().close()  # never leave the descriptor (and its lock) open
 
 
 # -- repair after a crash ------------------------------------------------------------

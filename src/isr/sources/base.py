@@ -201,6 +201,8 @@ class Source:
             self.segmenter.close()
         except OSError as exc:
             self.log.error("error closing %s: %s", self.status.file, exc)
+        except Exception:  # a writer bug must not stop the other sources
+            self.log.exception("error closing %s", self.status.file)
 
 
 def describe_error(exc: BaseException) -> str:

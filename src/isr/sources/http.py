@@ -130,6 +130,11 @@ def redact_url(url: str) -> str:
     except ValueError:
         return "<unparsable URL>"
     if "@" not in parts.netloc:
+        scheme, sep, rest = url.partition("://")
+        if sep and "@" in rest and ":" in rest.rpartition("@")[0]:
+            # A password with an unencoded '/', '?' or '#' ends the netloc early:
+            # mask everything up to the last '@' rather than show it.
+            return f"{scheme}://***@{rest.rpartition('@')[2]}"
         return url
     userinfo, _, host = parts.netloc.rpartition("@")
     user, sep, _ = userinfo.partition(":")

@@ -149,10 +149,15 @@ def _credentials_ok(header: str | None, username: str, password: str) -> bool:
 
 
 def same_origin(origin: str | None, scheme: str, host: str) -> bool:
-    """True when ``Origin`` names this server (pure); a missing Origin is not."""
+    """True when ``Origin`` names this server (pure); a missing Origin is not.
+
+    The scheme may differ (http here, https at a TLS-terminating proxy in front):
+    the host the browser sent the page to is what tells a foreign site apart.
+    """
     if not origin or origin == "null":
         return False
-    return origin.rstrip("/").lower() == f"{scheme}://{host}".lower()
+    o_scheme, sep, o_host = origin.rstrip("/").lower().partition("://")
+    return bool(sep) and o_scheme in ("http", "https", scheme) and o_host == host.lower()
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
