@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from isr.framing.repair import Repairer, repairer_for
+from isr.framing.repair import Repairer, holds_audio, repairer_for
 from isr.sidecar import sidecar_path, write_json_atomic
 from isr.sinks.files import is_locked
 from isr.sinks.wav import repair_wav, repair_wavs
@@ -81,6 +81,13 @@ def recover(directory: Path, extra_dirs: list[Path]) -> list[str]:
             what = fix(path) if fix is not None else None
             if what:
                 done.append(f"{path}: {what}")
+            if path.suffix.lower() != ".wav" and not holds_audio(path):
+                # Killed right after it opened: headers only. No file, as when a
+                # first write fails.
+                path.unlink()
+                sidecar_path(path).unlink(missing_ok=True)
+                done.append(f"{path}: removed, no audio was written before the crash")
+                continue
             note = "the recorder stopped unexpectedly; end is the file's last write"
             if finish_sidecar(path, note, mtime):
                 done.append(f"{path}: sidecar completed")

@@ -174,3 +174,34 @@ def repairer_for(path: Path) -> Repairer | None:
     if ext in (".ogg", ".opus", ".oga"):
         return repair_ogg
     return None
+
+
+def holds_audio(path: Path) -> bool:
+    """Whether a stream file holds at least one whole frame or audio page (a file a
+    crash cut right after it opened may hold only its headers)."""
+    ext = path.suffix.lower()
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 18)
+    framer: Framer
+    if ext == ".mp3":
+        from isr.framing.mp3 import Mp3Framer
+
+        framer = Mp3Framer()
+    elif ext == ".aac":
+        from isr.framing.adts import AdtsFramer
+
+        framer = AdtsFramer()
+    elif ext == ".flac":
+        from isr.framing.flac import FlacFramer
+
+        framer = FlacFramer()
+        if len(head) > 4:  # libsndfile's STREAMINFO is not the last block: skip the rest
+            head = head[:4] + bytes([head[4] | 0x80]) + head[5:]
+    elif ext in (".ogg", ".opus", ".oga"):
+        from isr.framing.ogg import OggFramer
+
+        framer = OggFramer()
+    else:
+        return True
+    frames = framer.feed(head) + framer.flush()
+    return any(f.samples > 0 for f in frames)

@@ -16,6 +16,7 @@ then says "length unknown", which decoders accept).
 from __future__ import annotations
 
 import collections
+import errno
 import logging
 import os
 import threading
@@ -28,6 +29,8 @@ from isr.sinks.base import Sink
 
 log = logging.getLogger("isr.flac")
 
+STALL_SECONDS = 2.0
+"""The longest the event loop waits for the encoder, in a write or at close."""
 MAX_PENDING_BYTES = 8 << 20
 """PCM queued per file before ``write()`` waits (~47 s of 44.1 kHz stereo)."""
 ENCODER_THREADS = 2
@@ -64,6 +67,7 @@ class FlacSink(Sink):
         self._busy = False
         self._error: BaseException | None = None
         self._warned = False
+        self._closing = False
         try:
             self._raw = os.fdopen(self.fd, "wb", buffering=0, closefd=False)
             self._sf = soundfile.SoundFile(
@@ -90,8 +94,16 @@ class FlacSink(Sink):
                 if not self._warned:
                     self._warned = True
                     log.warning("%s: the FLAC encoder is behind; waiting for it", self.path)
-                while self._pending >= self.max_pending and self._error is None:
-                    self._cond.wait()
+                # Never hold the event loop for long: a stalled disk ends this file.
+                if not self._cond.wait_for(
+                    lambda: self._pending < self.max_pending or self._error is not None,
+                    timeout=STALL_SECONDS,
+                ):
+                    raise OSError(
+                        errno.ENOBUFS,
+                        f"the FLAC encoder is {self._pending >> 20} MiB behind "
+                        f"(a stalled disk?); starting a new file",
+                    )
                 self._raise_error()
             self._queue.append(chunk)
             self._pending += len(chunk)
@@ -110,12 +122,16 @@ class FlacSink(Sink):
         """The worker: encode queued chunks in order until the queue is empty."""
         while True:
             with self._cond:
-                if not self._queue or self._error is not None:
+                idle = not self._queue or self._error is not None
+                if idle and not self._closing:
                     self._busy = False
                     self._cond.notify_all()
                     return
                 chunk = b"".join(self._queue)
                 self._queue.clear()
+            if idle:  # close() left the end of this file to us
+                self._finish_in_background()
+                return
             try:
                 self._sf.buffer_write(chunk, dtype="int16")
                 size = os.fstat(self.fd).st_size
@@ -138,12 +154,31 @@ class FlacSink(Sink):
             while self._busy:
                 self._cond.wait()
 
+    def _finish_in_background(self) -> None:
+        """close(), done by the encoder thread for a file whose encoding lagged."""
+        try:
+            self._sf.close()
+        except Exception as exc:
+            log.error("%s: closing the FLAC file failed: %s", self.path, exc)
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+            os.close(self.fd)
+
     def close(self) -> None:
-        """Finish encoding, write the final STREAMINFO and close the file."""
+        """Finish encoding, write the final STREAMINFO and close the file. If the
+        encoder is still busy after ``STALL_SECONDS``, it finishes the file itself:
+        the event loop that called is never held longer."""
         if self.closed:
             return
+        with self._cond:
+            if not self._cond.wait_for(lambda: not self._busy, timeout=STALL_SECONDS):
+                self._closing = True
+                self.closed = True
+                log.warning("%s: the FLAC encoder finishes this file in the background", self.path)
+                return
         try:
-            self.wait_idle()
             with self._cond:
                 failed = self._error
             try:
