@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
@@ -13,6 +11,8 @@ import pytest
 
 from isr.framing.adts import AdtsFramer
 from isr.framing.base import Frame, Framer
+from tests.support.framing import ffprobe_packets, joined, run_framer
+from tests.support.tools import require_tool
 
 SINE = ["-f", "lavfi", "-i", "sine=frequency=440:duration=3"]
 
@@ -25,19 +25,9 @@ VARIANTS: dict[str, tuple[list[str], int]] = {
 }
 
 
-def need(tool: str) -> str:
-    """The tool's path; skip without it, but fail under CI where it must exist."""
-    path = shutil.which(tool)
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{tool} is required under CI")
-        pytest.skip(f"{tool} is not installed")
-    return path
-
-
 @pytest.fixture(scope="session")
 def aac_media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    ffmpeg = need("ffmpeg")
+    ffmpeg = require_tool("ffmpeg")
     out = tmp_path_factory.mktemp("adts")
     files = {}
     for name, (args, _) in VARIANTS.items():
@@ -50,30 +40,7 @@ def aac_media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def run(data: bytes, chunks: Iterable[int] | None = None) -> tuple[list[Frame], AdtsFramer]:
-    framer = AdtsFramer()
-    frames: list[Frame] = []
-    if chunks is None:
-        frames += framer.feed(data)
-    else:
-        pos = 0
-        for size in chunks:
-            frames += framer.feed(data[pos : pos + size])
-            pos += size
-        frames += framer.feed(data[pos:])
-    frames += framer.flush()
-    assert sum(len(f.data) for f in frames) + framer.dropped_bytes == len(data)
-    assert sum(framer.drops.values()) == framer.dropped_bytes
-    return frames, framer
-
-
-def joined(frames: list[Frame]) -> bytes:
-    return b"".join(f.data for f in frames)
-
-
-def ffprobe_packets(path: Path) -> int:
-    cmd = [need("ffprobe"), "-v", "error", "-count_packets", "-select_streams", "a:0"]
-    cmd += ["-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", str(path)]
-    return int(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip())
+    return run_framer(AdtsFramer(), data, chunks)
 
 
 def adts_frame(
@@ -122,7 +89,7 @@ def test_real_files_frame_count_and_decode(
     out = tmp_path / "joined.aac"
     out.write_bytes(joined(frames))
     result = subprocess.run(
-        [need("ffmpeg"), "-v", "error", "-i", str(out), "-f", "null", "-"],
+        [require_tool("ffmpeg"), "-v", "error", "-i", str(out), "-f", "null", "-"],
         capture_output=True,
         text=True,
     )

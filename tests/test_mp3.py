@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
@@ -13,6 +11,8 @@ import pytest
 
 from isr.framing.base import Frame, Framer
 from isr.framing.mp3 import Mp3Framer
+from tests.support.framing import ffprobe_packets, joined, run_framer
+from tests.support.tools import require_tool
 
 SINE = ["-f", "lavfi", "-i", "sine=frequency=440:duration=3"]
 
@@ -50,19 +50,9 @@ VARIANTS: dict[str, tuple[list[str], str, int, int]] = {
 MP3VAL_NOISE = ("No supported tags", "Non-layer-III frame")
 
 
-def need(tool: str) -> str:
-    """The tool's path; skip without it, but fail under CI where it must exist."""
-    path = shutil.which(tool)
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{tool} is required under CI")
-        pytest.skip(f"{tool} is not installed")
-    return path
-
-
 @pytest.fixture(scope="session")
 def mp3_media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    ffmpeg = need("ffmpeg")
+    ffmpeg = require_tool("ffmpeg")
     out = tmp_path_factory.mktemp("mp3")
     files = {}
     for name, (args, ext, _, _) in VARIANTS.items():
@@ -74,34 +64,11 @@ def mp3_media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def run(data: bytes, chunks: Iterable[int] | None = None) -> tuple[list[Frame], Mp3Framer]:
-    framer = Mp3Framer()
-    frames: list[Frame] = []
-    if chunks is None:
-        frames += framer.feed(data)
-    else:
-        pos = 0
-        for size in chunks:
-            frames += framer.feed(data[pos : pos + size])
-            pos += size
-        frames += framer.feed(data[pos:])
-    frames += framer.flush()
-    assert sum(len(f.data) for f in frames) + framer.dropped_bytes == len(data)
-    assert sum(framer.drops.values()) == framer.dropped_bytes
-    return frames, framer
-
-
-def joined(frames: list[Frame]) -> bytes:
-    return b"".join(f.data for f in frames)
-
-
-def ffprobe_packets(path: Path) -> int:
-    cmd = [need("ffprobe"), "-v", "error", "-count_packets", "-select_streams", "a:0"]
-    cmd += ["-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", str(path)]
-    return int(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip())
+    return run_framer(Mp3Framer(), data, chunks)
 
 
 def assert_decodes_cleanly(path: Path) -> None:
-    cmd = [need("ffmpeg"), "-v", "error", "-i", str(path), "-f", "null", "-"]
+    cmd = [require_tool("ffmpeg"), "-v", "error", "-i", str(path), "-f", "null", "-"]
     result = subprocess.run(cmd, capture_output=True, text=True)
     assert result.returncode == 0
     assert result.stdout + result.stderr == ""
@@ -158,7 +125,7 @@ def test_real_files_frame_count_and_decode(
 
 @pytest.mark.parametrize("name", ["cbr", "layer2", "mpeg2"])
 def test_mp3val_accepts_output(name: str, mp3_media: dict[str, Path], tmp_path: Path) -> None:
-    mp3val = need("mp3val")
+    mp3val = require_tool("mp3val")
     frames, _ = run(mp3_media[name].read_bytes())
     out = tmp_path / "joined.mp3"
     out.write_bytes(joined(frames))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
 import subprocess
 
 import pytest
@@ -17,6 +15,7 @@ from isr.framing.sniff import (
     sniff_disagrees,
     sniff_scores,
 )
+from tests.support.tools import require_tool
 
 SINE = ["-f", "lavfi", "-i", "sine=frequency=440:duration=2"]
 
@@ -33,19 +32,9 @@ MEDIA: dict[str, tuple[list[str], str]] = {
 }
 
 
-def need(tool: str) -> str:
-    """The tool's path; skip without it, but fail under CI where it must exist."""
-    path = shutil.which(tool)
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{tool} is required under CI")
-        pytest.skip(f"{tool} is not installed")
-    return path
-
-
 @pytest.fixture(scope="session")
 def sniff_media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
-    ffmpeg = need("ffmpeg")
+    ffmpeg = require_tool("ffmpeg")
     out = tmp_path_factory.mktemp("sniff")
     media = {}
     for name, (args, _) in MEDIA.items():
