@@ -27,7 +27,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import platform
 import shlex
 import signal
 import subprocess
@@ -36,6 +35,10 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import machine as common_machine
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_RATE = 44100
@@ -209,15 +212,7 @@ def measure(path: Path, runs: int) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    mem_kib = 0
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        mem_kib = int(Path("/proc/meminfo").read_text().split("\n")[0].split()[1])
+    """The machine as bench/_common.py describes it, plus the decoders' versions."""
     versions: dict[str, str] = {}
     with contextlib.suppress(Exception):
         import av
@@ -229,14 +224,7 @@ def machine() -> dict[str, Any]:
     with contextlib.suppress(Exception):
         out = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, timeout=10)
         versions["ffmpeg"] = out.stdout.split("\n")[0]
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": model,
-        "ram_mib": mem_kib // 1024,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        **versions,
-    }
+    return {**common_machine(), **versions}
 
 
 def print_table(results: dict[str, dict[str, Any]]) -> None:
