@@ -122,8 +122,6 @@ class SyncFramer(FramerBase):
         self._key = -1
         self._emitted_key = -1
         """Key of the last frame emitted: a frame with another key starts a new file."""
-        self._skip = 0
-        self._skip_reason = ""
 
     @property
     def locked(self) -> bool:
@@ -201,10 +199,7 @@ class SyncFramer(FramerBase):
         p = 0
         while p < end:
             if self._skip:
-                n = min(self._skip, end - p)
-                self._skip -= n
-                self._drop(n, self._skip_reason)
-                p += n
+                p = self._skip_ahead(p, end)
                 continue
             if self._locked:
                 if end - p < hl:

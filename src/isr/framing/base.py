@@ -114,6 +114,17 @@ class FramerBase:
         """Dropped bytes by reason (junk, tags, truncated, ...)."""
         self.header_frames: list[Frame] = []
         self._buf = bytearray()
+        self._skip = 0
+        """Bytes still to drop as ``_skip_reason`` (a tag or metadata block that
+        may run on into later chunks)."""
+        self._skip_reason = ""
+
+    def _skip_ahead(self, p: int, end: int) -> int:
+        """Drop what is left of the block being skipped, up to ``end``; the new ``p``."""
+        n = min(self._skip, end - p)
+        self._skip -= n
+        self._drop(n, self._skip_reason)
+        return p + n
 
     def _drop(self, n: int, reason: str) -> None:
         if n > 0:

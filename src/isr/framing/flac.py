@@ -509,8 +509,6 @@ class FlacFramer(FramerBase):
         """The stream's own STREAMINFO, if it was seen (a listener from the start)."""
         self.resyncs = 0
         self.frame_count = 0
-        self._skip = 0
-        self._skip_reason = ""
         self._meta = False
         self._locked = False
         self._scan = 0
@@ -653,10 +651,7 @@ class FlacFramer(FramerBase):
         p = 0
         while p < end:
             if self._skip:
-                n = min(self._skip, end - p)
-                self._skip -= n
-                self._drop(n, self._skip_reason)
-                p += n
+                p = self._skip_ahead(p, end)
                 continue
             if self._meta:
                 if self._metadata(buf, p, end, eof) == _NEED:
