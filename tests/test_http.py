@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 import random
 import shutil
 import socket
 import ssl
 import subprocess
+import threading
+import time
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -169,15 +172,55 @@ def test_header_parsing(srv: FakeStreamServer) -> None:
 
 
 def test_read_returns_what_is_there_without_filling_n(srv: FakeStreamServer) -> None:
-    srv.add(Mount("/slow", payload=PAYLOAD, byte_rate=20_000, chunk_min=100, chunk_max=300))
+    srv.add(Mount("/slow", payload=PAYLOAD, byte_rate=10_000, chunk_min=100, chunk_max=300))
 
     async def go() -> list[int]:
         async with await open_stream(srv.url("/slow"), timeout=5) as resp:
             return [len(await resp.read(1 << 20)) for _ in range(5)]
 
     sizes = run(go())
-    # Waiting to fill 1 MiB would take 50 s at this rate: each read returns what came.
+    # Waiting to fill 1 MiB would take 100 s at this rate: each read returns what came
+    # (paced reads take what gathered in about a second).
     assert all(0 < s < 20_000 for s in sizes), sizes
+
+
+def test_paced_reads_see_a_hang_up_at_once_not_on_the_next_tick() -> None:
+    """A live stream is read on a shared tick; a dropped connection must still be
+    seen when it happens, or every reconnect would lose up to a tick of audio."""
+    closed_at: list[float] = []
+    period = 2.0
+
+    def serve(listener: socket.socket) -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"ICY 200 OK\r\ncontent-type: audio/mpeg\r\n\r\n" + bytes(3000))
+            time.sleep(0.3)
+            conn.sendall(bytes(500))  # read on a tick: the reader is paced by now
+            # Hang up just after a tick of the reader's grid, the next one 1.8 s away.
+            t = time.monotonic()
+            time.sleep((math.floor(t / period) + 1) * period + 0.2 - t)
+            closed_at.append(time.monotonic())
+
+    async def go() -> tuple[float, bytes]:
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(1)
+            server = threading.Thread(target=serve, args=(listener,), daemon=True)
+            server.start()
+            port = listener.getsockname()[1]
+            async with await open_stream(f"http://127.0.0.1:{port}/", timeout=30) as resp:
+                resp.linger = period
+                got = b""
+                while chunk := await resp.read():
+                    got += chunk
+                ended = asyncio.get_running_loop().time()
+            server.join(5)
+            return ended, got
+
+    ended, got = run(go())
+    assert got == bytes(3500)
+    assert closed_at and 0 <= ended - closed_at[0] < 0.5
 
 
 def test_redirects_relative_and_absolute(srv: FakeStreamServer) -> None:

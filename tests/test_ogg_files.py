@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from isr.framing.ogg import OggFrame, OggFramer
+from isr.framing.ogg import OggFrame, OggFramer, page_packets
 from isr.segment import Segmenter
 from isr.sinks.base import Sink
 from tests.support.judge import (
@@ -220,6 +220,64 @@ def test_real_files_frame_cleanly_in_any_chunking(codec: str, sources: dict[str,
     assert sum(f.samples for f in audio) == audio[-1].granule - (
         audio[0].granule - audio[0].samples
     )
+
+
+def repage(packets: list[bytes], body_size: int) -> list[bytes]:
+    """The packets laced into pages of about ``body_size`` bytes, split across pages
+    where they fall (header fields other than the flags are left zero)."""
+    pages: list[bytes] = []
+    segs: list[int] = []
+    body = bytearray()
+    continued = False
+
+    def flush(open_packet: bool) -> None:
+        nonlocal continued, body
+        head = b"OggS\0" + bytes([1 if continued else 0]) + bytes(20)
+        pages.append(head + bytes([len(segs)]) + bytes(segs) + body)
+        segs.clear()
+        body = bytearray()
+        continued = open_packet
+
+    for pkt in packets:
+        pos = 0
+        while True:
+            n = min(255, len(pkt) - pos)
+            segs.append(n)
+            body += pkt[pos : pos + n]
+            pos += n
+            if len(body) >= body_size or len(segs) == 255:
+                flush(open_packet=n == 255)
+            if n < 255:
+                break
+    if segs:
+        flush(open_packet=False)
+    return pages
+
+
+@pytest.mark.parametrize("start", [0, 1, 7])
+def test_vorbis_table_count_agrees_with_the_packet_by_packet_count(
+    start: int, tmp_path: Path
+) -> None:
+    """The hot path counts Vorbis packets by a first-byte table; on every page of a
+    real stream, entered at any page (a connect), it must agree with the general
+    count that parses each packet. The stream is re-paged so that packets span
+    pages, as in Icecast's re-paged Vorbis (ffmpeg ends every page on a packet)."""
+    noisy = f"{CHIRP}+0.2*(random(0)-0.5)"  # noise: packets over 255 bytes
+    src = make_source(tmp_path, "noisy.ogg", "vorbis", expr=noisy, seconds=4, bitrate="320k")
+    frames, _ = frame_all(src.read_bytes())
+    codec = next(f for f in frames if f.link is not None).link.codec  # type: ignore[union-attr]
+    packets = [f.data[a:b] for f in frames if not f.header for a, b, _ in page_packets(f.data)]
+    pages = repage(packets, 1000)[start:]
+    general = table = (None, 0)  # (head, prev): a decoder starting at this page
+    opened = 0
+    for page in pages:
+        continued = bool(page[5] & 1)
+        g = OggFramer._count_packets(codec, page, general[0] if continued else None, general[1])
+        t = OggFramer._count_vorbis(codec, page, table[0] if continued else None, table[1])
+        assert t == g
+        general, table = (g[3], g[2]), (t[3], t[2])
+        opened += g[3] is not None
+    assert opened > 10  # packets spanning pages were exercised
 
 
 @pytest.mark.parametrize("codec", ["vorbis", "opus", "opusenc", "oggflac"])

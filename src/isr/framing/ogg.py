@@ -315,6 +315,55 @@ class OggFramer(FramerBase):
             self._prev_bs = 0
             self._no_cut = True
 
+    @staticmethod
+    def _count_packets(
+        codec: Codec, page: bytes, head: bytes | None, prev: int
+    ) -> tuple[int, int, int, bytes | None]:
+        """(samples, samples from a decoder starting here, blocksize carried on, head
+        of the packet left open) of an audio page; ``head``: the start of the packet
+        it continues, ``prev``: the blocksize before it."""
+        computed = fresh = 0
+        first = True
+        for start, end, complete in page_packets(page):
+            if head is not None:
+                data = (head + page[start : start + _HEAD])[:_HEAD]
+                head = None
+            else:
+                data = page[start : min(end, start + _HEAD)]
+            if not complete:
+                return computed, fresh, prev, data
+            n, prev = codec.packet_samples(data, prev)
+            computed += n
+            fresh += codec.packet_samples(data, 0)[0] if first else n
+            first = False
+        return computed, fresh, prev, None
+
+    @staticmethod
+    def _count_vorbis(
+        codec: Codec, page: bytes, head: bytes | None, prev: int
+    ) -> tuple[int, int, int, bytes | None]:
+        """``_count_packets`` for Vorbis, whose packets are counted from their first
+        byte alone: a table lookup per packet, no slices (tested to agree)."""
+        sizes = codec.vorbis_sizes()
+        computed = fresh = 0
+        first = True
+        for start, end, complete in page_packets(page):
+            if not complete:
+                if head is not None:
+                    return computed, fresh, prev, (head + page[start : start + _HEAD])[:_HEAD]
+                return computed, fresh, prev, page[start : min(end, start + _HEAD)]
+            lead = head[0] if head else page[start] if start < end else -1
+            size = sizes[lead] if lead >= 0 else 0
+            head = None
+            if size:
+                n = (prev + size) >> 2 if prev else 0
+                computed += n
+                if not first:
+                    fresh += n
+                prev = size
+            first = False
+        return computed, fresh, prev, None
+
     def _audio_page(
         self, link: Link, page: bytes, flags: int, granule: int, out: list[Frame]
     ) -> None:
@@ -323,25 +372,9 @@ class OggFramer(FramerBase):
             self._drop(len(page), "orphan")
             return
         codec = link.codec
-        computed = fresh = 0
-        prev = self._prev_bs
-        first = True
         head = self._head if continued else None
-        for start, end, complete in page_packets(page):
-            if head is not None:
-                data = (head + page[start : start + _HEAD])[:_HEAD]
-                head = None
-            else:
-                data = page[start : min(end, start + _HEAD)]
-            if not complete:
-                self._head = data
-                break
-            self._head = None
-            n, prev = codec.packet_samples(data, prev)
-            computed += n
-            fresh += codec.packet_samples(data, 0)[0] if first else n
-            first = False
-        self._prev_bs = prev
+        count = self._count_vorbis if codec.name == "vorbis" else self._count_packets
+        computed, fresh, self._prev_bs, self._head = count(codec, page, head, self._prev_bs)
         if granule == -1:
             samples = 0
         elif self._prev_granule is None:

@@ -75,6 +75,19 @@ class Codec:
     title: str | None = None
     headers_done: bool = False
     header_packets: list[bytes] = field(default_factory=list)
+    _sizes: list[int] | None = field(default=None, repr=False, compare=False)
+
+    def vorbis_sizes(self) -> list[int]:
+        """Vorbis: the blocksize of an audio packet by its first byte (0: not audio).
+
+        A packet's mode is in its first byte, so one table lookup per packet stands
+        for ``packet_samples`` on the hot path (a live page holds a dozen packets).
+        """
+        if self._sizes is None:
+            self._sizes = [
+                0 if b & 1 else self.packet_samples(bytes((b,)), 0)[1] for b in range(256)
+            ]
+        return self._sizes
 
     def add_header(self, packet: bytes) -> bool:
         """Take the next header packet; True when the headers are complete."""
