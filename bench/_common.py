@@ -179,17 +179,30 @@ def session_members(sids: Iterable[int]) -> list[int]:
 
 
 def cpu_seconds(pids: Iterable[int]) -> float:
-    """user+sys of ``pids`` (all threads) plus their reaped children."""
-    total = 0
+    """CPU time of ``pids``: every live thread's run time from the scheduler, to the
+    nanosecond, plus reaped children (user+sys in clock ticks).
+
+    Not utime+stime: those are sampled at each clock tick (10 ms), and a process
+    that wakes for a few microseconds and sleeps again before the tick is charged
+    nothing. A thousand small processes are then under-counted, one busy one is
+    not. ``schedstat`` counts every nanosecond on a CPU, whoever runs.
+    """
+    ns = 0
+    ticks = 0
     for pid in pids:
         try:
             stat = Path(f"/proc/{pid}/stat").read_bytes()
+            tasks = os.listdir(f"/proc/{pid}/task")
         except OSError:
             continue
         fields = stat[stat.rindex(b")") + 2 :].split()
-        # fields[11..14] = utime stime cutime cstime (stat fields 14..17)
-        total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
-    return total / CLK_TCK
+        ticks += int(fields[13]) + int(fields[14])  # cutime cstime (stat fields 16, 17)
+        for tid in tasks:
+            try:
+                ns += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_bytes().split()[0])
+            except (OSError, IndexError, ValueError):
+                continue
+    return ns / 1e9 + ticks / CLK_TCK
 
 
 def busy_cpu_seconds() -> float:

@@ -26,6 +26,7 @@ bytes expected (elapsed × bitrate + the server's burst on connect); whether eve
 file decodes (``ffmpeg -v error -i F -f null -``; a sample at large N).
 
     .venv/bin/python bench/streams.py --format mp3 -n 100 --duration 60
+    .venv/bin/python bench/streams.py --all     # mp3 and ogg, N = 1 ... 1000, ~14 min
 
 Writes bench/results/streams-<format>-N<n>.json and prints a table and the ratios.
 """
@@ -37,6 +38,7 @@ import contextlib
 import json
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -145,6 +147,14 @@ class Load:
             m: int(stats.get("/" + m, {}).get("total_bytes_read", "0") or 0) for m in self.mounts
         }
 
+    def keep(self, k: int) -> None:
+        """Stop the feeders of every mount past the first ``k`` (their listeners go)."""
+        for proc in self.feeders.procs[k:]:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        del self.mounts[k:]
+
     def listeners(self) -> int:
         stats = self.icecast.stats()
         return sum(int(stats.get("/" + m, {}).get("listeners", "0") or 0) for m in self.mounts)
@@ -243,6 +253,20 @@ def stream_sizes(out: Path, n: int, ext: str) -> list[int]:
     return sizes
 
 
+def _first_byte(out: Path, i: int, ext: str, first: list[float | None], now: float) -> bool:
+    """Note ``now`` as stream ``i``'s first-byte time once a file of it holds audio."""
+    d = out / f"s{i:04d}"
+    try:
+        with os.scandir(d) as it:
+            for e in it:
+                if e.name.endswith(ext) and e.stat().st_size > 0:
+                    first[i] = now
+                    return True
+    except OSError:
+        pass
+    return False
+
+
 def audio_files(d: Path, ext: str) -> list[Path]:
     return sorted(p for p in d.rglob(f"*{ext}") if p.is_file() and ".isr" not in p.parts)
 
@@ -295,10 +319,15 @@ def run_tool(
         cpu_a = load_a = bench_a = busy_a = 0.0
         bytes_a: dict[str, int] = {}
         sizes_a: list[int] = []
+        next_sample = 0.0
         warmed = False
         spy: subprocess.Popen[bytes] | None = None
+        first: list[float | None] = [None] * n
+        pending = list(range(n))
         while True:
             now = time.time()
+            if pending:  # when each stream's first audio byte reached the disk
+                pending = [i for i in pending if not _first_byte(out, i, ext, first, now)]
             if not warmed and now >= t_warm:
                 members = session_members(sids)
                 cpu_a = cpu_seconds(members)
@@ -323,8 +352,10 @@ def run_tool(
                     )
             if now >= t_end:
                 break
-            peak.add(total_memory(session_members(sids)))
-            time.sleep(max(0.0, min(sample_every, t_end - time.time())))
+            if now >= next_sample:
+                peak.add(total_memory(session_members(sids)))
+                next_sample = now + sample_every
+            time.sleep(max(0.0, min(0.5 if pending else sample_every, t_end - time.time())))
         members = session_members(sids)
         peak.add(total_memory(members))
         cpu_b = cpu_seconds(members)
@@ -400,6 +431,21 @@ def run_tool(
         files += fs
         per_stream.append(sum(f.stat().st_size for f in fs))
     ratios = [b / expected for b in per_stream]
+    # The same from each stream's first byte on disk: tells a late start (connects
+    # queued, or a recorder holding its first second) from bytes lost later.
+    firsts = [f - t_launch for f in first if f is not None]
+    since = [
+        b / (rate * (t_stop - f) + burst)
+        for b, f in zip(per_stream, first, strict=True)
+        if f is not None and t_stop > f
+    ]
+    result.update(
+        streams_started=len(firsts),
+        first_byte_seconds_median=round(statistics.median(firsts), 2) if firsts else None,
+        first_byte_seconds_max=round(max(firsts), 2) if firsts else None,
+        written_since_first_min=round(min(since), 4) if since else None,
+        written_since_first_median=round(statistics.median(since), 4) if since else None,
+    )
     result.update(
         bytes_written=sum(per_stream),
         bytes_expected=round(expected * n),
@@ -568,8 +614,127 @@ def markdown(results_dir: Path) -> str:
     return "\n".join(out)
 
 
+ALL: tuple[tuple[int, float, float], ...] = ((1, 12, 3), (10, 12, 3), (100, 25, 6), (1000, 35, 12))
+"""``--all``: (N, seconds per tool, warm-up) for each format; ~14 minutes in all."""
+
+
+@dataclass
+class Run:
+    """One N of one format: its settings, then its report."""
+
+    n: int
+    duration: float
+    warmup: float
+    tools: list[str]
+    report: dict[str, Any]
+
+
+def default_tools(n: int) -> list[str]:
+    return list(TOOLS) if n <= 100 else ["isr", "streamripper", "curl"]
+
+
+def mounts_for(n: int, wanted: int | None) -> int:
+    return min(wanted or (n if n <= 100 else 20), n)
+
+
+def run_format(fmt: str, runs: list[Run], args: argparse.Namespace, workdir: Path) -> None:
+    """Every run of one format on one load: Icecast and as many feeders as the
+    largest run wants (fewer are kept for the fan-out runs, to spare the cores)."""
+    cache = Path(tempfile.gettempdir()) / "isr-bench-media"
+    cache.mkdir(exist_ok=True)
+    # Long enough that Ogg feeders never loop inside the runs (looped Ogg -c copy
+    # restarts granules); MP3 loops cleanly.
+    busy = sum((r.duration + 15) * len(r.tools) for r in runs)
+    media, rate = make_media(fmt, 120 if fmt == "mp3" else busy + 120, cache)
+    isr_ok, why = (True, "")
+    if any("isr" in r.tools for r in runs):
+        isr_ok, why = isr_can_record(fmt, media, workdir)
+        if not isr_ok:
+            log(f"isr cannot record {fmt} here: {why}; running the others only")
+    max_mounts = max(mounts_for(r.n, args.mounts) for r in runs)
+    max_n = max(r.n for r in runs)
+    log(f"load: {max_mounts} mounts ({fmt}, {rate * 8 / 1000:.0f} kbps)")
+    load = start_load(fmt, media, max_mounts, max_n, args.burst)
+    try:
+        for run in runs:
+            n_mounts = mounts_for(run.n, args.mounts)
+            if n_mounts < run.n:  # fan-out: keep the feeders it uses, spare the cores
+                load.keep(n_mounts)
+            fanned = "" if n_mounts == run.n else f"; {run.n} listeners over {n_mounts} mounts"
+            rep = run.report
+            rep.update(
+                mounts=n_mounts,
+                load="icecast2 + one `ffmpeg -re -stream_loop -1 -c copy` per mount" + fanned,
+                bytes_per_second=round(rate, 1),
+                isr_supported=isr_ok,
+            )
+            if not isr_ok:
+                rep["isr_unsupported_reason"] = why
+            tools = [t for t in run.tools if isr_ok or t != "isr"]
+            urls = [load.icecast.url(load.mounts[i % n_mounts]) for i in range(run.n)]
+            sample_every = args.sample_every or (2.0 if run.n <= 100 else 5.0)
+            for t in tools:
+                log(f"{t}: {run.n} streams for {run.duration:g} s")
+                r = run_tool(
+                    t,
+                    load,
+                    urls,
+                    fmt=fmt,
+                    rate=rate,
+                    burst=args.burst,
+                    duration=run.duration,
+                    warmup=run.warmup,
+                    sample_every=sample_every,
+                    decode_sample=args.decode_sample,
+                    workdir=workdir / f"{fmt}-N{run.n}",
+                    profile=args.profile,
+                )
+                rep["results"].append(r)
+                log(
+                    f"{t}: {r['cpu_s_per_stream_hour']:.2f} CPU-s/stream-h, "
+                    f"{r['rss_per_stream_mib']:.2f} MiB RSS/stream, pace "
+                    f"{r['window_rate_min']:.3f}..{r['window_rate_median']:.3f}, written/exp "
+                    f"{r['written_ratio_min']:.3f}..{r['written_ratio_median']:.3f}, first byte "
+                    f"{r['first_byte_seconds_median']}..{r['first_byte_seconds_max']} s, "
+                    f"decode errors {r['decode_failures']}/{r['decoded']}"
+                )
+                time.sleep(2)  # let Icecast drop the listeners
+            rep["ratios"] = ratios(rep["results"])
+            write_report(rep, args.results)
+    finally:
+        load.feeders.stop()
+        load.icecast.close()
+
+
+def write_report(rep: dict[str, Any], results: Path) -> None:
+    results.mkdir(parents=True, exist_ok=True)
+    n = rep["streams"]
+    path = results / f"streams-{rep['format']}-N{n}.json"
+    path.write_text(json.dumps(rep, indent=1) + "\n")
+    print()
+    print(f"{rep['format']}, N = {n}:")
+    print(table(rep["results"]))
+    print()
+    for k, v in rep["ratios"].items():
+        print(f"{k}: " + ", ".join(f"{m} {x}" for m, x in v.items()))
+    for r in rep["results"]:
+        if r["streams_not_realtime"]:
+            print(f"NOT real time: {r['tool']}: {r['streams_not_realtime']} of {n} streams late")
+        if (r["feeders_realtime_min"] or 1) < 0.95:
+            print(
+                f"load generator late during {r['tool']}: a mount got "
+                f"{r['feeders_realtime_min']:.3f} of real time from its feeder"
+            )
+    print(f"wrote {path}\n", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument(
+        "--all",
+        action="store_true",
+        help="the whole matrix: mp3 and ogg at N = 1, 10, 100, 1000 (~14 minutes)",
+    )
     ap.add_argument("--format", choices=sorted(FORMATS), default="mp3")
     ap.add_argument("-n", "--streams", type=int, default=10)
     ap.add_argument("--duration", type=float, default=60.0, help="seconds per tool")
@@ -606,35 +771,8 @@ def main(argv: list[str] | None = None) -> int:
         print(markdown(args.results))
         return 0
 
-    n = args.streams
-    tools = (
-        args.tools.split(",")
-        if args.tools
-        else (list(TOOLS) if n <= 100 else ["isr", "streamripper", "curl"])
-    )
-    for t in tools:
-        if t not in TOOLS:
-            ap.error(f"unknown tool {t!r}")
-    n_mounts = args.mounts or (n if n <= 100 else 20)
-    n_mounts = min(n_mounts, n)
-    sample_every = args.sample_every or (2.0 if n <= 100 else 5.0)
-    install_signal_handlers()
-    nofile = raise_nofile()
-    if nofile < 2 * n + 100:
-        raise SystemExit(f"open-files limit {nofile} is too low for {n} streams")
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="isr-bench-streams-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    cache = Path(tempfile.gettempdir()) / "isr-bench-media"
-    cache.mkdir(exist_ok=True)
-    report: dict[str, Any] = {
+    base: dict[str, Any] = {
         "bench": "streams",
-        "format": args.format,
-        "streams": n,
-        "mounts": n_mounts,
-        "load": "icecast2 + one `ffmpeg -re -stream_loop -1 -c copy` per mount"
-        + ("" if n_mounts == n else f"; {n} listeners fanned out over {n_mounts} mounts"),
-        "duration_per_tool": args.duration,
-        "warmup": args.warmup,
         "date": datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": machine(),
         "versions": {
@@ -644,73 +782,50 @@ def main(argv: list[str] | None = None) -> int:
             "curl": version_of(["curl", "--version"]),
         },
         "command": "bench/streams.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "results": [],
     }
+    chosen = args.tools.split(",") if args.tools else None
+    for t in chosen or ():
+        if t not in TOOLS:
+            ap.error(f"unknown tool {t!r}")
+    plan: dict[str, list[tuple[int, float, float]]] = (
+        {fmt: list(ALL) for fmt in FORMATS}
+        if args.all
+        else {args.format: [(args.streams, args.duration, args.warmup)]}
+    )
+    runs = {
+        fmt: [
+            Run(
+                n,
+                duration,
+                warmup,
+                chosen or default_tools(n),
+                {
+                    **base,
+                    "format": fmt,
+                    "streams": n,
+                    "duration_per_tool": duration,
+                    "warmup": warmup,
+                    "results": [],
+                },
+            )
+            for n, duration, warmup in configs
+        ]
+        for fmt, configs in plan.items()
+    }
+    largest = max(r.n for rs in runs.values() for r in rs)
+    install_signal_handlers()
+    nofile = raise_nofile()
+    if nofile < 2 * largest + 100:
+        raise SystemExit(f"open-files limit {nofile} is too low for {largest} streams")
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="isr-bench-streams-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
     try:
-        # Long enough that Ogg feeders never loop inside a run (looped Ogg -c copy
-        # restarts granules); MP3 loops cleanly.
-        seconds = 120 if args.format == "mp3" else (args.duration + 30) * len(tools) + 120
-        media, rate = make_media(args.format, seconds, cache)
-        report["bytes_per_second"] = round(rate, 1)
-        if "isr" in tools:
-            ok, why = isr_can_record(args.format, media, workdir)
-            report["isr_supported"] = ok
-            if not ok:
-                log(f"isr cannot record {args.format} here: {why}; running the others only")
-                report["isr_unsupported_reason"] = why
-                tools = [t for t in tools if t != "isr"]
-        log(f"load: {n_mounts} mounts for {n} streams ({args.format}, {rate * 8 / 1000:.0f} kbps)")
-        load = start_load(args.format, media, n_mounts, n, args.burst)
-        try:
-            urls = [load.icecast.url(load.mounts[i % n_mounts]) for i in range(n)]
-            for t in tools:
-                log(f"{t}: {n} streams for {args.duration:g} s")
-                r = run_tool(
-                    t,
-                    load,
-                    urls,
-                    fmt=args.format,
-                    rate=rate,
-                    burst=args.burst,
-                    duration=args.duration,
-                    warmup=args.warmup,
-                    sample_every=sample_every,
-                    decode_sample=args.decode_sample,
-                    workdir=workdir,
-                    profile=args.profile,
-                )
-                report["results"].append(r)
-                log(
-                    f"{t}: {r['cpu_s_per_stream_hour']:.2f} CPU-s/stream-h, "
-                    f"{r['rss_per_stream_mib']:.2f} MiB RSS/stream, pace "
-                    f"{r['window_rate_min']:.3f}..{r['window_rate_median']:.3f}, written/exp "
-                    f"{r['written_ratio_min']:.3f}..{r['written_ratio_median']:.3f}, "
-                    f"decode errors {r['decode_failures']}/{r['decoded']}"
-                )
-                time.sleep(3)  # let Icecast drop the listeners
-        finally:
-            load.feeders.stop()
-            load.icecast.close()
+        for fmt, fmt_runs in runs.items():
+            run_format(fmt, fmt_runs, args, workdir)
     finally:
         stop_all()
-    report["ratios"] = ratios(report["results"])
-    args.results.mkdir(parents=True, exist_ok=True)
-    path = args.results / f"streams-{args.format}-N{n}.json"
-    path.write_text(json.dumps(report, indent=1) + "\n")
-    print()
-    print(table(report["results"]))
-    print()
-    for k, v in report["ratios"].items():
-        print(f"{k}: " + ", ".join(f"{m} {x}" for m, x in v.items()))
-    for r in report["results"]:
-        if r["streams_not_realtime"]:
-            print(f"NOT real time: {r['tool']}: {r['streams_not_realtime']} of {n} streams late")
-        if (r["feeders_realtime_min"] or 1) < 0.95:
-            print(
-                f"load generator late during {r['tool']}: a mount got "
-                f"{r['feeders_realtime_min']:.3f} of real time from its feeder"
-            )
-    print(f"\nwrote {path}  (work files in {workdir})")
+    log(f"done in {time.monotonic() - t0:.0f} s (work files in {workdir})")
     if args.workdir is None:
         import shutil
 
