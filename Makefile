@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?=
 PORT   ?=
 
-.PHONY: run test lint typecheck check system system-test venv clean
+.PHONY: run test bench lint typecheck check system system-test venv clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV) || (bash scripts/install-system.sh && rm -rf $(VENV) && $(PYTHON) -m venv $(VENV))
@@ -26,6 +26,13 @@ system-test:
 ## Start the recorder and the web UI on config.ini (or the embedded tone demo).
 run: system venv
 	$(BIN)/isr run $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
+
+## The benchmarks of docs/benchmarks.md (~15 minutes; results in bench/results/).
+bench: system-test venv
+	$(BIN)/pip install -q -e '.[test,bench]'
+	$(BIN)/python bench/streams.py --all
+	$(BIN)/python bench/analysis.py --runs 2
+	$(BIN)/python bench/list_files.py
 
 node_modules/axe-core/axe.min.js:
 	npm install --no-save --no-audit --no-fund axe-core@4

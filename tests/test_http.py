@@ -432,6 +432,31 @@ def test_chunked_is_decoded(srv: FakeStreamServer) -> None:
     assert titles == conn.titles and titles
 
 
+def test_chunked_live_stream_of_small_chunks_keeps_pace(srv: FakeStreamServer) -> None:
+    """A read returns one chunk at most; small chunks must not each wait a tick."""
+    srv.add(
+        Mount(
+            "/chunked-live",
+            payload=PAYLOAD,
+            chunked=True,
+            byte_rate=16_000,
+            chunk_min=200,
+            chunk_max=400,
+        )
+    )
+
+    async def go() -> tuple[int, float]:
+        async with await open_stream(srv.url("/chunked-live"), timeout=5) as resp:
+            loop = asyncio.get_running_loop()
+            t0, got = loop.time(), 0
+            while loop.time() - t0 < 3.5:
+                got += len(await resp.read())
+            return got, loop.time() - t0
+
+    got, seconds = run(go())
+    assert got > 0.8 * 16_000 * seconds
+
+
 def test_bad_urls_and_user_agent() -> None:
     with pytest.raises(HttpError, match="scheme"):
         run(open_stream("ftp://127.0.0.1/x"))

@@ -312,7 +312,11 @@ class StreamResponse:
             self._waiting_since = None
         if not data:
             self._eof = True
-        self._small = len(data) < n // SMALL_READ_FRACTION
+        # A chunked read returns one chunk at most: while more are buffered the
+        # stream is catching up, however small each chunk is.
+        self._small = len(data) < n // SMALL_READ_FRACTION and not (
+            self._chunked and len(getattr(reader, "_buffer", b""))
+        )
         return data
 
     def _pace(self, reader: asyncio.StreamReader) -> None:
