@@ -31,7 +31,7 @@ run: system venv
 bench: system-test venv
 	$(BIN)/pip install -q -e '.[test,bench]'
 	$(BIN)/python bench/streams.py --all
-	$(BIN)/python bench/analysis.py --runs 2
+	$(BIN)/python bench/analysis.py --runs 1
 	$(BIN)/python bench/list_files.py
 
 node_modules/axe-core/axe.min.js:
