@@ -38,6 +38,13 @@ def populate(root: Path, sources: int, days: int) -> int:
             ts = t.timestamp()
             os.utime(p, (ts, ts))
             n += 1
+    # Directories as an archive has them: last changed when their day ended, not a
+    # moment ago (the index rescans a directory changed within 3 s of its last scan,
+    # as Git does racily clean entries, which is not what a year-old archive costs).
+    for d in sorted(root.rglob("*"), key=lambda p: -len(p.parts)):
+        if d.is_dir():
+            ts = max((c.stat().st_mtime for c in d.iterdir()), default=start.timestamp())
+            os.utime(d, (ts, ts))
     return n
 
 
