@@ -60,6 +60,54 @@ def test_recover_cuts_a_partial_frame_and_completes_the_sidecar(
     assert recover(tmp_path, []) == []  # nothing left to do
 
 
+def test_files_opened_after_the_last_status_write_are_found_by_their_sidecars(
+    tmp_path: Path, media: MediaFactory
+) -> None:
+    """A roll a moment before a SIGKILL: the status file (written a beat later)
+    never named the new file, whose sidecar says it was never closed."""
+    mp3 = media("mp3", 5).read_bytes()
+    start = mp3.find(b"\xff\xfb", 2000)
+    (tmp_path / ".isr").mkdir()
+    (tmp_path / ".isr" / "status.json").write_text(
+        json.dumps(
+            {
+                "started": "2026-11-24T14:00:00+00:00",
+                "sources": {"radio": {"file": "radio/20261124_140000.mp3"}},
+            }
+        )
+    )
+    radio = tmp_path / "radio"
+    radio.mkdir()
+
+    def made(name: str, data: bytes, end: str | None, mtime: float) -> Path:
+        path = radio / name
+        path.write_bytes(data)
+        side = path.with_name(name + ".json")
+        side.write_text(
+            json.dumps({"source": "radio", "start": "2026-11-24T14:00:00+00:00", "end": end})
+        )
+        os.utime(side, (mtime, mtime))
+        return path
+
+    t0 = 1795528800.0  # 2026-11-24T14:00:00Z, when the crashed recorder started
+    named = made("20261124_140000.mp3", mp3[start : start + 20000], None, t0 + 60)
+    rolled = made("20261124_140100.mp3", mp3[start : start + 30001], None, t0 + 61)
+    tag = b"ID3\x04\x00\x00\x00\x00\x00\x00"  # an empty ID3v2 tag, no frame
+    headers = made("20261124_140200.mp3", tag, None, t0 + 62)
+    closed = made(
+        "20261124_135900.mp3", mp3[start : start + 10001], "2026-11-24T14:00:00+00:00", t0 + 1
+    )
+    older = made("20261123_120000.mp3", mp3[start : start + 10001], None, t0 - 86400)
+    done = recover(tmp_path, [])
+    assert json.loads(named.with_name(named.name + ".json").read_text())["end"] is not None
+    assert json.loads(rolled.with_name(rolled.name + ".json").read_text())["end"] is not None
+    assert mp3val_problems(rolled) == []
+    assert not headers.exists() and any("no audio" in line for line in done)
+    # Closed normally, or left by an earlier recorder: not this crash's to touch.
+    assert closed.stat().st_size == 10001 and older.stat().st_size == 10001
+    assert json.loads(older.with_name(older.name + ".json").read_text())["end"] is None
+
+
 def test_sigkill_then_restart_recovers_and_overwrites_nothing(
     tmp_path: Path, media: MediaFactory
 ) -> None:

@@ -5,14 +5,17 @@ dead. The files it named as open were cut wherever the crash came: their WAV siz
 are made right, stream files are cut back to their last whole frame or page (an Ogg
 file's last page gets its end-of-stream flag; totals in MP3 Xing and FLAC headers
 are patched where the format has them), and their sidecars get an end time and a
-note. Every WAV under the output directory is checked too: a WAV closed by a crash
-that the status file did not name still gets sizes that match its data.
+note. A file opened after the status file's last write is found by its sidecar,
+which has no end yet. Every WAV under the output directory is checked too: a WAV
+closed by a crash that the status file did not name still gets sizes that match
+its data.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,43 @@ def open_files(status_path: Path, directory: Path) -> list[Path]:
         if isinstance(name, str) and name:
             path = Path(name)
             out.append(path if path.is_absolute() else directory / path)
+    return out
+
+
+def _started(status_path: Path) -> float | None:
+    """When the recorder that wrote the status file started (None: unknown)."""
+    try:
+        started = json.loads(status_path.read_text(encoding="utf-8"))["started"]
+        return datetime.fromisoformat(started).timestamp()
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def unfinished_files(roots: list[Path], since: float) -> list[Path]:
+    """Audio files whose sidecar, changed since ``since``, has no end yet.
+
+    The status file names the open files as of its last write, and a file opened
+    after that (a roll a moment before the crash) is missing from it; every file
+    gets its sidecar, without an end, when it opens, so the sidecars name them all.
+    Only sidecars changed since the crashed recorder started are read.
+    """
+    out: list[Path] = []
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if not name.endswith(".json") or name.startswith("."):
+                    continue
+                side = Path(dirpath) / name
+                audio = side.with_name(name[: -len(".json")])
+                try:
+                    if side.stat().st_mtime < since or not audio.is_file():
+                        continue
+                    data = json.loads(side.read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    continue
+                if isinstance(data, dict) and "end" in data and data["end"] is None:
+                    out.append(audio)
     return out
 
 
@@ -72,7 +112,13 @@ def recover(directory: Path, extra_dirs: list[Path]) -> list[str]:
     """Repair after a crash (blocking I/O). Returns one line per repair, also logged."""
     done: list[str] = []
     status_path = directory / ".isr" / "status.json"
-    for path in open_files(status_path, directory):
+    paths = open_files(status_path, directory)
+    since = _started(status_path)
+    if since is not None:
+        seen = set(paths)
+        roots = sorted({directory, *extra_dirs})
+        paths += [p for p in unfinished_files(roots, since - 1.0) if p not in seen]
+    for path in paths:
         if not path.exists() or is_locked(path):
             continue
         try:
