@@ -1,0 +1,146 @@
+"""ISR alone on one Icecast load, in variants patched in at start-up: where its CPU goes.
+
+Starts the load of ``bench/streams.py`` once (N mounts, or 20 fanned out above
+N = 100), then runs ``isr record`` on it once per variant, one after another, and
+prints each run's user and system CPU seconds per stream-hour over a window after
+a warm-up. A variant is a ``+``-joined list of patches applied in the child before
+ISR starts (nothing in ``src/`` changes):
+
+- ``base``: ISR as it is;
+- ``linger=S``: read paced streams every S seconds instead of ``LINGER_SECONDS``;
+- ``noop``: throw every read away (what the loop and the network cost alone);
+- ``trust-granules``: Ogg pages take their sample count from the granule positions,
+  no packet is counted (the variant measured and not adopted).
+
+    .venv/bin/python bench/isr_variants.py --format ogg -n 100 --duration 40 \\
+        base noop linger=2+noop trust-granules
+
+This is how the Ogg figures of docs/benchmarks.md ("Ogg Vorbis: profile and what
+was fixed") were taken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import Procs, install_signal_handlers, raise_nofile, stop_all
+from streams import isr_config, make_media, start_load
+
+VARIANTS = ("base", "linger=S", "noop", "trust-granules")
+
+
+def apply(variant: str) -> None:
+    """Patch the ISR modules of this (child) process for ``variant``."""
+    for part in variant.split("+"):
+        if part == "base":
+            continue
+        if part.startswith("linger="):
+            from isr.sources import http
+
+            period = float(part.split("=", 1)[1])
+            start = http.StreamResponse._start
+
+            def _start(self: Any, start: Any = start, period: float = period) -> None:
+                self.linger = period
+                start(self)
+
+            http.StreamResponse._start = _start  # type: ignore[method-assign]
+        elif part == "noop":
+            from isr.sources import stream
+
+            stream._Connection.on_audio = lambda self, audio, now: None  # type: ignore[method-assign]
+        elif part == "trust-granules":
+            from isr.framing import ogg
+
+            def _audio_page(
+                self: Any, link: Any, page: bytes, flags: int, granule: int, out: list[Any]
+            ) -> None:
+                prev = self._prev_granule
+                n = granule - prev if prev is not None and granule != -1 else 0
+                if granule != -1:
+                    self._prev_granule = granule
+                cut = not flags & ogg.CONTINUED and not self._no_cut
+                out.append(
+                    ogg.OggFrame(
+                        page,
+                        n,
+                        link.codec.sample_rate,
+                        cut=cut,
+                        link=link,
+                        granule=granule,
+                        fresh=n,
+                        computed=n,
+                    )
+                )
+                self._no_cut = False
+
+            ogg.OggFramer._audio_page = _audio_page  # type: ignore[method-assign]
+        else:
+            raise SystemExit(f"unknown variant part {part!r}; known: {', '.join(VARIANTS)}")
+
+
+def user_sys(pid: int) -> tuple[float, float]:
+    """utime and stime of ``pid`` (one busy process: the clock ticks sample it fairly)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    hz = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / hz, int(fields[12]) / hz
+
+
+def main() -> int:
+    if len(sys.argv) > 2 and sys.argv[1] == "--child":
+        apply(sys.argv[2])
+        from isr.cli import main as isr_main
+
+        return isr_main(sys.argv[3:])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--format", choices=("mp3", "ogg"), default="ogg")
+    ap.add_argument("-n", "--streams", type=int, default=100)
+    ap.add_argument("--duration", type=float, default=40.0, help="seconds measured per variant")
+    ap.add_argument("--warmup", type=float, default=12.0)
+    ap.add_argument("variants", nargs="+", help=f"e.g. {' '.join(VARIANTS)}")
+    args = ap.parse_args()
+    install_signal_handlers()
+    raise_nofile()
+    n = args.streams
+    work = Path(tempfile.mkdtemp(prefix="isr-bench-variants-"))
+    media, _ = make_media(args.format, 120 + (args.duration + 20) * len(args.variants), work)
+    mounts = n if n <= 100 else 20
+    load = start_load(args.format, media, mounts, n, 65535)
+    try:
+        urls = [load.icecast.url(load.mounts[i % mounts]) for i in range(n)]
+        for v in args.variants:
+            out = Path(tempfile.mkdtemp(prefix="out-", dir=work))
+            cfg = isr_config(work, out, urls)
+            procs = Procs("isr")
+            me = [sys.executable, str(Path(__file__).resolve()), "--child", v]
+            pid = procs.start([*me, "record", "-c", str(cfg)], log=work / "isr.out").pid
+            time.sleep(args.warmup)
+            (u0, s0), t0 = user_sys(pid), time.monotonic()
+            time.sleep(args.duration)
+            (u1, s1), t1 = user_sys(pid), time.monotonic()
+            procs.stop()
+            k = 3600 / (n * (t1 - t0))
+            print(
+                f"{v:24s} user {(u1 - u0) * k:5.2f}  sys {(s1 - s0) * k:5.2f}  "
+                f"total {(u1 - u0 + s1 - s0) * k:5.2f} CPU-s per stream-hour",
+                flush=True,
+            )
+    finally:
+        load.feeders.stop()
+        load.icecast.close()
+        stop_all()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
