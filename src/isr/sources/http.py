@@ -258,6 +258,11 @@ class StreamResponse:
     _hup: bool = field(default=False, repr=False)
     """The peer hung up: read what is left at once, without waiting for a tick."""
 
+    @property
+    def _period(self) -> float:
+        """Seconds between paced reads: the linger, but a quarter of the timeout at most."""
+        return min(self.linger, self.timeout / 4)
+
     def _start(self) -> None:
         """Arm the idle watchdog: one timer per connection, not one per read."""
         loop = asyncio.get_running_loop()
@@ -346,7 +351,7 @@ class StreamResponse:
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-        self._ticker = _ticker(asyncio.get_running_loop(), min(self.linger, self.timeout / 4))
+        self._ticker = _ticker(asyncio.get_running_loop(), self._period)
         self._ticker.watch(self)
 
     async def _read_paced(self, loop: asyncio.AbstractEventLoop, n: int) -> bytes:
@@ -383,7 +388,7 @@ class StreamResponse:
 
     async def _linger(self, reader: asyncio.StreamReader) -> None:
         """Let a live stream's packets gather in the socket buffer before reading."""
-        delay = min(self.linger, self.timeout / 4)
+        delay = self._period
         if delay <= 0 or reader.at_eof():
             return
         writer = self._writer
