@@ -24,7 +24,7 @@ from isr.config import load
 from isr.recorder import Recorder
 from isr.segment import Segmenter
 from isr.sinks.wav import HEADER_BYTES, WavSink, parse_wav_header, repair_wavs
-from isr.sources.soundcard import CaptureClock, CaptureWriter
+from isr.sources.soundcard import CaptureClock, CaptureWriter, ClockCheck
 from isr.sources.tone import AMPLITUDE
 from tests.support.alsa import TestCard
 from tests.support.recorder import RecorderProcess, wait_for
@@ -139,16 +139,29 @@ def test_drift_over_a_tenth_of_a_percent_is_logged(tmp_path: Path) -> None:
     assert max(abs(e) for e in errors) < 0.08  # without re-anchoring: 1.2 s by the end
 
 
-def test_clock_estimates_from_the_earliest_arrival() -> None:
+def test_clock_learns_from_an_earlier_arrival_at_once() -> None:
     clock = CaptureClock(1000, tolerance=0.01, window=10)
     clock.observe(100, 10.5)  # first read came late: origin guessed at 10.4
-    clock.observe(200, 10.3)  # ...the next shows audio arrives 0.2 s earlier
-    clock.observe(300, 10.4)
-    assert clock.origin == pytest.approx(10.4)
-    check = clock.check(10.4)
-    assert check.shift == pytest.approx(-0.3) and check.drift is None
+    assert clock.observe(200, 10.3) == pytest.approx(-0.3)  # ...the next came too soon
+    assert clock.origin == pytest.approx(10.1)
+    assert clock.observe(300, 10.395) == 0.0  # jitter within tolerance is left alone
     assert clock.time_of(300) == pytest.approx(10.4)
-    assert clock.check(10.5).shift == 0.0  # within tolerance now
+    assert clock.check(10.4) == ClockCheck(0.0, None)  # nothing left to correct
+
+
+def test_clock_ignores_a_start_up_stall_until_it_has_seen_a_window() -> None:
+    clock = CaptureClock(1000, tolerance=0.01, window=5)
+    clock.observe(100, 0.1)  # a prompt first read: origin 0
+    for i in range(2, 30):  # then three seconds of reads all 50 ms late
+        clock.observe(i * 100, i * 0.1 + 0.05)
+    assert clock.check(3.0).shift == 0.0  # too early to tell a stall from a clock
+    for i in range(30, 80):
+        clock.observe(i * 100, i * 0.1 + 0.002)
+    assert clock.check(8.0).shift == 0.0  # the window holds the prompt reads
+    for i in range(80, 200):  # a card really 50 ms behind for longer than a window
+        clock.observe(i * 100, i * 0.1 + 0.05)
+    assert clock.check(20.0).shift == pytest.approx(0.05)
+    assert clock.time_of(200 * 100) == pytest.approx(20.05)
 
 
 # -- the real recorder, arecord and ALSA ---------------------------------------------

@@ -52,6 +52,21 @@ def _offset(t: float, tz: tzinfo) -> timedelta | None:
     return datetime.fromtimestamp(t, tz).utcoffset()
 
 
+def _midnight(t: float, tz: tzinfo) -> tuple[int, float]:
+    """When the local clock, at ``t``'s UTC offset, showed the midnight before ``t``
+    (an exact whole-second instant), and the wall seconds from it to ``t``.
+
+    Worked from whole seconds, so that a boundary ``midnight + k x split`` is the
+    exact instant whatever ``t`` was: a boundary carrying ``t``'s float residue
+    would make a sample-exact cut land one frame either side from file to file.
+    Only used for instants at ``t``'s own offset (no transition between).
+    """
+    whole = math.floor(t)
+    wall = _wall(whole, tz)
+    since = wall.hour * 3600 + wall.minute * 60 + wall.second
+    return whole - since, since + (t - whole)
+
+
 def next_boundary(t: float, split_seconds: float, tz: tzinfo) -> float:
     """The first instant after ``t`` at which the local clock shows a multiple of
     ``split_seconds`` counted from local midnight.
@@ -65,12 +80,9 @@ def next_boundary(t: float, split_seconds: float, tz: tzinfo) -> float:
     start_off = _offset(t, tz)
     if start_off == _offset(t + split_seconds + _DST_MARGIN, tz):
         # No transition ahead: local time runs with the instant.
-        wall = _wall(t, tz)
-        midnight = wall.replace(hour=0, minute=0, second=0, microsecond=0)
-        into = (wall - midnight).total_seconds()
+        midnight, into = _midnight(t, tz)
         k = math.floor(into / split_seconds + 1e-9) + 1
-        ahead = min(k * split_seconds, DAY) - into
-        cand = t + ahead
+        cand = midnight + min(k * split_seconds, DAY)
         # Float residue can put cand a hair before the true multiple; never return <= t.
         return cand if cand > t else t + split_seconds
     return _next_boundary_slow(t, split_seconds, tz)
@@ -108,11 +120,8 @@ def current_boundary(t: float, split_seconds: float, tz: tzinfo) -> float:
     """The latest boundary at or before ``t``."""
     if _offset(t - split_seconds - _DST_MARGIN, tz) == _offset(t, tz):
         # No transition behind: local time ran with the instant.
-        wall = _wall(t, tz)
-        midnight = wall.replace(hour=0, minute=0, second=0, microsecond=0)
-        into = (wall - midnight).total_seconds()
-        k = math.floor(into / split_seconds + 1e-9)
-        return t - (into - k * split_seconds)
+        midnight, into = _midnight(t, tz)
+        return midnight + math.floor(into / split_seconds + 1e-9) * split_seconds
     # Near a transition: the latest candidate instant at or before t, found once.
     best = -math.inf
     wall = _wall(t, tz)

@@ -67,15 +67,20 @@ class FifoPacer:
     """Drains the FIFO at ``byte_rate`` from a thread, so the card runs in real time.
 
     Opened read-write, the FIFO never blocks arecord's open and never reports EOF
-    when arecord restarts. Time owed is paid back in full while arecord writes;
-    while the FIFO stays empty (arecord not running) at most ``slack`` seconds of
-    credit accumulate, so a restart is not met with a burst.
+    when arecord restarts. Like a real card, the pace starts when audio first
+    flows and keeps to that schedule: time owed while the FIFO runs short is paid
+    back in full but never run ahead of, so no audio reaches arecord before its
+    time (the recorder rightly takes that as its capture clock being off). A FIFO
+    that gave nothing for ``idle`` seconds (arecord not running) ends the schedule;
+    the next audio starts a new one.
     """
 
-    def __init__(self, fifo: Path, byte_rate: int, *, slack: float = 0.02) -> None:
+    TICK = 0.005
+
+    def __init__(self, fifo: Path, byte_rate: int, *, idle: float = 0.25) -> None:
         self.fifo = fifo
         self.byte_rate = byte_rate
-        self.slack = slack
+        self.idle = idle
         self.drained = 0
         self._stop = threading.Event()
         self._fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -87,32 +92,43 @@ class FifoPacer:
         self._thread.start()
         return self
 
+    def _drain(self, want: int) -> int | None:
+        """Read up to ``want`` bytes; None once the FIFO was closed under us."""
+        got = 0
+        while want - got > 0:
+            try:
+                chunk = os.read(self._fd, min(want - got, 65536))
+            except BlockingIOError:
+                break
+            except OSError as exc:  # pragma: no cover - closed under us
+                if exc.errno == errno.EBADF:
+                    return None
+                raise
+            if not chunk:
+                break
+            got += len(chunk)
+        return got
+
     def _run(self) -> None:
-        credit = 0.0
-        last = time.monotonic()
-        cap = self.slack * self.byte_rate
-        while not self._stop.wait(0.005):
+        start: float | None = None  # when the current schedule began
+        owed_from = 0  # bytes drained before it
+        active = time.monotonic()
+        while not self._stop.wait(self.TICK):
             now = time.monotonic()
-            credit += (now - last) * self.byte_rate
-            last = now
-            want = int(credit)
-            got = 0
-            while want - got > 0:
-                try:
-                    chunk = os.read(self._fd, min(want - got, 65536))
-                except BlockingIOError:
-                    break
-                except OSError as exc:  # pragma: no cover - closed under us
-                    if exc.errno == errno.EBADF:
-                        return
-                    raise
-                if not chunk:
-                    break
-                got += len(chunk)
-            credit -= got
+            if start is None:
+                want = int(self.TICK * self.byte_rate)
+            else:
+                want = int((now - start) * self.byte_rate) - (self.drained - owed_from)
+            got = self._drain(want)
+            if got is None:
+                return
+            if got:
+                if start is None:
+                    start, owed_from = now - self.TICK, self.drained
+                active = now
+            elif start is not None and now - active >= self.idle:
+                start = None
             self.drained += got
-            if got < want:
-                credit = min(credit, cap)
 
     def close(self) -> None:
         self._stop.set()

@@ -70,6 +70,16 @@ class CaptureClock:
     ``origin`` by that amount when it exceeds ``tolerance``: a card at its nominal
     rate keeps exactly ``split x rate`` frames per file, a drifting one is pulled
     back before its error exceeds ``tolerance``. Pure: times are passed in.
+
+    The first ``window`` seconds are a learning phase. The first read may have come
+    late (a busy start), so audio arriving more than ``tolerance`` *earlier* than
+    its frame's time moves ``origin`` back at once: causality, not an estimate, and
+    it keeps a late first read from costing the next file its exact length (jitter
+    within ``tolerance`` is left alone, so as not to move a cut already made by a
+    few samples). Lateness is not acted on
+    until a whole window has been seen: a start-up stall that delays every read of
+    the first seconds would otherwise move ``origin`` one way at the first boundary
+    and back again at a later one.
     """
 
     def __init__(
@@ -90,6 +100,7 @@ class CaptureClock:
         self._bucket_start = 0.0
         self.total_shift = 0.0
         self._ref: tuple[float, float] | None = None
+        self._learned_at = math.inf
 
     @property
     def started(self) -> bool:
@@ -98,15 +109,34 @@ class CaptureClock:
     def time_of(self, index: int) -> float:
         return self.origin + index / self.rate
 
-    def observe(self, frames_end: int, now: float) -> None:
-        """Frames before ``frames_end`` had all arrived at wall time ``now``."""
+    def observe(self, frames_end: int, now: float) -> float:
+        """Frames before ``frames_end`` had all arrived at wall time ``now``.
+
+        Returns the seconds ``origin`` moved (only while learning, else 0)."""
         if not self.started:
             self.origin = now - frames_end / self.rate
             self._bucket_start = now
+            self._learned_at = now + self.window
         if now - self._bucket_start >= self.window:
             self._prev, self._cur = self._cur, math.inf
             self._bucket_start = now
-        self._cur = min(self._cur, now - self.time_of(frames_end))
+        late = now - self.time_of(frames_end)
+        if late < -self.tolerance and not self.learned(now):
+            self._move(late)
+            self._cur = 0.0
+            return late
+        self._cur = min(self._cur, late)
+        return 0.0
+
+    def _move(self, shift: float) -> None:
+        self.origin += shift
+        self._cur -= shift
+        self._prev -= shift
+        self.total_shift += shift
+
+    def learned(self, now: float) -> bool:
+        """Whether a whole window of arrivals has been seen since the first."""
+        return now >= self._learned_at
 
     def offset(self) -> float:
         """How late audio arrives against ``origin``: the origin's error."""
@@ -115,6 +145,8 @@ class CaptureClock:
 
     def check(self, now: float) -> ClockCheck:
         """At a boundary: re-anchor when off by more than ``tolerance``; measure drift."""
+        if not self.learned(now):
+            return ClockCheck(0.0, None)
         off = self.offset()
         deviation = self.total_shift + off
         drift: float | None = None
@@ -125,10 +157,7 @@ class CaptureClock:
         shift = 0.0
         if abs(off) > self.tolerance:
             shift = off
-            self.origin += off
-            self._cur -= off
-            self._prev -= off
-            self.total_shift += off
+            self._move(off)
         return ClockCheck(shift, drift)
 
 
@@ -164,7 +193,12 @@ class CaptureWriter:
         if not count:
             return 0
         end = self.index + count
-        self.clock.observe(end, now)
+        moved = self.clock.observe(end, now)
+        if moved:
+            self.log.info(
+                "capture clock re-anchored by %+.1f ms: audio came before its time",
+                moved * 1000,
+            )
         seg = self.segmenter
         # Check before the boundary is passed by either timeline (nominal, or the
         # corrected one that a slow card's re-anchoring will give): the cut must
