@@ -13,6 +13,7 @@ import soundfile
 
 from isr.framing.base import Framer
 from isr.recovery import recover
+from isr.sinks.wav import parse_wav_header
 from tests.support.fake_server import FakeStreamServer, Mount
 from tests.support.judge import (
     ffmpeg_errors,
@@ -24,6 +25,7 @@ from tests.support.judge import (
 )
 from tests.support.media import MediaFactory
 from tests.support.recorder import RecorderProcess, wait_for
+from tests.test_wav import crashed_wav
 
 
 def test_recover_cuts_a_partial_frame_and_completes_the_sidecar(
@@ -50,14 +52,14 @@ def test_recover_cuts_a_partial_frame_and_completes_the_sidecar(
     (tmp_path / ".isr" / "status.json").write_text(
         json.dumps({"sources": {"radio": {"file": "radio/20261124_140000.mp3"}}})
     )
-    done = recover(tmp_path, [])
+    done = recover(tmp_path, []).done
     assert any("partial frame" in line for line in done)
     assert cut.stat().st_size < 40000
     assert mp3val_problems(cut) == []
     data = json.loads(side.read_text())
     assert data["end"] is not None and data["end"].endswith("+01:00")
     assert "unexpectedly" in data["recovered"]
-    assert recover(tmp_path, []) == []  # nothing left to do
+    assert recover(tmp_path, []).done == []  # nothing left to do
 
 
 def test_files_opened_after_the_last_status_write_are_found_by_their_sidecars(
@@ -98,7 +100,8 @@ def test_files_opened_after_the_last_status_write_are_found_by_their_sidecars(
         "20261124_135900.mp3", mp3[start : start + 10001], "2026-11-24T14:00:00+00:00", t0 + 1
     )
     older = made("20261123_120000.mp3", mp3[start : start + 10001], None, t0 - 86400)
-    done = recover(tmp_path, [])
+    _aged(tmp_path / ".isr" / "status.json", t0 + 60.5)  # its last write, before the roll
+    done = recover(tmp_path, []).done
     assert json.loads(named.with_name(named.name + ".json").read_text())["end"] is not None
     assert json.loads(rolled.with_name(rolled.name + ".json").read_text())["end"] is not None
     assert mp3val_problems(rolled) == []
@@ -106,6 +109,65 @@ def test_files_opened_after_the_last_status_write_are_found_by_their_sidecars(
     # Closed normally, or left by an earlier recorder: not this crash's to touch.
     assert closed.stat().st_size == 10001 and older.stat().st_size == 10001
     assert json.loads(older.with_name(older.name + ".json").read_text())["end"] is None
+
+
+def _status(root: Path, started: str | None) -> None:
+    (root / ".isr").mkdir(exist_ok=True)
+    status: dict[str, object] = {"sources": {}}
+    if started is not None:
+        status["started"] = started
+    (root / ".isr" / "status.json").write_text(json.dumps(status))
+
+
+def _aged(path: Path, mtime: float) -> None:
+    os.utime(path, (mtime, mtime))
+
+
+def test_recover_looks_only_in_directories_changed_since_the_crashed_run(
+    tmp_path: Path,
+) -> None:
+    """A year of closed files must not be opened at every start: only directories
+    whose mtime is after the crashed run started can hold what it wrote."""
+    t0 = 1795528800.0  # the crashed run started
+    _status(tmp_path, "2026-11-24T14:00:00+00:00")
+    old_day = tmp_path / "card" / "2025" / "01" / "01"
+    old_day.mkdir(parents=True)
+    stale = old_day / "20250101_000000.wav"
+    crashed_wav(stale, 100)  # wrong sizes, but from long before: not this crash's
+    stale.touch()  # ...even one whose own mtime is recent is not looked at
+    for d in (old_day, old_day.parent, old_day.parent.parent):
+        _aged(d, t0 - 86400 * 300)
+    today = tmp_path / "card" / "2026" / "11" / "24"
+    today.mkdir(parents=True)
+    fresh = today / "20261124_140000.wav"
+    crashed_wav(fresh, 200)
+    done = recover(tmp_path, []).done
+    assert [line.split(":")[0] for line in done] == [str(fresh)]
+    sizes = [parse_wav_header(p.read_bytes()[:4096]) for p in (fresh, stale)]
+    assert [layout.data_size if layout else None for layout in sizes] == [800, 0]
+
+
+def test_without_a_status_file_every_wav_is_swept_once_recording_runs(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "recordings"
+    old = out / "card" / "2025" / "20250101_000000.wav"
+    old.parent.mkdir(parents=True)
+    crashed_wav(old, 300)
+    assert recover(out, []).sweep == [out]  # nothing known: nothing before the start
+    config = (
+        "[general]\nlog_file = rec.log\nfilename_pattern = {source}/%Y%m%d_%H%M%S\n"
+        "[tone]\ntype = tone\nformat = wav\n"
+    )
+    with RecorderProcess(tmp_path, config) as rec:
+        assert wait_for(lambda: "checked the WAVs" in (tmp_path / "rec.log").read_text())
+        assert rec.stop() == 0, rec.output
+    log = (tmp_path / "rec.log").read_text()
+    assert f"repaired {old}: data size 0 -> 1200" in log, log
+    assert "checked the WAVs under" in log and ": 1 repaired" in log
+    assert soundfile.info(str(old)).frames == 300
+    # The tone's own WAVs were written by this run: the sweep leaves them alone.
+    assert all("repaired" not in line for line in log.splitlines() if "/tone/" in line), log
 
 
 def test_sigkill_then_restart_recovers_and_overwrites_nothing(
@@ -173,7 +235,7 @@ def test_recover_patches_xing_counts_and_flac_totals(tmp_path: Path, media: Medi
     (rec / ".isr" / "status.json").write_text(
         json.dumps({"sources": {"a": {"file": "a.mp3"}, "b": {"file": "b.flac"}}})
     )
-    done = "\n".join(recover(rec, []))
+    done = "\n".join(recover(rec, []).done)
     assert "Xing/Info counts patched" in done and "total samples patched" in done
     assert mp3val_problems(mp3) == []
     assert mutagen_duration(mp3) == pytest.approx(mp3_samples / 44100, abs=0.03)
@@ -194,7 +256,7 @@ def test_recover_ends_an_ogg_file_on_a_whole_page_with_eos(
     _killed_file(ogg, OggFramer(), media("vorbis", 12).read_bytes(), keep=8)
     (rec / ".isr").mkdir()
     (rec / ".isr" / "status.json").write_text(json.dumps({"sources": {"a": {"file": "a.ogg"}}}))
-    done = "\n".join(recover(rec, []))
+    done = "\n".join(recover(rec, []).done)
     assert "partial page" in done and "end-of-stream flag set" in done
     assert ogginfo_warnings(ogg) == []
     assert ffmpeg_errors(ogg) == ""

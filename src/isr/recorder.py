@@ -15,6 +15,8 @@ import logging
 import os
 import resource
 import signal
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from isr.clock import local_zone
 from isr.config import Config, SourceConfig
 from isr.errors import ConfigError, LockError, OutputError
 from isr.keeper import Keeper
-from isr.recovery import previous_positions, recover
+from isr.recovery import previous_positions, recover, sweep_wavs
 from isr.sinks.base import Sink
 from isr.sources.base import Source
 from isr.sources.soundcard import SoundcardSource
@@ -159,7 +161,8 @@ class Recorder:
         self.lock()
         try:
             extra = [s.output_directory for s in self.cfg.sources]
-            await asyncio.to_thread(recover, directory, extra)
+            started = time.time()
+            recovery = await asyncio.to_thread(recover, directory, extra)
             previous = await asyncio.to_thread(previous_positions, directory)
             for source in self.sources:
                 last_file, last_end = previous.get(source.cfg.name, (None, None))
@@ -189,6 +192,10 @@ class Recorder:
                     tasks.append(group.create_task(self.keeper.run(), name="keeper"))
                     for source in self.sources:
                         tasks.append(group.create_task(source.run(), name=source.cfg.name))
+                    if recovery.sweep:
+                        tasks.append(
+                            group.create_task(sweep(recovery.sweep, started), name="sweep")
+                        )
                     await stop.wait()
                     log.info("stopping")
                     for task in tasks:
@@ -207,6 +214,19 @@ class Recorder:
                 log.info("stopped")
         finally:
             self.unlock()
+
+
+async def sweep(roots: list[Path], started: float) -> None:
+    """``sweep_wavs`` in a thread, told to give up when the recorder stops."""
+    halt = threading.Event()
+    try:
+        done = await asyncio.to_thread(sweep_wavs, roots, started, halt)
+    except Exception:  # a failed check must not take the recording down with it
+        log.exception("checking the WAVs under %s failed", ", ".join(map(str, roots)))
+        return
+    finally:
+        halt.set()
+    log.info("checked the WAVs under %s: %d repaired", ", ".join(map(str, roots)), len(done))
 
 
 def install_stop_signals(stop: asyncio.Event) -> Callable[[], None]:

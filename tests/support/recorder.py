@@ -86,4 +86,7 @@ class RecorderProcess:
     def __exit__(self, *exc: object) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.communicate(timeout=30)
+        if self.proc.stdout is not None and not self.proc.stdout.closed:
+            # Also when it exited by itself: an unread pipe is a ResourceWarning
+            # whenever the collector gets to it, which fails a later test.
+            self.output += self.proc.communicate(timeout=30)[0]
