@@ -17,7 +17,7 @@ from tests.support.recorder import RecorderProcess, wait_for
 SPLIT = 3.0
 
 
-def check_split_files(files: list[Path], first_start: datetime) -> None:
+def check_split_files(files: list[Path], first_start: datetime, log: str = "") -> None:
     assert len(files) >= 3, [f.name for f in files]
     for f in files:
         assert ffmpeg_errors(f) == "", f.name
@@ -28,7 +28,9 @@ def check_split_files(files: list[Path], first_start: datetime) -> None:
         assert stamp.second % 3 == 0, f.name  # named on the boundary
     # The first file is named after the first aired sample: the burst moved it back.
     first = datetime.strptime(files[0].name[:15], "%Y%m%d_%H%M%S")
-    assert first <= first_start
+    source = files[0].parent.name
+    mine = [line for line in log.splitlines() if f"isr.source.{source}:" in line]
+    assert first <= first_start, (first_start, "\n".join(mine[:12]))
 
 
 def test_mp3_and_aac_from_icecast(tmp_path: Path, icecast: Icecast, media: MediaFactory) -> None:
@@ -52,8 +54,9 @@ def test_mp3_and_aac_from_icecast(tmp_path: Path, icecast: Icecast, media: Media
     out = tmp_path / "recordings"
     mp3_files = sorted((out / "mp3").glob("*.mp3"))
     aac_files = sorted((out / "aac").glob("*.aac"))
-    check_split_files(mp3_files, started)
-    check_split_files(aac_files, started)
+    log = (tmp_path / "rec.log").read_text()
+    check_split_files(mp3_files, started, log)
+    check_split_files(aac_files, started, log)
     for f in mp3_files:
         assert mp3val_problems(f) == [], f.name
     assert status["sources"]["mp3"]["title"] == "Station ID - It's 'on air'"

@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from isr.sources.tone import AMPLITUDE
 from tests.support.recorder import RecorderProcess, wait_for
@@ -130,3 +131,65 @@ def test_recorder_serves_metrics_on_metrics_port(tmp_path: Path) -> None:
     assert "isr_recorder_alive 1.0" in text
     age = next(ln for ln in text.splitlines() if ln.startswith("isr_source_file_age_seconds"))
     assert 0 < float(age.split()[-1]) < 60
+
+
+def test_tone_follows_a_wall_clock_that_is_set_back_while_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """NTP stepping the clock of a board without a real-time clock: the files
+    follow the new time from the next boundary, and no sample is lost or doubled."""
+    import asyncio
+    import logging
+    import types
+
+    import isr.sources.tone as tone_module
+    from isr.config import load
+    from isr.recorder import Recorder
+
+    step = {"by": 0.0}
+    fake_time = types.SimpleNamespace(
+        time=lambda: time.time() + step["by"], monotonic=time.monotonic
+    )
+    monkeypatch.setattr(tone_module, "time", fake_time)
+    (tmp_path / "config.ini").write_text(
+        "[general]\nsplit_minutes = 0.05\nlog_file =\n"
+        f"output_directory = {tmp_path / 'recordings'}\n"
+        "[tone]\ntype = tone\nsample_rate = 8000\nchannels = 2\nfrequency = 441\n"
+    )
+    cfg = load(tmp_path / "config.ini")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.call_later(7.0, step.update, {"by": -2.5})  # after the clock's 5 s of learning
+        loop.call_later(13.5, stop.set)
+        await Recorder(cfg).run(stop)
+
+    with caplog.at_level(logging.INFO, logger="isr"):
+        asyncio.run(main())
+    moved = [r for r in caplog.records if "wall clock moved by" in r.getMessage()]
+    assert len(moved) == 1 and "-2.5" in moved[0].getMessage(), caplog.text
+    after = moved[0].created
+    files = sorted((tmp_path / "recordings").glob("*.wav"), key=lambda f: f.stat().st_ctime_ns)
+    frames = []
+    parts = []
+    for f in files:
+        with wave.open(str(f)) as w:
+            frames.append(w.getnframes())
+            parts.append(np.frombuffer(w.readframes(w.getnframes()), "<i2"))
+    # One file runs 2.5 s longer (the step, to within the tick), the others hold 3 s.
+    longer = [n for n in frames[1:-1] if n != 3 * 8000]
+    assert len(longer) == 1 and abs(longer[0] - 5.5 * 8000) < 0.15 * 8000, frames
+    joined = np.concatenate(parts).reshape(-1, 2)[:, 0].astype(float)
+    n = np.arange(joined.size)
+    expected = np.round(np.sin(2 * np.pi * ((n * 441 / 8000) % 1.0)) * AMPLITUDE * 32767)
+    assert np.max(np.abs(joined - expected)) <= 1  # nothing lost, nothing doubled
+    # Files opened after the step are named by the clock as it now reads.
+    opened = [
+        r for r in caplog.records if r.getMessage().startswith("opened") and r.created > after
+    ]
+    assert opened, caplog.text
+    for r in opened:
+        name = r.getMessage().split()[1]
+        named = datetime.strptime(Path(name).stem[:15], "%Y%m%d_%H%M%S").timestamp()
+        assert abs(r.created - 2.5 - named) < 1.0, (name, r.created)

@@ -164,6 +164,22 @@ def test_clock_ignores_a_start_up_stall_until_it_has_seen_a_window() -> None:
     assert clock.time_of(200 * 100) == pytest.approx(20.05)
 
 
+def test_a_wall_clock_step_is_followed_and_not_reported_as_drift() -> None:
+    clock = CaptureClock(1000, tolerance=0.02, window=5, baseline=30)
+    for i in range(1, 400):  # 40 s at the nominal rate: learned, drift baseline set
+        clock.observe(i * 100, i * 0.1 + 0.004)
+        if i % 30 == 0:
+            assert clock.check(i * 0.1).shift == 0.0
+    for i in range(400, 600):  # the clock is set 2.5 s back, then runs on
+        clock.observe(i * 100, i * 0.1 + 0.004 - 2.5)
+    check = clock.check(60.0 - 2.5)
+    assert check.shift == pytest.approx(-2.5) and check.drift is None
+    for i in range(600, 1000):
+        clock.observe(i * 100, i * 0.1 + 0.004 - 2.5)
+    later = clock.check(100.0 - 2.5)
+    assert later.shift == 0.0 and later.drift == pytest.approx(0.0, abs=1e-4)
+
+
 # -- the real recorder, arecord and ALSA ---------------------------------------------
 
 

@@ -47,6 +47,9 @@ DRIFT_REPORT_RATIO = 0.001
 """Drift worth a warning: 0.1 %."""
 DRIFT_REPORT_EVERY = 600.0
 """Seconds between two drift warnings of one session."""
+STEP_SECONDS = 1.0
+"""An error this large is the wall clock being set (NTP on a board without a
+real-time clock), not a crystal's drift: followed, and not counted as drift."""
 
 
 @dataclass(frozen=True)
@@ -135,8 +138,11 @@ class CaptureClock:
         self.total_shift += shift
 
     def learned(self, now: float) -> bool:
-        """Whether a whole window of arrivals has been seen since the first."""
-        return now >= self._learned_at
+        """Whether a whole window of arrivals has been seen since the first (for
+        good: a wall clock set back later does not make the clock learn again)."""
+        if now >= self._learned_at:
+            self._learned_at = -math.inf
+        return self._learned_at == -math.inf
 
     def offset(self) -> float:
         """How late audio arrives against ``origin``: the origin's error."""
@@ -158,11 +164,14 @@ class CaptureClock:
         if abs(off) > self.tolerance:
             shift = off
             self._move(off)
+            if abs(off) >= STEP_SECONDS:
+                self._ref, drift = (now, deviation), None  # measure drift afresh
         return ClockCheck(shift, drift)
 
 
 class CaptureWriter:
-    """Feeds arecord's bytes to the segmenter: whole frames, timed by the clock."""
+    """Feeds PCM (arecord's bytes, the tone's samples) to the segmenter: whole
+    frames, timed by the clock."""
 
     def __init__(
         self,
@@ -195,10 +204,7 @@ class CaptureWriter:
         end = self.index + count
         moved = self.clock.observe(end, now)
         if moved:
-            self.log.info(
-                "capture clock re-anchored by %+.1f ms: audio came before its time",
-                moved * 1000,
-            )
+            self._log_shift(moved, "audio came before its time")
         seg = self.segmenter
         # Check before the boundary is passed by either timeline (nominal, or the
         # corrected one that a slow card's re-anchoring will give): the cut must
@@ -222,7 +228,7 @@ class CaptureWriter:
         log = self.log
         result = self.clock.check(now)
         if result.shift:
-            log.info("capture clock re-anchored by %+.1f ms to the wall clock", result.shift * 1000)
+            self._log_shift(result.shift, "to the wall clock")
         drift = result.drift
         if (
             drift is not None
@@ -237,6 +243,15 @@ class CaptureWriter:
                 self.rate * (1 - drift),
                 self.rate,
             )
+
+    def _log_shift(self, shift: float, why: str) -> None:
+        if abs(shift) >= STEP_SECONDS:
+            self.log.warning(
+                "the wall clock moved by %+.3f s against the audio: files follow it from here",
+                shift,
+            )
+        else:
+            self.log.info("capture clock re-anchored by %+.1f ms %s", shift * 1000, why)
 
 
 def arecord_command(exe: str, pcm: str, rate: int, channels: int) -> list[str]:

@@ -1,8 +1,11 @@
 """``type = tone``: a sine generated at real-time pace, written like a soundcard.
 
 It is the demo source of ``make run`` and a health check of disk and pipeline:
-sample ``n`` belongs to time ``origin + n / sample_rate``, so its files split at
-exact samples and the phase runs on unbroken across every join.
+its samples are paced by the monotonic clock and timed like a card's
+(``CaptureWriter``), so its files split at exact samples, the phase runs on
+unbroken across every join, and a wall clock that is stepped while it runs (NTP
+setting a board without a real-time clock) is followed at the next boundary
+instead of naming every later file off by the step.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import time
 import numpy as np
 
 from isr.sources.base import Source
-from isr.sources.pcm import SAMPLE_BYTES, make_pcm_sink
+from isr.sources.pcm import make_pcm_sink
+from isr.sources.soundcard import CaptureWriter
 
 TICK = 0.1
 AMPLITUDE = 0.5
@@ -33,18 +37,21 @@ class ToneSource(Source):
     async def session(self) -> None:
         cfg = self.cfg
         rate = cfg.sample_rate
-        frame_bytes = SAMPLE_BYTES * cfg.channels
-        make_sink = functools.partial(make_pcm_sink, cfg)
-        origin = time.time()
+        writer = CaptureWriter(
+            self.segmenter,
+            self.log,
+            rate=rate,
+            channels=cfg.channels,
+            make_sink=functools.partial(make_pcm_sink, cfg),
+            fmt=cfg.format,
+        )
         mono_origin = time.monotonic()
         produced = 0
         while True:
             due = int((time.monotonic() - mono_origin) * rate)
             if due > produced:
                 data = tone_block(produced, due - produced, cfg.frequency, rate, cfg.channels)
-                self.segmenter.write_pcm(
-                    data, produced, origin, rate, frame_bytes, make_sink, cfg.format
-                )
+                writer.feed(data, time.time())
                 self.watch_level(data, (due - produced) / rate)
                 produced = due
                 self.wrote_audio()
