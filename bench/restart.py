@@ -10,9 +10,10 @@ root) cold:
 
 - ``recover()``: what runs before recording starts (the directories changed since
   the crashed run started, and the files in them);
-- ``sweep_wavs()``: every WAV's header checked, which is what each start did before
-  recovery looked only where the crash could have written, and what now runs in
-  the background when there is no status file.
+- ``sweep()``: every unfinished sidecar and every WAV header of the archive
+  checked, about what each start did before recovery looked only where the crash
+  could have written, and what now runs in the background when there is no
+  readable status file.
 
     .venv/bin/python bench/restart.py [--sources 10] [--days 365] [--layout dated|flat]
 """
@@ -32,7 +33,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from isr.recovery import recover, sweep_wavs
+from isr.recovery import recover, sweep
 from isr.sinks.wav import wav_header
 
 DROP_CACHES = Path("/proc/sys/vm/drop_caches")
@@ -137,8 +138,8 @@ def main() -> None:
             assert stale(root) == 0, "recover() left a crashed file unrepaired"
             reset(root)
             halt = threading.Event()
-            sweep = functools.partial(sweep_wavs, [root], time.time(), halt)
-            timed("sweep_wavs(): every WAV header checked", sweep, cold)
+            whole = functools.partial(sweep, root, [root], time.time(), halt)
+            timed("sweep(): the whole archive checked", whole, cold)
             assert stale(root) == 0
         if not can_drop:
             print("(cold figures need root: /proc/sys/vm/drop_caches is not writable)")

@@ -142,3 +142,13 @@ def test_current_boundary_near_dst_changes_is_exact(split: float, around: str) -
         assert b <= t
         assert next_boundary(b - 1e-3, split, BERLIN) == pytest.approx(b)  # b is a boundary
         assert next_boundary(b, split, BERLIN) > t  # and the last one before t
+
+
+def test_an_instant_just_before_a_boundary_is_not_taken_for_it() -> None:
+    """Only float residue (a microsecond) counts as on the boundary: 10 us before
+    midnight is 0.4 samples at 44.1 kHz, and still belongs to the day before."""
+    midnight = 1795564800.0  # 2026-11-25T00:00:00Z
+    assert next_boundary(midnight - 1e-5, 86400, UTC) == midnight
+    assert current_boundary(midnight - 1e-5, 86400, UTC) == midnight - 86400
+    assert next_boundary(midnight - 1e-7, 86400, UTC) == midnight + 86400
+    assert current_boundary(midnight - 1e-7, 86400, UTC) == midnight

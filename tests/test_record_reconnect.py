@@ -82,6 +82,40 @@ def test_burst_after_reconnect_is_not_recorded_twice(tmp_path: Path, media: Medi
     assert "the server sent again" in log
 
 
+def test_a_burst_larger_than_a_read_and_late_is_dated_whole(
+    tmp_path: Path, media: MediaFactory
+) -> None:
+    """Icecast's burst can arrive after the first read and exceed one read: the
+    first file is named from the whole burst, not from the part read first (which
+    named it seconds late, and cut the first files by a clock that then jumped)."""
+    mount = Mount(
+        "/live",
+        payload=media("mp3", 60).read_bytes(),
+        status_line="HTTP/1.0 200 OK",
+        byte_rate=RATE,
+        live=True,
+        replay_bytes=8 * RATE,  # 128 kB: two reads' worth
+        stall_after=2000,  # a little of it at once, the rest 1.2 s later
+        stall_seconds=1.2,
+    )
+    with FakeStreamServer(mount) as srv:
+        time.sleep(9)  # the live stream runs before we connect, so a burst exists
+        config = (
+            "[general]\nsplit_minutes = 10\nlog_file = rec.log\n"
+            f"[radio]\ntype = stream\nurl = {srv.url('/live')}\n"
+        )
+        with RecorderProcess(tmp_path, config) as rec:
+            assert wait_for(lambda: srv.connections_to("/live"), step=0.01)
+            connected = time.time()
+            assert wait_for(lambda: rec.status()["sources"]["radio"]["state"] == "recording")
+            time.sleep(1)
+            assert rec.stop() == 0, rec.output
+    (first,) = sorted((tmp_path / "recordings").glob("*.mp3"))
+    side = json.loads(first.with_name(first.name + ".json").read_text())
+    aired = datetime.fromisoformat(side["start"]).timestamp()
+    assert connected - 8.6 < aired < connected - 7.3, (connected - aired, side)
+
+
 def test_quick_restart_neither_doubles_nor_hides_anything(
     tmp_path: Path, media: MediaFactory
 ) -> None:

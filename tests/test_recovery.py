@@ -123,13 +123,13 @@ def _aged(path: Path, mtime: float) -> None:
     os.utime(path, (mtime, mtime))
 
 
-def test_recover_looks_only_in_directories_changed_since_the_crashed_run(
+def test_recover_looks_only_in_directories_changed_since_the_last_status_write(
     tmp_path: Path,
 ) -> None:
     """A year of closed files must not be opened at every start: only directories
-    whose mtime is after the crashed run started can hold what it wrote."""
+    modified since the status file's last write can hold a file it did not name."""
     t0 = 1795528800.0  # the crashed run started
-    _status(tmp_path, "2026-11-24T14:00:00+00:00")
+    _status(tmp_path, "2026-11-24T14:00:00+00:00")  # last written now
     old_day = tmp_path / "card" / "2025" / "01" / "01"
     old_day.mkdir(parents=True)
     stale = old_day / "20250101_000000.wav"
@@ -147,27 +147,70 @@ def test_recover_looks_only_in_directories_changed_since_the_crashed_run(
     assert [layout.data_size if layout else None for layout in sizes] == [800, 0]
 
 
-def test_without_a_status_file_every_wav_is_swept_once_recording_runs(
-    tmp_path: Path,
+@pytest.mark.parametrize("status", [None, "", '{"sources": '])
+def test_without_a_readable_status_file_the_archive_is_swept_once_recording_runs(
+    tmp_path: Path, media: MediaFactory, status: str | None
 ) -> None:
+    """No status file, or one a power cut left empty or cut: nothing tells what
+    the crash touched, so everything is checked, in the background."""
     out = tmp_path / "recordings"
+    if status is not None:
+        (out / ".isr").mkdir(parents=True)
+        (out / ".isr" / "status.json").write_text(status)
     old = out / "card" / "2025" / "20250101_000000.wav"
     old.parent.mkdir(parents=True)
     crashed_wav(old, 300)
-    assert recover(out, []).sweep == [out]  # nothing known: nothing before the start
+    mp3 = media("mp3", 5).read_bytes()
+    start = mp3.find(b"\xff\xfb", 2000)
+    cut = out / "radio" / "20250101_000000.mp3"
+    cut.parent.mkdir()
+    cut.write_bytes(mp3[start : start + 30001])  # ends inside a frame
+    cut.with_name(cut.name + ".json").write_text(
+        json.dumps({"source": "radio", "start": "2025-01-01T00:00:00+00:00", "end": None})
+    )
+    for p in (old, cut, cut.with_name(cut.name + ".json")):
+        _aged(p, time.time() - 86400)
+    assert recover(out, []).sweep == [out.resolve()]  # nothing before the start
+    assert (out / ".isr" / "sweep-pending").exists()
     config = (
         "[general]\nlog_file = rec.log\nfilename_pattern = {source}/%Y%m%d_%H%M%S\n"
         "[tone]\ntype = tone\nformat = wav\n"
     )
     with RecorderProcess(tmp_path, config) as rec:
-        assert wait_for(lambda: "checked the WAVs" in (tmp_path / "rec.log").read_text())
+        assert wait_for(lambda: "for crashed files:" in (tmp_path / "rec.log").read_text())
         assert rec.stop() == 0, rec.output
     log = (tmp_path / "rec.log").read_text()
-    assert f"repaired {old}: data size 0 -> 1200" in log, log
-    assert "checked the WAVs under" in log and ": 1 repaired" in log
+    assert f"repaired {old.resolve()}: data size 0 -> 1200" in log, log
+    assert "for crashed files: 3 repaired" in log, log  # the WAV; the MP3 and its sidecar
+    assert f"crash recovery: repaired {cut.resolve()}: cut 326 bytes of a partial" in log, log
     assert soundfile.info(str(old)).frames == 300
+    assert mp3val_problems(cut) == [] and cut.stat().st_size < 30001
+    assert json.loads(cut.with_name(cut.name + ".json").read_text())["end"] is not None
+    assert not (out / ".isr" / "sweep-pending").exists()  # whole: not owed again
     # The tone's own WAVs were written by this run: the sweep leaves them alone.
     assert all("repaired" not in line for line in log.splitlines() if "/tone/" in line), log
+
+
+def test_a_sweep_cut_short_is_owed_at_the_next_start(tmp_path: Path) -> None:
+    _status(tmp_path, "2026-11-24T14:00:00+00:00")
+    assert recover(tmp_path, []).sweep == []
+    (tmp_path / ".isr" / "sweep-pending").touch()  # a run stopped mid-sweep
+    assert recover(tmp_path, []).sweep == [tmp_path.resolve()]
+
+
+def test_a_source_directory_linked_from_inside_the_output_is_walked_too(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "recordings"
+    elsewhere = tmp_path / "disk2" / "card"
+    elsewhere.mkdir(parents=True)
+    out.mkdir()
+    (out / "card").symlink_to(elsewhere)
+    _status(out, "2026-11-24T14:00:00+00:00")
+    crashed = elsewhere / "20261124_140000.wav"
+    crashed_wav(crashed, 200)
+    done = recover(out, [out / "card"]).done
+    assert [line.split(":")[0] for line in done] == [str(crashed.resolve())]
 
 
 def test_sigkill_then_restart_recovers_and_overwrites_nothing(

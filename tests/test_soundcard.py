@@ -180,6 +180,14 @@ def test_a_wall_clock_step_is_followed_and_not_reported_as_drift() -> None:
     assert later.shift == 0.0 and later.drift == pytest.approx(0.0, abs=1e-4)
 
 
+def test_a_clock_set_back_after_learning_is_a_step_not_a_new_start() -> None:
+    clock = CaptureClock(1000, tolerance=0.02, window=5)
+    for i in range(1, 70):  # 7 s of steady audio; no boundary, no early arrival
+        clock.observe(i * 100, i * 0.1 + 0.004)
+    assert clock.observe(7000, 7.0 + 0.004 - 3600) == 0.0  # not a learning move...
+    assert clock.check(7.0 - 3600).shift == pytest.approx(-3600)  # ...a step, at the check
+
+
 # -- the real recorder, arecord and ALSA ---------------------------------------------
 
 

@@ -12,6 +12,9 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DAY = 86400.0
+_AT = 1e-6
+"""An instant this close before a boundary counts as on it (float residue of
+``origin + n / rate``); far below one sample at any rate."""
 _DST_MARGIN = 3 * 3600.0
 """Widest local-time shift handled around a transition (real ones are at most 2 h)."""
 
@@ -81,7 +84,7 @@ def next_boundary(t: float, split_seconds: float, tz: tzinfo) -> float:
     if start_off == _offset(t + split_seconds + _DST_MARGIN, tz):
         # No transition ahead: local time runs with the instant.
         midnight, into = _midnight(t, tz)
-        k = math.floor(into / split_seconds + 1e-9) + 1
+        k = math.floor((into + _AT) / split_seconds) + 1
         cand = midnight + min(k * split_seconds, DAY)
         # Float residue can put cand a hair before the true multiple; never return <= t.
         return cand if cand > t else t + split_seconds
@@ -121,7 +124,7 @@ def current_boundary(t: float, split_seconds: float, tz: tzinfo) -> float:
     if _offset(t - split_seconds - _DST_MARGIN, tz) == _offset(t, tz):
         # No transition behind: local time ran with the instant.
         midnight, into = _midnight(t, tz)
-        return midnight + math.floor(into / split_seconds + 1e-9) * split_seconds
+        return midnight + math.floor((into + _AT) / split_seconds) * split_seconds
     # Near a transition: the latest candidate instant at or before t, found once.
     best = -math.inf
     wall = _wall(t, tz)

@@ -25,7 +25,7 @@ from isr.clock import local_zone
 from isr.config import Config, SourceConfig
 from isr.errors import ConfigError, LockError, OutputError
 from isr.keeper import Keeper
-from isr.recovery import previous_positions, recover, sweep_wavs
+from isr.recovery import previous_positions, recover, sweep
 from isr.sinks.base import Sink
 from isr.sources.base import Source
 from isr.sources.soundcard import SoundcardSource
@@ -194,7 +194,10 @@ class Recorder:
                         tasks.append(group.create_task(source.run(), name=source.cfg.name))
                     if recovery.sweep:
                         tasks.append(
-                            group.create_task(sweep(recovery.sweep, started), name="sweep")
+                            group.create_task(
+                                sweep_in_background(directory, recovery.sweep, started),
+                                name="sweep",
+                            )
                         )
                     await stop.wait()
                     log.info("stopping")
@@ -216,17 +219,17 @@ class Recorder:
             self.unlock()
 
 
-async def sweep(roots: list[Path], started: float) -> None:
-    """``sweep_wavs`` in a thread, told to give up when the recorder stops."""
+async def sweep_in_background(directory: Path, roots: list[Path], started: float) -> None:
+    """``recovery.sweep`` in a thread, told to give up when the recorder stops."""
     halt = threading.Event()
     try:
-        done = await asyncio.to_thread(sweep_wavs, roots, started, halt)
+        done = await asyncio.to_thread(sweep, directory, roots, started, halt)
     except Exception:  # a failed check must not take the recording down with it
-        log.exception("checking the WAVs under %s failed", ", ".join(map(str, roots)))
+        log.exception("sweeping %s for crashed files failed", ", ".join(map(str, roots)))
         return
     finally:
         halt.set()
-    log.info("checked the WAVs under %s: %d repaired", ", ".join(map(str, roots)), len(done))
+    log.info("swept %s for crashed files: %d repaired", ", ".join(map(str, roots)), len(done))
 
 
 def install_stop_signals(stop: asyncio.Event) -> Callable[[], None]:

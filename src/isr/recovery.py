@@ -14,14 +14,15 @@ on a cold disk takes minutes. A file opened after the status file's last write
 was modified after it, and only a directory modified since can hold a file
 created since (creating a file, or replacing a sidecar atomically, changes its
 directory's mtime): one walk lists the directories and looks inside only those.
-Without a status file there is no such time: every WAV is then checked in the
-background once recording runs (``sweep_wavs``).
+Without a readable status file there is no such time: the whole archive is then
+swept in the background once recording runs (``sweep``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
 from collections.abc import Iterator
@@ -33,7 +34,7 @@ from typing import Any
 from isr.framing.repair import Repairer, holds_audio, repairer_for
 from isr.sidecar import sidecar_path, write_json_atomic
 from isr.sinks.files import is_locked
-from isr.sinks.wav import repair_wav, repair_wavs
+from isr.sinks.wav import repair_wav
 
 log = logging.getLogger("isr.recovery")
 
@@ -54,48 +55,45 @@ def open_files(status_path: Path, directory: Path) -> list[Path]:
     return out
 
 
-def _started(status_path: Path) -> float | None:
-    """When the recorder that wrote the status file started (None: unknown)."""
-    try:
-        started = json.loads(status_path.read_text(encoding="utf-8"))["started"]
-        return datetime.fromisoformat(started).timestamp()
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-
-
 STATUS_MARGIN = 60.0
 """Seconds before the status file's last write from which files are looked at: the
 heartbeat rewrites it every 2 s, so this allows for a stalled loop and for coarse
 mtimes (FAT keeps 2 s)."""
+SWEEP_PENDING = "sweep-pending"
+"""Marker in ``.isr/`` while a sweep of the whole archive is owed: a run stopped
+before its sweep ended leaves it, and the next start sweeps again."""
 
 
 def _since(status_path: Path) -> float | None:
     """The earliest mtime of a file that the crashed recorder can have left open
-    without its status file naming it (None: there is no status file).
-
-    Such a file was opened after the status file's last write, and after that
-    recorder started: a recorder that ran for months does not make every file of
-    those months a suspect.
+    without its status file naming it: such a file was opened after the status
+    file's last write. None when the status file is missing or unreadable (a
+    power cut can leave it empty): then nothing tells what the crash touched.
     """
     try:
         since = status_path.stat().st_mtime - STATUS_MARGIN
-    except OSError:
+        status = json.loads(status_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
-    started = _started(status_path)
-    return since if started is None else max(since, started - STATUS_MARGIN)
+    return since if isinstance(status, dict) and "sources" in status else None
 
 
 def _outermost(roots: list[Path]) -> list[Path]:
-    """``roots`` without those inside another (a source's own directory may lie
-    inside the output directory): each file is looked at once."""
-    ordered = sorted(set(roots))
+    """``roots``, resolved, without those inside another (a source's own directory
+    may lie inside the output directory): each file is looked at once. Resolved,
+    because the walk does not follow symlinks: a source directory linked from
+    inside the output directory is walked as a root of its own."""
+    ordered = sorted({r.resolve() for r in roots})
     return [r for r in ordered if not any(o != r and r.is_relative_to(o) for o in ordered)]
 
 
-def changed_files(root: Path, since: float, suffixes: tuple[str, ...]) -> Iterator[Path]:
+def changed_files(
+    root: Path, since: float, suffixes: tuple[str, ...]
+) -> Iterator[tuple[Path, float]]:
     """Files below ``root`` named ``*suffix`` (any case) and modified at or after
-    ``since``, skipping dot-names; only directories modified since are looked into
-    for files (see the module's docstring), and only files so named are stat'ed."""
+    ``since``, with their mtime, skipping dot-names; only directories modified since
+    are looked into for files (see the module's docstring), and only files so named
+    are stat'ed. ``since = -inf`` walks everything."""
     stack = [root]
     while stack:
         directory = stack.pop()
@@ -110,13 +108,10 @@ def changed_files(root: Path, since: float, suffixes: tuple[str, ...]) -> Iterat
             try:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(Path(entry.path))
-                elif (
-                    changed
-                    and entry.name.lower().endswith(suffixes)
-                    and entry.is_file()
-                    and entry.stat().st_mtime >= since
-                ):
-                    yield Path(entry.path)
+                elif changed and entry.name.lower().endswith(suffixes) and entry.is_file():
+                    mtime = entry.stat().st_mtime
+                    if mtime >= since:
+                        yield Path(entry.path), mtime
             except OSError:
                 continue
 
@@ -143,25 +138,40 @@ def _scan(roots: list[Path], since: float) -> tuple[list[Path], list[Path]]:
     unfinished: list[Path] = []
     wavs: list[Path] = []
     for root in roots:
-        for path in changed_files(root, since, (".json", ".wav")):
-            name = path.name.lower()
-            if name.endswith(".json"):
+        for path, _ in changed_files(root, since, (".json", ".wav")):
+            if path.name.lower().endswith(".json"):
                 audio = _unfinished(path)
                 if audio is not None:
                     unfinished.append(audio)
-            elif name.endswith(".wav"):
+            else:
                 wavs.append(path)
     return unfinished, wavs
 
 
-def sweep_wavs(roots: list[Path], before: float, stop: threading.Event) -> list[str]:
-    """Check every WAV last written before ``before`` (this run's start: its own
-    files are left alone), until ``stop``. For when no status file tells what a
-    crash touched; runs while recording, so it may take its time."""
+def sweep(directory: Path, roots: list[Path], before: float, stop: threading.Event) -> list[str]:
+    """Repair every crashed file under ``roots`` last written before ``before``
+    (this run's start: its own files are left alone): files whose sidecar has no
+    end, and WAVs whose sizes do not match their data. For when no status file
+    tells what a crash touched; runs while recording, so it may take its time.
+    Stops early when ``stop`` is set; the marker goes once the sweep is whole."""
     done: list[str] = []
     for root in roots:
-        for path, what in repair_wavs(root, before=before, stop=stop):  # logs each
-            done.append(f"{path}: {what}")
+        for path, mtime in changed_files(root, -math.inf, (".json", ".wav")):
+            if stop.is_set():
+                return done
+            if mtime >= before:
+                continue
+            if path.name.lower().endswith(".json"):
+                audio = _unfinished(path)
+                try:
+                    old = audio is not None and audio.stat().st_mtime < before
+                except OSError:
+                    continue  # deleted meanwhile
+                if audio is not None and old:
+                    _repair_crashed(audio, done)
+            else:
+                _repair_wav(path, done)
+    (directory / ".isr" / SWEEP_PENDING).unlink(missing_ok=True)
     return done
 
 
@@ -199,8 +209,60 @@ class Recovery:
     done: list[str] = field(default_factory=list)
     """One line per repair, also logged."""
     sweep: list[Path] = field(default_factory=list)
-    """Roots whose every WAV is still to be checked (no status file told what the
-    last run touched): ``sweep_wavs`` once recording runs."""
+    """Roots still to be swept whole (no status file told what the last run
+    touched, or a sweep was cut short): ``sweep`` once recording runs."""
+
+
+def _repair_crashed(path: Path, done: list[str]) -> None:
+    """Finish a file a crash left open: cut it back to whole frames, complete its
+    sidecar; remove it when it holds no audio. Logs what it did and appends it to
+    ``done``."""
+    if not path.exists() or is_locked(path):
+        return
+    before = len(done)
+    try:
+        _finish(path, done)
+    finally:
+        for line in done[before:]:
+            log.warning("crash recovery: repaired %s", line)
+
+
+def _finish(path: Path, done: list[str]) -> None:
+    try:
+        mtime = path.stat().st_mtime  # the last write of the crash, before we write
+        fix = _repairer(path)
+        what = fix(path) if fix is not None else None
+        if what:
+            done.append(f"{path}: {what}")
+        if path.suffix.lower() != ".wav" and not holds_audio(path):
+            # Killed right after it opened: headers only. No file, as when a
+            # first write fails.
+            path.unlink()
+            sidecar_path(path).unlink(missing_ok=True)
+            done.append(f"{path}: removed, no audio was written before the crash")
+            return
+        note = "the recorder stopped unexpectedly; end is the file's last write"
+        if finish_sidecar(path, note, mtime):
+            done.append(f"{path}: sidecar completed")
+    except FileNotFoundError:
+        pass  # deleted meanwhile (retention, the web UI)
+    except OSError as exc:
+        log.error("cannot repair %s: %s", path, exc.strerror or exc)
+    except Exception:  # a damaged file must not keep the recorder from starting
+        log.exception("cannot repair %s", path)
+
+
+def _repair_wav(path: Path, done: list[str]) -> None:
+    try:
+        what = repair_wav(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        log.error("cannot repair %s: %s", path, exc.strerror or exc)
+        return
+    if what:
+        log.warning("repaired %s: %s", path, what)
+        done.append(f"{path}: {what}")
 
 
 def recover(directory: Path, extra_dirs: list[Path]) -> Recovery:
@@ -212,49 +274,21 @@ def recover(directory: Path, extra_dirs: list[Path]) -> Recovery:
     since = _since(status_path)
     roots = _outermost([directory, *extra_dirs])
     wavs: list[Path] = []
-    if since is None:
+    marker = directory / ".isr" / SWEEP_PENDING
+    if since is None or marker.exists():
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
         result.sweep = roots
-    else:
+    if since is not None:
         seen = set(paths)
         unfinished, wavs = _scan(roots, since)
         paths += [p for p in unfinished if p not in seen]
     for path in paths:
-        if not path.exists() or is_locked(path):
-            continue
-        try:
-            mtime = path.stat().st_mtime  # the last write of the crash, before we write
-            fix = _repairer(path)
-            what = fix(path) if fix is not None else None
-            if what:
-                done.append(f"{path}: {what}")
-            if path.suffix.lower() != ".wav" and not holds_audio(path):
-                # Killed right after it opened: headers only. No file, as when a
-                # first write fails.
-                path.unlink()
-                sidecar_path(path).unlink(missing_ok=True)
-                done.append(f"{path}: removed, no audio was written before the crash")
-                continue
-            note = "the recorder stopped unexpectedly; end is the file's last write"
-            if finish_sidecar(path, note, mtime):
-                done.append(f"{path}: sidecar completed")
-        except OSError as exc:
-            log.error("cannot repair %s: %s", path, exc.strerror or exc)
-        except Exception:  # a damaged file must not keep the recorder from starting
-            log.exception("cannot repair %s", path)
-    for line in done:
-        log.warning("crash recovery: repaired %s", line)
+        _repair_crashed(path, done)
     repaired = set(paths)
     for path in wavs:
-        if path in repaired:
-            continue
-        try:
-            what = repair_wav(path)
-        except OSError as exc:
-            log.error("cannot repair %s: %s", path, exc.strerror or exc)
-            continue
-        if what:
-            log.warning("repaired %s: %s", path, what)
-            done.append(f"{path}: {what}")
+        if path not in repaired:
+            _repair_wav(path, done)
     return result
 
 

@@ -16,10 +16,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
-import math
 import os
 import struct
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,12 +216,9 @@ def repair_wav(path: Path | str) -> str | None:
         os.close(fd)
 
 
-def repair_wavs(
-    directory: Path | str, *, before: float = math.inf, stop: threading.Event | None = None
-) -> list[tuple[Path, str]]:
-    """Repair every ``*.wav`` below ``directory`` last written before ``before``
-    (skipping ``.isr/`` and files a recorder is writing), logging each repair;
-    returns ``(path, what)`` pairs. Gives up early once ``stop`` is set."""
+def repair_wavs(directory: Path | str) -> list[tuple[Path, str]]:
+    """Repair every ``*.wav`` below ``directory`` (skipping ``.isr/`` and files a
+    recorder is writing), logging each repair; returns ``(path, what)`` pairs."""
     repaired: list[tuple[Path, str]] = []
     root = Path(directory)
     for dirpath, dirnames, filenames in os.walk(root):
@@ -231,12 +226,8 @@ def repair_wavs(
         for name in sorted(filenames):
             if not name.lower().endswith(".wav"):
                 continue
-            if stop is not None and stop.is_set():
-                return repaired
             path = Path(dirpath) / name
             try:
-                if before < math.inf and path.stat().st_mtime >= before:
-                    continue
                 what = repair_wav(path)
             except OSError as exc:
                 log.error("cannot repair %s: %s", path, exc)

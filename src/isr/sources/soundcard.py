@@ -123,8 +123,9 @@ class CaptureClock:
         if now - self._bucket_start >= self.window:
             self._prev, self._cur = self._cur, math.inf
             self._bucket_start = now
+        learned = self.learned(now)  # latched here, at the first arrival a window on
         late = now - self.time_of(frames_end)
-        if late < -self.tolerance and not self.learned(now):
+        if late < -self.tolerance and not learned:
             self._move(late)
             self._cur = 0.0
             return late

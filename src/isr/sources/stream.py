@@ -4,8 +4,9 @@ Per connection: open (``http.open_stream``), strip ICY metadata (``icy``), pick 
 format (config, else Content-Type confirmed by sniffing), frame it, time the
 frames on the media clock and hand them to the segmenter. Every (re)connect
 starts a new file; the first one is named after the moment its first audio was
-aired, which is why the first second after a connect is held back: the server's
-burst of older audio must arrive before we can tell how old it is.
+aired, which is why the first second after a connect is held back, and longer
+while audio still comes faster than real time: the server's burst of older audio
+must all arrive before we can tell how old it is.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ SNIFF_SECONDS = 2.0
 SETTLE_SECONDS = 1.0
 """Hold frames this long after a connect, until the burst has arrived."""
 SETTLE_MAX_MEDIA = 60.0
+SETTLE_JITTER = 0.1
+"""Seconds the anchor may move back in one read of a settled (real-time) stream."""
 DROP_LOG_SECONDS = 10.0
 NOT_AUDIO = frozenset({"text/html", "application/xhtml+xml", "text/plain", "application/json"})
 OVERLAP_TOLERANCE = 1.5
@@ -221,12 +224,19 @@ class _Connection:
         self.last_frame_at = now
         for f in frames:
             self.media += f.samples / f.sample_rate
+        before = self.clock.anchor
         jump = self.clock.observe(self.media, now)
         if jump is not None:
             self.log.warning("stream clock re-anchored by %+.3f s", jump)
         if not self.settled:
             self.pending.extend(frames)
-            if now - self.connected < SETTLE_SECONDS and self.media < SETTLE_MAX_MEDIA:
+            # Audio that came in faster than real time moved the anchor back: the
+            # burst may still be arriving, and the first file is named only once
+            # it is all in, however long after the connect.
+            anchor = self.clock.anchor
+            moved = before is None or (anchor is not None and anchor < before - SETTLE_JITTER)
+            young = now - self.connected < SETTLE_SECONDS or moved
+            if young and self.media < SETTLE_MAX_MEDIA:
                 return
             self.settled = True
             if framer.dropped_bytes:
