@@ -123,7 +123,12 @@ def test_recording_lifecycle_in_the_browser(tmp_path: Path) -> None:
             assert wait_for(lambda: not is_locked(recordings / first), timeout=15)
             page.once("dialog", accept)
             done.locator("button.delete").click()
-            done.wait_for(state="detached", timeout=10_000)
+            try:
+                done.wait_for(state="detached", timeout=10_000)
+            except Exception as exc:  # say what the page said, and whether the file went
+                said = page.locator("#live").text_content()
+                gone = not (recordings / first).exists()
+                raise AssertionError(f"row stayed; page said {said!r}; gone: {gone}") from exc
             assert messages and first in messages[0]
             assert not (recordings / first).exists()
             assert not (recordings / (first + ".json")).exists()

@@ -530,6 +530,34 @@ def test_delete_refused_while_recording(root: Path) -> None:
     assert (root / "top.flac").exists()
 
 
+def test_delete_is_not_refused_by_a_passing_lock_probe(root: Path) -> None:
+    """``is_locked`` (the listing's, the analysis', another process's) holds the
+    exclusive lock for an instant; a delete that meets it must not say "busy"."""
+    import fcntl
+    import threading
+
+    path = root / "top.flac"
+    held = threading.Event()
+
+    def probe() -> None:
+        fd = os.open(path, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        held.set()
+        time.sleep(0.1)
+        os.close(fd)
+
+    async def check(c: TestClient[web.Request, web.Application]) -> None:
+        t = threading.Thread(target=probe)
+        t.start()
+        assert held.wait(5)
+        r = await c.delete("/api/files/top.flac", headers=_origin(c))
+        t.join()
+        assert r.status == 204
+        assert not path.exists()
+
+    serve(root, check)
+
+
 def test_delete_needs_own_origin(root: Path) -> None:
     async def check(c: TestClient[web.Request, web.Application]) -> None:
         for headers in ({}, {"Origin": "http://evil.example"}, {"Origin": "null"}):

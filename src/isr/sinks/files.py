@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import os
+import time
 from pathlib import Path
 
 MAX_SUFFIX = 10_000
@@ -28,11 +28,28 @@ def create_exclusive(directory: Path, stem: str, extension: str) -> tuple[Path, 
             fd = os.open(path, flags, 0o644)
         except FileExistsError:
             continue
-        # A filesystem without flock still records; the status file is the other witness.
-        with contextlib.suppress(OSError):
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        _lock_shared(fd)
         return path, fd
     raise OSError(errno.EEXIST, f"no free name for {base}{extension} after {MAX_SUFFIX} tries")
+
+
+LOCK_TRIES = 5
+LOCK_RETRY_SECONDS = 0.002
+
+
+def _lock_shared(fd: int) -> None:
+    """Take the shared lock, waiting out a lock probe (``is_locked`` holds the
+    exclusive lock for an instant): a file left unlocked could be deleted by the
+    web UI before the status file names it. A filesystem without flock still
+    records; the status file is then the only witness."""
+    for _ in range(LOCK_TRIES):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            time.sleep(LOCK_RETRY_SECONDS)  # a few ms at most, and only in that race
+        except OSError:
+            return
 
 
 def is_locked(path: Path) -> bool:

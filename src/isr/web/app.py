@@ -446,6 +446,10 @@ class _Busy(Exception):
     pass
 
 
+LOCK_TRIES = 10
+LOCK_RETRY_SECONDS = 0.02
+
+
 def _delete(state: WebState, name: str, path: Path) -> None:
     """Remove a recording with its sidecar and cached analysis, unless it is recorded.
 
@@ -456,12 +460,19 @@ def _delete(state: WebState, name: str, path: Path) -> None:
 
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise _Busy() from None
-        except OSError:
-            pass  # no flock on this filesystem: the status file decides
+        for attempt in range(LOCK_TRIES):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                # A recorder, or a probe (``is_locked``, here or elsewhere) that
+                # holds the lock for an instant: only a lock that stays is busy.
+                if attempt == LOCK_TRIES - 1:
+                    raise _Busy() from None
+                time.sleep(LOCK_RETRY_SECONDS)
+                continue
+            except OSError:
+                pass  # no flock on this filesystem: the status file decides
+            break
         if name in state.status().recording:
             raise _Busy()
         size = os.fstat(fd).st_size
