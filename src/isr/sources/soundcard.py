@@ -79,10 +79,9 @@ class CaptureClock:
     its frame's time moves ``origin`` back at once: causality, not an estimate, and
     it keeps a late first read from costing the next file its exact length (jitter
     within ``tolerance`` is left alone, so as not to move a cut already made by a
-    few samples). Lateness is not acted on
-    until a whole window has been seen: a start-up stall that delays every read of
-    the first seconds would otherwise move ``origin`` one way at the first boundary
-    and back again at a later one.
+    few samples). Lateness is not acted on until a whole window has been seen: a
+    start-up stall that delays every read of the first seconds would otherwise move
+    ``origin`` one way at the first boundary and back again at a later one.
     """
 
     def __init__(
