@@ -371,3 +371,15 @@ class Icecast:
     def close(self) -> None:
         self.procs.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def date_directories(root: Path, default: float) -> None:
+    """Give every directory under ``root`` the mtime of its newest entry (``default``
+    when empty), as an archive has them: last changed when their day ended, not a
+    moment ago as the bench just made them (the web index rescans a directory
+    changed within 3 s of its last scan; crash recovery looks into directories
+    changed since the last status write)."""
+    for d in sorted(root.rglob("*"), key=lambda p: -len(p.parts)):
+        if d.is_dir():
+            ts = max((c.stat().st_mtime for c in d.iterdir()), default=default)
+            os.utime(d, (ts, ts))

@@ -19,6 +19,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from _common import date_directories
 from aiohttp.test_utils import TestClient, TestServer
 
 from isr.web.app import create_app
@@ -38,13 +39,7 @@ def populate(root: Path, sources: int, days: int) -> int:
             ts = t.timestamp()
             os.utime(p, (ts, ts))
             n += 1
-    # Directories as an archive has them: last changed when their day ended, not a
-    # moment ago (the index rescans a directory changed within 3 s of its last scan,
-    # as Git does racily clean entries, which is not what a year-old archive costs).
-    for d in sorted(root.rglob("*"), key=lambda p: -len(p.parts)):
-        if d.is_dir():
-            ts = max((c.stat().st_mtime for c in d.iterdir()), default=start.timestamp())
-            os.utime(d, (ts, ts))
+    date_directories(root, start.timestamp())
     return n
 
 

@@ -33,6 +33,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from _common import date_directories
+
 from isr.recovery import recover, sweep
 from isr.sinks.wav import wav_header
 
@@ -63,10 +65,7 @@ def populate(root: Path, sources: int, days: int, layout: str) -> int:
             os.utime(p, (ts, ts))
             os.utime(side, (ts, ts))
             n += 1
-    for d in sorted(root.rglob("*"), key=lambda p: -len(p.parts)):
-        if d.is_dir():
-            ts = max((c.stat().st_mtime for c in d.iterdir()), default=start.timestamp())
-            os.utime(d, (ts, ts))
+    date_directories(root, start.timestamp())
     # The crashed run: started ten minutes ago, each source's last file left open.
     crashed_at = datetime.fromtimestamp(now - 600, UTC)
     for s in range(sources):
