@@ -5,6 +5,7 @@ opusinfo, flac and mutagen. A file is good when *they* say so, not when our own 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -86,13 +87,70 @@ def _problem_lines(text: str, prefixes: tuple[str, ...]) -> list[str]:
 MP3VAL_NOTICES = ("No supported tags in the file",)
 """mp3val words these as WARNING, but a file copied from a stream has no tags by design."""
 
+MP3VAL_FEW_FRAMES = "Too few MPEG frames (it's unlikely that this is a MPEG audio file)"
+MP3VAL_MIN_FRAMES = 10
+"""mp3val says `MP3VAL_FEW_FRAMES` of any file of fewer frames than this (its Xing/Info
+frame counted): a doubt whether the file is MPEG at all, not a fault in it. A stream's
+file that a stop, a SIGKILL or a fault ended just after its split boundary legitimately
+holds only a few frames, wherever that boundary happened to fall."""
+
+_MP3VAL_COUNT = re.compile(r"INFO: .*?(\d+) MPEG frames")
+
 
 def mp3val_problems(path: Path) -> list[str]:
-    """mp3val's WARNING and ERROR lines (its INFO lines, banner and notices are not problems)."""
+    """mp3val's WARNING and ERROR lines (its INFO lines, banner and notices are not problems).
+
+    Its doubt about a short file (`MP3VAL_MIN_FRAMES`) is no problem when the file is
+    short and whole: mp3val found no other fault and counted every frame that ffprobe
+    reads (plus the Xing/Info frame, which ffprobe takes as a header). Every other
+    warning still counts, for a short file as for a long one.
+    """
     mp3val = require_tool("mp3val")
     result = _run([mp3val, str(path)])
-    lines = _problem_lines(result.stdout + result.stderr, ("WARNING", "ERROR"))
-    return [line for line in lines if not line.endswith(MP3VAL_NOTICES)]
+    text = result.stdout + result.stderr
+    lines = _problem_lines(text, ("WARNING", "ERROR"))
+    problems = [line for line in lines if not line.endswith(MP3VAL_NOTICES)]
+    few = [line for line in problems if line.endswith(MP3VAL_FEW_FRAMES)]
+    if few and len(few) == len(problems):
+        counted = _MP3VAL_COUNT.search(text)
+        frames = int(counted.group(1)) if counted else None
+        if frames is not None and frames < MP3VAL_MIN_FRAMES:
+            whole = _short_mp3_is_whole(path, frames)
+            if whole is None:
+                return []
+            return [f"{line} ({whole})" for line in problems]
+    return problems
+
+
+def _short_mp3_is_whole(path: Path, mp3val_frames: int) -> str | None:
+    """None when ffprobe reads as many audio frames as mp3val counted (less the leading
+    Xing/Info frame); else what disagrees."""
+    ffprobe = require_tool("ffprobe")
+    result = _run(
+        [
+            ffprobe,
+            "-v",
+            "error",
+            "-select_streams",
+            "a:0",
+            "-count_packets",
+            "-show_entries",
+            "stream=nb_read_packets",
+            "-of",
+            "csv=p=0",
+            str(path),
+        ]
+    )
+    try:
+        packets = int(result.stdout.strip())
+    except ValueError:
+        return f"and ffprobe cannot count its frames: {result.stderr.strip()}"
+    with path.open("rb") as f:
+        head = f.read(64)
+    tag = 1 if b"Xing" in head or b"Info" in head else 0
+    if packets + tag != mp3val_frames:
+        return f"mp3val counted {mp3val_frames} frames, ffprobe {packets} (+{tag} Xing/Info)"
+    return None
 
 
 def _xiph_info(tool: str, path: Path) -> list[str]:
