@@ -140,6 +140,7 @@ def _web_settings(args: argparse.Namespace, cfg: Config | None) -> dict[str, obj
         "threshold": threshold if threshold is not None else web.threshold,
         "username": web.username,
         "password": web.password,
+        "allowed_hosts": web.allowed_hosts,
     }
 
 

@@ -198,7 +198,22 @@ KEYS: tuple[Key, ...] = (
         minimum=0,
     ),
     Key("username", "str", "", "User name for HTTP Basic auth on the web UI.", "web"),
-    Key("password", "str", "", "Password for the web UI; never shown.", "web", secret=True),
+    Key(
+        "password",
+        "str",
+        "",
+        "Password for the web UI (needed with a username); never shown.",
+        "web",
+        secret=True,
+    ),
+    Key(
+        "allowed_hosts",
+        "str",
+        "",
+        "Host names the web UI answers to besides IP literals, localhost and this "
+        "machine's own names (against DNS rebinding), separated by commas; * = any.",
+        "web",
+    ),
     # [alerts]
     Key("webhook_url", "str", "", "URL that receives a JSON POST for each alert.", "alerts"),
     Key("command", "str", "", "Command run for each alert, with the event in env.", "alerts"),
@@ -279,6 +294,7 @@ class WebConfig:
     threshold: float = 0.05
     username: str = ""
     password: str = field(default="", repr=False)
+    allowed_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -429,6 +445,13 @@ def _build(file: str, parser: configparser.ConfigParser) -> Config:
     web_vals = _defaults("web")
     if web_name is not None:
         web_vals.update(_section_values(file, parser, web_name, "web", warnings))
+        if web_vals["username"] and not web_vals["password"]:
+            raise ConfigError(
+                "missing: a username needs a password (without one anybody gets in)",
+                file=file,
+                section=web_name,
+                key="password",
+            )
     alerts_name = lowered.get("alerts")
     alerts_vals = _defaults("alerts")
     if alerts_name is not None:
@@ -462,6 +485,7 @@ def _build(file: str, parser: configparser.ConfigParser) -> Config:
             threshold=float(web_vals["threshold"]),
             username=web_vals["username"],
             password=web_vals["password"],
+            allowed_hosts=_host_list(web_vals["allowed_hosts"]),
         ),
         alerts=AlertsConfig(
             webhook_url=alerts_vals["webhook_url"],
@@ -471,6 +495,11 @@ def _build(file: str, parser: configparser.ConfigParser) -> Config:
         ),
         warnings=tuple(warnings),
     )
+
+
+def _host_list(text: str) -> tuple[str, ...]:
+    """``allowed_hosts``: names separated by commas or spaces, kept lower-case."""
+    return tuple(dict.fromkeys(p.lower() for p in text.replace(",", " ").split()))
 
 
 def _build_source(
@@ -609,8 +638,13 @@ def describe(cfg: Config) -> str:
             f"    files: {render_pattern(src.filename_pattern, src.name, datetime.now())}"
             f"{extension_hint(src)}"
         )
-    if cfg.web.username:
-        lines.append(f"[web] host={cfg.web.host} port={cfg.web.port} auth=on")
+    web = []
+    if cfg.web.username or cfg.web.password:
+        web.append("auth=on")
+    if cfg.web.allowed_hosts:
+        web.append("allowed_hosts=" + ",".join(cfg.web.allowed_hosts))
+    if web:
+        lines.append(f"[web] host={cfg.web.host} port={cfg.web.port} " + " ".join(web))
     return "\n".join(lines)
 
 

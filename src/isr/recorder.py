@@ -255,7 +255,14 @@ async def record(cfg: Config) -> None:
 
 
 async def record_and_serve(
-    cfg: Config, *, host: str, port: int, threshold: float, username: str, password: str
+    cfg: Config,
+    *,
+    host: str,
+    port: int,
+    threshold: float,
+    username: str,
+    password: str,
+    allowed_hosts: tuple[str, ...] = (),
 ) -> None:
     """``isr run``: the recorder and the web UI on one loop."""
     from isr.web.app import start_web
@@ -273,6 +280,7 @@ async def record_and_serve(
             threshold=threshold,
             username=username,
             password=password,
+            allowed_hosts=allowed_hosts,
         )
         await recorder.run(stop)
     finally:

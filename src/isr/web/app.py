@@ -9,18 +9,15 @@ a probe learns nothing about what lies outside the recordings directory.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import hashlib
-import hmac
 import json
 import logging
 import math
 import multiprocessing
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -34,7 +31,7 @@ from aiohttp import web
 from isr.metrics import make_registry, render
 from isr.retention import log_deletion
 from isr.sinks.files import is_locked
-from isr.web import analyse, ranges
+from isr.web import analyse, guard, ranges
 from isr.web.files import FileIndex
 from isr.web.paths import BadName, encode_name, resolve
 from isr.web.recorder_status import RecorderStatus, read_status
@@ -79,6 +76,10 @@ class WebState:
     index: FileIndex
     templates: jinja2.Environment
     registry: Any
+    allowed_hosts: frozenset[str] = frozenset()
+    """Host names answered besides IP literals and localhost: ``[web] allowed_hosts``
+    and, once started, this machine's own names."""
+    auth_failures: guard.AuthFailures = field(default_factory=guard.AuthFailures)
     pool: ProcessPoolExecutor | None = None
     inflight: dict[tuple[str, int, int], asyncio.Future[dict[str, Any]]] = field(
         default_factory=dict
@@ -129,56 +130,67 @@ def _analysis_cache_path(root: Path, name: str) -> Path:
 # -- middleware and signals -----------------------------------------------------------
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
     for k, v in SECURITY_HEADERS.items():
         response.headers.setdefault(k, v)
 
 
-def _credentials_ok(header: str | None, username: str, password: str) -> bool:
-    """Constant-time check of a Basic ``Authorization`` header (pure)."""
-    user, pw = b"", b""
-    if header and header[:6].lower() == "basic ":
-        try:
-            decoded = base64.b64decode(header[6:].strip(), validate=True)
-        except (binascii.Error, ValueError):
-            decoded = b""
-        user, _, pw = decoded.partition(b":")
-    ok_user = hmac.compare_digest(user, username.encode("utf-8"))
-    ok_pw = hmac.compare_digest(pw, password.encode("utf-8"))
-    return ok_user and ok_pw
-
-
-def same_origin(origin: str | None, scheme: str, host: str) -> bool:
-    """True when ``Origin`` names this server (pure); a missing Origin is not.
-
-    The scheme may differ (http here, https at a TLS-terminating proxy in front):
-    the host the browser sent the page to is what tells a foreign site apart.
-    """
-    if not origin or origin == "null":
-        return False
-    o_scheme, sep, o_host = origin.rstrip("/").lower().partition("://")
-    return bool(sep) and o_scheme in ("http", "https", scheme) and o_host == host.lower()
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_credentials_ok = guard.credentials_ok  # the name the unit tests import
 
 
 @web.middleware
 async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Host, then credentials, then origin: each refusal says why, and is logged."""
     state = request.app[STATE]
-    needs_auth = request.path != "/healthz" and bool(state.username or state.password)
-    if needs_auth and not _credentials_ok(
-        request.headers.get("Authorization"), state.username, state.password
+    where = f"{request.method} {request.rel_url.raw_path[:200]!r} from {request.remote}"
+    if request.path != "/healthz" and not guard.host_allowed(
+        request.headers.get("Host"), state.allowed_hosts
     ):
-        raise web.HTTPUnauthorized(
-            text="authentication required",
-            headers={"WWW-Authenticate": 'Basic realm="ISR", charset="UTF-8"'},
-        )
-    if request.method not in ("GET", "HEAD", "OPTIONS") and not same_origin(
-        request.headers.get("Origin"), request.scheme, request.host
+        log.warning("403 for %s: Host %r is not a name of this server", where, request.host)
+        raise web.HTTPForbidden(text="unknown host name: add it to [web] allowed_hosts to use it")
+    if request.path != "/healthz" and (state.username or state.password):
+        await _authenticate(request, state, where)
+    if guard.cross_origin_refused(
+        request.method,
+        request.headers.get("Sec-Fetch-Site"),
+        request.headers.get("Origin"),
+        request.headers.get("Host"),
     ):
+        log.warning("403 for %s: cross-origin request", where)
         raise web.HTTPForbidden(text="cross-origin request refused")
     return await handler(request)
+
+
+async def _authenticate(request: web.Request, state: WebState, where: str) -> None:
+    """Basic auth; an address that failed lately waits its turn before it is checked."""
+    header = request.headers.get("Authorization")
+    address = request.remote or "?"
+    if header is not None:
+        wait = state.auth_failures.wait_for(address)
+        if wait > 0:
+            await asyncio.sleep(wait)
+    if guard.credentials_ok(header, state.username, state.password):
+        if header is not None:
+            state.auth_failures.succeeded(address)
+        return
+    if header is None:
+        log.info("401 for %s: no credentials", where)
+    else:
+        n = state.auth_failures.failed(address)
+        log.warning(
+            "401 for %s: wrong user name or password (%d from this address lately; "
+            "its next attempt waits %.2f s)",
+            where,
+            n,
+            state.auth_failures.delay(n),
+        )
+    raise web.HTTPUnauthorized(
+        text="authentication required",
+        headers={"WWW-Authenticate": 'Basic realm="ISR", charset="UTF-8"'},
+    )
 
 
 # -- routes ------------------------------------------------------------------------
@@ -542,13 +554,22 @@ async def _shutdown_pool(app: web.Application) -> None:
         await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
 
 
+async def _learn_own_names(app: web.Application) -> None:
+    state = app[STATE]
+    state.allowed_hosts |= await asyncio.to_thread(guard.own_host_names)
+
+
 def create_app(
     directory: Path,
     *,
     threshold: float = 0.05,
     username: str = "",
     password: str = "",
+    allowed_hosts: Iterable[str] = (),
 ) -> web.Application:
+    if username and not password:
+        # anyone would get in with an empty password while the config says auth is on
+        raise ValueError("a web user name needs a password")
     root = Path(directory).resolve()
     app = web.Application(middlewares=[_guard], client_max_size=1024)
     app[STATE] = WebState(
@@ -559,7 +580,9 @@ def create_app(
         index=FileIndex(root),
         templates=_templates(),
         registry=make_registry(root),
+        allowed_hosts=frozenset(guard.parse_allowed_hosts(" ".join(allowed_hosts))),
     )
+    app.on_startup.append(_learn_own_names)
     app.on_response_prepare.append(_security_headers)
     app.on_cleanup.append(_shutdown_pool)
     app.router.add_get("/", index_page)
@@ -580,6 +603,23 @@ async def _method_not_allowed(request: web.Request) -> web.Response:
     raise web.HTTPMethodNotAllowed(request.method, ["DELETE"])
 
 
+IDLE_SECONDS = 10.0
+"""A connection that has not sent a whole request head this long after it opened (or
+after its last answer) is closed: idle and half-sent connections cost a socket each."""
+LINGER_SECONDS = 10.0
+"""The most spent reading a request body no route wanted (none reads one)."""
+
+
+def runner_options() -> dict[str, Any]:
+    """How the server runs: bounded idle and header time, one-line bad-request logs."""
+    return {
+        "access_log": None,
+        "keepalive_timeout": IDLE_SECONDS,
+        "lingering_time": LINGER_SECONDS,
+        "logger": guard.ServerLog(logging.getLogger("isr.web.server"), {}),
+    }
+
+
 async def start_web(
     directory: Path,
     *,
@@ -588,10 +628,17 @@ async def start_web(
     threshold: float = 0.05,
     username: str = "",
     password: str = "",
+    allowed_hosts: Iterable[str] = (),
 ) -> web.AppRunner:
     """Serve on the running loop; the caller awaits ``runner.cleanup()`` to stop."""
-    app = create_app(directory, threshold=threshold, username=username, password=password)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    app = create_app(
+        directory,
+        threshold=threshold,
+        username=username,
+        password=password,
+        allowed_hosts=allowed_hosts,
+    )
+    runner = web.AppRunner(app, handle_signals=False, **runner_options())
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     try:
@@ -614,6 +661,7 @@ def run_web(
     threshold: float = 0.05,
     username: str = "",
     password: str = "",
+    allowed_hosts: Iterable[str] = (),
 ) -> None:
     """``isr web``: serve until SIGINT or SIGTERM."""
     import signal
@@ -630,6 +678,7 @@ def run_web(
             threshold=threshold,
             username=username,
             password=password,
+            allowed_hosts=allowed_hosts,
         )
         try:
             await stop.wait()
