@@ -617,7 +617,7 @@ def _check_collisions(file: str, sources: list[SourceConfig]) -> None:
 
 def describe(cfg: Config) -> str:
     """Human-readable resolved config for ``isr check``; secrets are masked."""
-    from isr.sources.http import redact_url  # local: keeps config importable alone
+    from isr.urls import redact_url
 
     lines = [f"config: {cfg.path}", f"output_directory: {cfg.output_directory}"]
     lines.append(f"log_level: {cfg.log_level}  log_file: {cfg.log_file or '(none)'}")

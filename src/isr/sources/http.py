@@ -44,7 +44,7 @@ import ssl
 import weakref
 from dataclasses import dataclass, field
 from types import TracebackType
-from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from isr import __version__
 from isr.errors import HttpError, SourceError, SourceTimeout
@@ -56,6 +56,7 @@ from isr.sources.playlist import (
     kind_from_url,
     parse_playlist,
 )
+from isr.urls import redact_url
 
 __all__ = [
     "DEFAULT_USER_AGENT",
@@ -127,25 +128,6 @@ class HttpStatusError(HttpError):
         super().__init__(message)
         self.status = status
         self.reason = reason
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its password, fit for logs and status files."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    if "@" not in parts.netloc:
-        scheme, sep, rest = url.partition("://")
-        if sep and "@" in rest and ":" in rest.rpartition("@")[0]:
-            # A password with an unencoded '/', '?' or '#' ends the netloc early:
-            # mask everything up to the last '@' rather than show it.
-            return f"{scheme}://***@{rest.rpartition('@')[2]}"
-        return url
-    userinfo, _, host = parts.netloc.rpartition("@")
-    user, sep, _ = userinfo.partition(":")
-    netloc = f"{user}:***@{host}" if sep else f"{user}@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 @dataclass(frozen=True, slots=True)
