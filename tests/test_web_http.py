@@ -409,6 +409,53 @@ def test_stream_ranges(root: Path) -> None:
     serve(root, check)
 
 
+def test_a_range_of_thousands_of_digits_is_416_or_the_whole_file(root: Path) -> None:
+    url = "/stream/radio1/20261124_150000.mp3"
+    huge = "9" * 5000
+
+    async def check(c: TestClient[web.Request, web.Application]) -> None:
+        r = await c.get(url, headers={"Range": f"bytes={huge}-"})
+        assert r.status == 416 and r.headers["Content-Range"] == "bytes */1024"
+        for rng in (f"bytes=0-{huge}", f"bytes=-{huge}"):
+            r = await c.get(url, headers={"Range": rng})
+            assert r.status == 206 and r.headers["Content-Range"] == "bytes 0-1023/1024"
+            assert len(await r.read()) == 1024
+
+    serve(root, check)
+
+
+def test_if_range_with_a_stale_etag_gets_the_whole_file(tmp_path: Path) -> None:
+    """A resumed download of a WAV that grew (and whose header changed) must not get
+    206 of bytes that no longer belong to what the client holds."""
+    _path, fd = create_exclusive(tmp_path, "growing", ".wav")
+
+    async def check(c: TestClient[web.Request, web.Application]) -> None:
+        os.write(fd, b"a" * 1000)
+        first = await c.get("/stream/growing.wav")
+        old = first.headers["ETag"]
+        assert await first.read() == b"a" * 1000
+        r = await c.get("/stream/growing.wav", headers={"Range": "bytes=500-", "If-Range": old})
+        assert r.status == 206 and len(await r.read()) == 500  # unchanged: resumed
+        os.pwrite(fd, b"RIFF", 0)
+        os.write(fd, b"b" * 1000)
+        r = await c.get("/stream/growing.wav", headers={"Range": "bytes=500-", "If-Range": old})
+        assert r.status == 200, "a stale validator must not resume"
+        assert await r.read() == b"RIFF" + b"a" * 996 + b"b" * 1000
+        new = r.headers["ETag"]
+        assert new != old
+        r = await c.get("/stream/growing.wav", headers={"Range": "bytes=1500-", "If-Range": new})
+        assert r.status == 206 and await r.read() == b"b" * 500
+        r = await c.get(
+            "/stream/growing.wav", headers={"Range": "bytes=0-1", "If-Range": "W/" + new}
+        )
+        assert r.status == 200  # a weak validator never resumes
+
+    try:
+        serve(tmp_path, check)
+    finally:
+        os.close(fd)
+
+
 def test_growing_file_is_served_up_to_its_current_end(tmp_path: Path) -> None:
     _path, fd = create_exclusive(tmp_path, "growing", ".wav")
 
@@ -479,6 +526,27 @@ def test_delete(root: Path) -> None:
         assert (await c.get("/api/files/top.flac")).status == 405
 
     serve(root, check)
+
+
+def test_a_sidecar_that_is_a_directory_refuses_the_delete_first(
+    root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    (root / "top.flac.json").mkdir()
+
+    async def check(c: TestClient[web.Request, web.Application]) -> None:
+        r = await c.delete("/api/files/top.flac")
+        assert r.status == 409
+        assert await r.text() == "cannot delete top.flac: its sidecar is a directory"
+        assert (root / "top.flac").exists()  # nothing was deleted
+        r = await c.delete("/api/files/radio1/20261124_140000.mp3")
+        assert r.status == 204
+
+    with caplog.at_level(logging.INFO, logger="isr.web"):
+        serve(root, check)
+    assert "did not delete top.flac: its sidecar is a directory" in caplog.text
+    assert "deleted radio1/20261124_140000.mp3 (1000 bytes) with its sidecar at" in caplog.text
 
 
 def test_delete_that_the_filesystem_refuses_names_no_server_path(

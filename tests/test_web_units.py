@@ -16,7 +16,7 @@ from isr.web.analyse import RmsAccumulator, loud_sections
 from isr.web.app import _credentials_ok, human_duration
 from isr.web.files import start_from_name, wav_duration
 from isr.web.paths import BadName, encode_name, split_name
-from isr.web.ranges import RangeNotSatisfiable, parse_range
+from isr.web.ranges import RangeNotSatisfiable, etag, if_range_holds, parse_range
 from isr.web.recorder_status import interpret
 
 
@@ -85,6 +85,10 @@ def test_encode_name_round_trips() -> None:
         ("items=0-1", 100, None),
         ("bytes=a-b", 100, None),
         ("bytes", 100, None),
+        ("bytes=0-" + "9" * 5000, 100, (0, 99)),  # int() refuses 4,300+ digits: no 500
+        ("bytes=-" + "9" * 5000, 100, (0, 99)),
+        ("bytes=" + "0" * 5000 + "10-19", 100, (10, 19)),
+        ("bytes=99-" + "9" * 19, 100, (99, 99)),
     ],
 )
 def test_parse_range(header: str | None, size: int, expected: tuple[int, int] | None) -> None:
@@ -93,7 +97,14 @@ def test_parse_range(header: str | None, size: int, expected: tuple[int, int] | 
 
 @pytest.mark.parametrize(
     ("header", "size"),
-    [("bytes=100-", 100), ("bytes=100-200", 100), ("bytes=-0", 100), ("bytes=0-", 0)],
+    [
+        ("bytes=100-", 100),
+        ("bytes=100-200", 100),
+        ("bytes=-0", 100),
+        ("bytes=0-", 0),
+        ("bytes=" + "9" * 5000 + "-", 100),
+        ("bytes=" + "9" * 19 + "-" + "9" * 5000, 100),
+    ],
 )
 def test_parse_range_unsatisfiable(header: str, size: int) -> None:
     with pytest.raises(RangeNotSatisfiable):
@@ -125,6 +136,20 @@ def test_basic_auth_check() -> None:
     assert not _credentials_ok(None, "ann", "s3cr:t")
     assert not _credentials_ok("Basic !!!", "ann", "x")
     assert not _credentials_ok("Bearer abc", "ann", "x")
+
+
+def test_if_range() -> None:
+    tag = etag(2000, 1_700_000_000_123_456_789)
+    assert tag == f'"{1_700_000_000_123_456_789:x}-7d0"'
+    assert if_range_holds(None, tag, 1e9)
+    assert if_range_holds(tag, tag, 1e9)
+    assert not if_range_holds(etag(1000, 1_700_000_000_123_456_789), tag, 1e9)  # it grew
+    assert not if_range_holds("W/" + tag, tag, 1e9)  # weak never matches
+    assert not if_range_holds('"other"', tag, 1e9)
+    # dates: the file not modified after the date (to the second Last-Modified has)
+    assert if_range_holds("Sun, 09 Sep 2001 01:46:40 GMT", tag, 1e9 + 0.7)
+    assert not if_range_holds("Sun, 09 Sep 2001 01:46:39 GMT", tag, 1e9)
+    assert not if_range_holds("yesterday", tag, 1e9)
 
 
 def _wav_head(rate: int, channels: int, extra_chunk: bytes = b"") -> bytes:

@@ -9,13 +9,13 @@ a probe learns nothing about what lies outside the recordings directory.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
 import math
 import multiprocessing
 import os
+import stat
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -308,9 +308,10 @@ async def _send_file(
     request: web.Request, path: Path, name: str, *, attachment: bool
 ) -> web.StreamResponse:
     try:
-        size = os.stat(path).st_size
+        st = os.stat(path)
     except OSError:
         raise web.HTTPNotFound(text="no such recording") from None
+    size = st.st_size
     headers = {
         "Content-Type": CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream"),
         "Accept-Ranges": "bytes",
@@ -322,8 +323,14 @@ async def _send_file(
         headers["Content-Disposition"] = (
             f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(base, safe='')}"
         )
+    validator = ranges.etag(size, st.st_mtime_ns)
+    if_range = request.headers.get("If-Range")
     try:
-        rng = ranges.parse_range(request.headers.get("Range"), size)
+        rng = (
+            ranges.parse_range(request.headers.get("Range"), size)
+            if ranges.if_range_holds(if_range, validator, st.st_mtime)
+            else None
+        )
     except ranges.RangeNotSatisfiable:
         raise web.HTTPRequestRangeNotSatisfiable(
             headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"}
@@ -332,6 +339,7 @@ async def _send_file(
     # here, resolved against the size seen now, so it never serves past this size.
     forwarded = request.headers.copy()
     forwarded.popall("Range", None)
+    forwarded.popall("If-Range", None)
     if rng is not None:
         forwarded["Range"] = f"bytes={rng[0]}-{rng[1]}"
     return _RangedFile(path, forwarded, headers=headers)
@@ -458,8 +466,33 @@ class _Busy(Exception):
     pass
 
 
+class _NotDeletable(Exception):
+    """Something beside the recording cannot go with it: nothing is deleted."""
+
+
 LOCK_TRIES = 10
 LOCK_RETRY_SECONDS = 0.02
+
+
+def _companions(state: WebState, name: str, path: Path) -> list[tuple[str, Path]]:
+    """What goes with a recording: its sidecar and cached analysis, checked first.
+
+    Each may be missing, or anything ``unlink`` removes (a file, a symlink); a directory
+    in its place refuses the whole delete before the audio is touched.
+    """
+    out = []
+    for what, extra in (
+        ("sidecar", path.with_name(path.name + ".json")),
+        ("cached analysis", _analysis_cache_path(state.root, name)),
+    ):
+        try:
+            st = os.lstat(extra)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            raise _NotDeletable(f"its {what} is a directory")
+        out.append((what, extra))
+    return out
 
 
 def _delete(state: WebState, name: str, path: Path) -> None:
@@ -470,6 +503,7 @@ def _delete(state: WebState, name: str, path: Path) -> None:
     """
     import fcntl
 
+    companions = _companions(state, name, path)
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         for attempt in range(LOCK_TRIES):
@@ -491,12 +525,24 @@ def _delete(state: WebState, name: str, path: Path) -> None:
         os.unlink(path)
     finally:
         os.close(fd)
-    for extra in (path.with_name(path.name + ".json"), _analysis_cache_path(state.root, name)):
-        with contextlib.suppress(FileNotFoundError):
+    removed = []
+    for what, extra in companions:
+        try:
             extra.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:  # changed since the check: the audio is gone, say so
+            log.warning("deleted %s but not its %s: %s", name, what, exc.strerror)
+            continue
+        removed.append(what)
     state.index.forget(name)
     log_deletion(state.root, name, size, "deleted in the web UI")
-    log.info("deleted %s (%d bytes) at the web UI's request", name, size)
+    log.info(
+        "deleted %s (%d bytes)%s at the web UI's request",
+        name,
+        size,
+        " with its " + " and ".join(removed) if removed else "",
+    )
 
 
 async def api_delete(request: web.Request) -> web.Response:
@@ -506,6 +552,9 @@ async def api_delete(request: web.Request) -> web.Response:
         await asyncio.to_thread(_delete, state, name, path)
     except _Busy:
         raise web.HTTPConflict(text=f"{name} is being recorded") from None
+    except _NotDeletable as exc:
+        log.warning("did not delete %s: %s", name, exc)
+        raise web.HTTPConflict(text=f"cannot delete {name}: {exc}") from None
     except FileNotFoundError:
         raise web.HTTPNotFound(text="no such recording") from None
     except OSError as exc:  # a read-only mount, say: a reason, not a server path
