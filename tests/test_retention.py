@@ -113,3 +113,36 @@ def test_retention_off_deletes_nothing(tmp_path: Path) -> None:
     cfg = load("c.ini", text=config(root, "[a]\ntype = tone\n"))
     assert Keeper(cfg, Alerter(AlertsConfig()), recording=lambda: set()).sweep() == 0
     assert ancient.exists()
+
+
+def test_a_file_name_cannot_forge_a_line_of_deletions_log(tmp_path: Path) -> None:
+    """Names with a newline, a tab, a backslash, a Unicode line separator or a byte
+    that is not UTF-8 are escaped: one deletion is one line of four fields."""
+    root = tmp_path / "rec"
+    forged = "x.mp3\t1\tok\n2026-01-01T00:00:00+0000\tforged.mp3"
+    odd = os.fsdecode(b"a\\b\tc\xff\xe2\x80\xa8d.mp3")  # \xff: not UTF-8; U+2028
+    for name in (forged, odd):
+        make_recording(root, f"a/{name}", 10, "a")
+    cfg = load("c.ini", text=config(root, "[a]\ntype = tone\nretention_days = 7\n"))
+    Keeper(cfg, Alerter(AlertsConfig()), recording=lambda: set()).sweep()
+    text = (root / ".isr" / "deletions.log").read_text(encoding="utf-8")
+    lines = text.split("\n")
+    assert lines[-1] == "" and len(lines) == 3, text
+    assert "\u2028" not in text and "\r" not in text
+    names = set()
+    for line in lines[:2]:
+        fields = line.split("\t")
+        assert len(fields) == 4, line
+        assert fields[2] == "1000" and fields[3] == "older than retention_days"
+        names.add(retention.unescape_field(fields[1]))
+    assert names == {f"a/{forged}", f"a/{odd}"}
+    assert "\ta/x.mp3\\t1\\tok\\n2026-01-01T00:00:00+0000\\tforged.mp3\t" in text
+    assert "a/a\\\\b\\tc\\xff\\u2028d.mp3" in text
+
+
+def test_escape_field_round_trips() -> None:
+    for text in ["plain name.mp3", "a\\nb", "\\", "\x00\x1f\x7f", "\x85\u2028é😀", "\udcff"]:
+        escaped = retention.escape_field(text)
+        assert escaped.isprintable() and "\t" not in escaped
+        assert retention.unescape_field(escaped) == text
+    assert retention.escape_field("Björk – Jóga.mp3") == "Björk – Jóga.mp3"

@@ -27,6 +27,7 @@ from isr.errors import ConfigError, LockError, OutputError
 from isr.keeper import Keeper
 from isr.recovery import previous_positions, recover, sweep
 from isr.sinks.base import Sink
+from isr.sinks.files import NOFOLLOW, open_regular
 from isr.sources.base import Source
 from isr.sources.soundcard import SoundcardSource
 from isr.sources.stream import StreamSource
@@ -42,18 +43,37 @@ SOURCE_TYPES: dict[str, type[Source]] = {
 }
 
 
+LOCK_TRIES = 20
+LOCK_RETRY_SECONDS = 0.005
+
+
 def lock_directory(directory: Path) -> int:
     """Hold ``.isr/recorder.lock`` exclusively: one recorder per output directory.
 
-    flock, not a pid file: in a container a restarted recorder is pid 1 again.
+    flock, not a pid file: in a container a restarted recorder is pid 1 again. The
+    file is never opened through a symlink, nor written when it is not a regular
+    file of its own (a planted hard link): a link there must not let a recorder
+    running as root truncate a file elsewhere. A liveness probe (the web UI, the
+    health check) holds a shared lock for an instant: that is waited out.
     """
     state = directory / ".isr"
     state.mkdir(parents=True, exist_ok=True)
     path = state / "recorder.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | NOFOLLOW, 0o644)
+    except FileExistsError:
+        try:
+            fd = open_regular(path, os.O_RDWR)
+        except OSError as exc:
+            raise LockError(f"cannot use {path}: it {exc.strerror}; remove it") from None
+    for attempt in range(LOCK_TRIES):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if attempt < LOCK_TRIES - 1:
+                time.sleep(LOCK_RETRY_SECONDS)
+    else:
         os.close(fd)
         raise LockError(
             f"another recorder is already recording into {directory} (it holds {path})"

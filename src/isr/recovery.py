@@ -20,10 +20,12 @@ swept in the background once recording runs (``sweep``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
+import stat
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,16 +35,28 @@ from typing import Any
 
 from isr.framing.repair import Repairer, holds_audio, repairer_for
 from isr.sidecar import sidecar_path, write_json_atomic
-from isr.sinks.files import is_locked
+from isr.sinks.files import NOFOLLOW, is_locked, read_regular
 from isr.sinks.wav import repair_wav
 
 log = logging.getLogger("isr.recovery")
 
 
-def open_files(status_path: Path, directory: Path) -> list[Path]:
-    """The files a previous recorder had open, from its last status file."""
+def _read_json(path: Path) -> Any:
+    """A JSON file in the recordings directory, read without following a symlink
+    and without blocking on a FIFO planted in its place."""
+    return json.loads(read_regular(path))
+
+
+def open_files(status_path: Path, directory: Path, roots: list[Path] | None = None) -> list[Path]:
+    """The audio files a previous recorder had open, from its last status file.
+
+    The status file lies in a directory others may write to, so a name in it is
+    only taken when it is an audio file (by extension) inside ``roots`` (default:
+    ``directory``) by its words, ``..`` resolved: a forged status file cannot send
+    the repair, which cuts and deletes, to a file elsewhere.
+    """
     try:
-        status = json.loads(status_path.read_text(encoding="utf-8"))
+        status = _read_json(status_path)
         sources = status["sources"]
     except (OSError, ValueError, KeyError, TypeError):
         return []
@@ -51,8 +65,23 @@ def open_files(status_path: Path, directory: Path) -> list[Path]:
         name = entry.get("file") if isinstance(entry, dict) else None
         if isinstance(name, str) and name:
             path = Path(name)
-            out.append(path if path.is_absolute() else directory / path)
+            path = path if path.is_absolute() else directory / path
+            if _repairer(path) is not None and inside(path, roots or [directory]):
+                out.append(path)
+            else:
+                log.warning("crash recovery: ignoring %r named by %s", name, status_path)
     return out
+
+
+def inside(path: Path, roots: list[Path]) -> bool:
+    """Whether ``path`` lies below one of ``roots``, judged by its words (``..``
+    collapsed), the roots also as they resolve: symlinked directories stay legal."""
+    lexical = Path(os.path.normpath(os.path.abspath(path)))
+    for root in roots:
+        for r in {Path(os.path.normpath(os.path.abspath(root))), root.resolve()}:
+            if lexical != r and lexical.is_relative_to(r):
+                return True
+    return False
 
 
 STATUS_MARGIN = 60.0
@@ -72,7 +101,7 @@ def _since(status_path: Path) -> float | None:
     """
     try:
         since = status_path.stat().st_mtime - STATUS_MARGIN
-        status = json.loads(status_path.read_text(encoding="utf-8"))
+        status = _read_json(status_path)
     except (OSError, ValueError):
         return None
     return since if isinstance(status, dict) and "sources" in status else None
@@ -93,7 +122,9 @@ def changed_files(
     """Files below ``root`` named ``*suffix`` (any case) and modified at or after
     ``since``, with their mtime, skipping dot-names; only directories modified since
     are looked into for files (see the module's docstring), and only files so named
-    are stat'ed. ``since = -inf`` walks everything."""
+    are stat'ed. ``since = -inf`` walks everything. A symlink is never followed: a
+    linked file is not ours to repair, and a linked directory is walked only when
+    it is a root of its own (a source's ``output_directory``)."""
     stack = [root]
     while stack:
         directory = stack.pop()
@@ -108,8 +139,12 @@ def changed_files(
             try:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(Path(entry.path))
-                elif changed and entry.name.lower().endswith(suffixes) and entry.is_file():
-                    mtime = entry.stat().st_mtime
+                elif (
+                    changed
+                    and entry.name.lower().endswith(suffixes)
+                    and entry.is_file(follow_symlinks=False)
+                ):
+                    mtime = entry.stat(follow_symlinks=False).st_mtime
                     if mtime >= since:
                         yield Path(entry.path), mtime
             except OSError:
@@ -120,9 +155,9 @@ def _unfinished(side: Path) -> Path | None:
     """The audio file of a sidecar that has no end yet (None: finished or no file)."""
     audio = side.with_name(side.name[: -len(".json")])
     try:
-        if not audio.is_file():
-            return None
-        data = json.loads(side.read_text(encoding="utf-8"))
+        if not stat.S_ISREG(audio.lstat().st_mode):
+            return None  # a symlink is not ours to repair
+        data = _read_json(side)
     except (OSError, ValueError):
         return None
     return audio if isinstance(data, dict) and "end" in data and data["end"] is None else None
@@ -186,7 +221,7 @@ def finish_sidecar(path: Path, note: str, mtime: float) -> bool:
     file's last write as the crash left it)."""
     side = sidecar_path(path)
     try:
-        data: dict[str, Any] = json.loads(side.read_text(encoding="utf-8"))
+        data: dict[str, Any] = _read_json(side)
     except (OSError, ValueError):
         return False
     if not isinstance(data, dict) or data.get("end") is not None:
@@ -217,7 +252,14 @@ def _repair_crashed(path: Path, done: list[str]) -> None:
     """Finish a file a crash left open: cut it back to whole frames, complete its
     sidecar; remove it when it holds no audio. Logs what it did and appends it to
     ``done``."""
-    if not path.exists() or is_locked(path):
+    try:
+        mode = path.lstat().st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode):
+        log.warning("crash recovery: %s is not a regular file (a symlink?): left alone", path)
+        return
+    if is_locked(path):
         return
     before = len(done)
     try:
@@ -270,14 +312,14 @@ def recover(directory: Path, extra_dirs: list[Path]) -> Recovery:
     result = Recovery()
     done = result.done
     status_path = directory / ".isr" / "status.json"
-    paths = open_files(status_path, directory)
+    paths = open_files(status_path, directory, [directory, *extra_dirs])
     since = _since(status_path)
     roots = _outermost([directory, *extra_dirs])
     wavs: list[Path] = []
     marker = directory / ".isr" / SWEEP_PENDING
-    if since is None or marker.exists():
+    if since is None or os.path.lexists(marker):
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
+        _create(marker)
         result.sweep = roots
     if since is not None:
         seen = set(paths)
@@ -292,9 +334,15 @@ def recover(directory: Path, extra_dirs: list[Path]) -> Recovery:
     return result
 
 
+def _create(path: Path) -> None:
+    """Create an empty file unless something (even a symlink) is there already."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW, 0o644))
+
+
 def _read_end(path: Path) -> float | None:
     try:
-        end = json.loads(sidecar_path(path).read_text(encoding="utf-8")).get("end")
+        end = _read_json(sidecar_path(path)).get("end")
         return datetime.fromisoformat(end).timestamp() if isinstance(end, str) else None
     except (OSError, ValueError, AttributeError):
         return None
@@ -304,7 +352,7 @@ def previous_positions(directory: Path) -> dict[str, tuple[Path | None, float | 
     """Per source of the previous run: its last file and when that file's audio
     ended (after ``recover``, a crashed file's sidecar has its end too)."""
     try:
-        status = json.loads((directory / ".isr" / "status.json").read_text(encoding="utf-8"))
+        status = _read_json(directory / ".isr" / "status.json")
         sources = status["sources"]
     except (OSError, ValueError, KeyError, TypeError):
         return {}

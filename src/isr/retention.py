@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from isr.sidecar import sidecar_path
+from isr.sinks.files import NOFOLLOW, open_regular, read_regular, write_all
 
 log = logging.getLogger("isr.retention")
 
@@ -66,8 +67,7 @@ def scan(root: Path) -> Iterator[Recording]:
 
 def _source_of(path: Path) -> str | None:
     try:
-        with open(sidecar_path(path), encoding="utf-8") as fh:
-            source = json.load(fh).get("source")
+        source = json.loads(read_regular(sidecar_path(path))).get("source")
     except (OSError, ValueError, AttributeError):
         return None
     return source if isinstance(source, str) else None
@@ -137,14 +137,93 @@ def delete(rec: Recording, root: Path, why: str) -> bool:
     return True
 
 
+DELETIONS_LOG = "deletions.log"
+
+
 def log_deletion(root: Path, name: str, size: int, why: str) -> None:
-    """Append to ``.isr/deletions.log``: time, name, size, reason (tab-separated), so
-    a station can show what left its archive, when and why."""
+    """Append one line to ``.isr/deletions.log``: time, name, size, reason, separated
+    by tabs, each field escaped (``escape_field``), so a station can show what left
+    its archive, when and why, and no file name can forge a line.
+
+    The log is appended to only when it is a regular file of its own (no symlink,
+    no hard link), in one write(2) with ``O_APPEND``: the web UI and retention may
+    append at once.
+    """
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    line = "\t".join(escape_field(f) for f in (stamp, name, str(size), why)) + "\n"
+    path = root / ".isr" / DELETIONS_LOG
     try:
-        state = root / ".isr"
-        state.mkdir(parents=True, exist_ok=True)
-        with open(state / "deletions.log", "a", encoding="utf-8") as fh:
-            fh.write(f"{stamp}\t{name}\t{size}\t{why}\n")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | NOFOLLOW, 0o644)
+        except FileExistsError:
+            fd = open_regular(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            write_all(fd, line.encode("utf-8"))
+        finally:
+            os.close(fd)
     except OSError as exc:
-        log.error("cannot append to deletions.log: %s", exc.strerror or exc)
+        log.error("cannot append to %s: %s", path, exc.strerror or exc)
+
+
+_NAMED_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def escape_field(text: str) -> str:
+    """A field of ``deletions.log`` with no tab, no line break and nothing unprintable.
+
+    Backslash escapes as in C and Python: ``\\\\``, ``\\t``, ``\\n``, ``\\r``;
+    ``\\xNN`` for other ASCII control characters and for a byte of a file name that
+    is not UTF-8; ``\\uNNNN`` / ``\\UNNNNNNNN`` for other unprintable characters
+    (U+2028 and U+0085 end lines for some readers). Printable text is kept as it is.
+    """
+    if text.isprintable() and "\\" not in text:
+        return text
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch in _NAMED_ESCAPES:
+            out.append(_NAMED_ESCAPES[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        elif code < 0x80:
+            out.append(f"\\x{code:02x}")
+        elif 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's escape of a non-UTF-8 byte
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif code <= 0xFFFF:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return "".join(out)
+
+
+def unescape_field(field: str) -> str:
+    """The text ``escape_field`` was given (bytes that were not UTF-8 come back as
+    ``os.fsdecode`` gives them): for tools that read the log."""
+    out = []
+    i = 0
+    while i < len(field):
+        ch = field[i]
+        if ch != "\\" or i + 1 == len(field):
+            out.append(ch)
+            i += 1
+            continue
+        kind = field[i + 1]
+        simple = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}.get(kind)
+        if simple is not None:
+            out.append(simple)
+            i += 2
+            continue
+        width = {"x": 2, "u": 4, "U": 8}.get(kind)
+        digits = field[i + 2 : i + 2 + width] if width else ""
+        try:
+            code = int(digits, 16) if width and len(digits) == width else -1
+        except ValueError:
+            code = -1
+        if code < 0:
+            out.append(ch)
+            i += 1
+            continue
+        out.append(chr(code + 0xDC00 if kind == "x" and code >= 0x80 else code))
+        i += 2 + len(digits)
+    return "".join(out)

@@ -9,10 +9,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
+
+from isr.sinks.files import write_all
 
 
 def iso(t: float, tz: tzinfo) -> str:
@@ -52,13 +55,33 @@ def sidecar_path(audio: Path) -> Path:
     return audio.with_name(audio.name + ".json")
 
 
+TMP_TRIES = 8
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON so a reader sees the old or the new file, never half of one."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Write JSON so a reader sees the old or the new file, never half of one.
+
+    The temporary file gets an unpredictable name in the same directory and is
+    created with ``O_EXCL | O_NOFOLLOW``: a link planted at a name ISR was about to
+    use cannot make it write elsewhere. The rename replaces ``path`` itself, never
+    what a symlink there points to.
+    """
+    data = (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for attempt in range(TMP_TRIES):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o666)  # the umask decides, as for open()
+        except FileExistsError:
+            if attempt == TMP_TRIES - 1:
+                raise
+            continue
+        break
     try:
-        text = json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)  # one write: json.dump would write piece by piece
+        try:
+            write_all(fd, data)  # one write: json.dump would write piece by piece
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from isr.framing.base import Framer
+from isr.sinks.files import open_regular  # no symlink, FIFO or hard link (crash recovery)
 
 TAIL_BYTES = 1 << 20
 """How much of the end of a file is examined (many frames or pages of any format)."""
@@ -36,21 +37,21 @@ def truncate_to_frames(path: Path, make_framer: Callable[[], Framer]) -> str | N
     """Cut ``path`` after its last whole frame; returns what was done, or None."""
     size = path.stat().st_size
     start = max(0, size - TAIL_BYTES)
-    with open(path, "rb") as fh:
+    with open(path, "rb", opener=open_regular) as fh:
         fh.seek(start)
         tail = fh.read()
     end = last_unit_end(tail, make_framer())
     if end is None or start + end >= size:
         return None
     cut = size - (start + end)
-    with open(path, "r+b") as fh:
+    with open(path, "r+b", opener=open_regular) as fh:
         fh.truncate(start + end)
         os.fsync(fh.fileno())
     return f"cut {cut} bytes of a partial frame at the end"
 
 
 def _patch(path: Path, patches: list[tuple[int, bytes]]) -> None:
-    with open(path, "r+b") as fh:
+    with open(path, "r+b", opener=open_regular) as fh:
         for offset, data in patches:
             fh.seek(offset)
             fh.write(data)
@@ -64,7 +65,7 @@ def repair_mp3(path: Path) -> str | None:
     from isr.framing.xing import XingWriter, leading_tag_length
 
     done = [truncate_to_frames(path, Mp3Framer)]
-    with open(path, "rb") as fh:
+    with open(path, "rb", opener=open_regular) as fh:
         if not leading_tag_length(fh.read(4096)):
             return done[0]
         fh.seek(0)
@@ -89,7 +90,7 @@ def repair_flac(path: Path) -> str | None:
     from isr.framing.flac import FlacFramer, streaminfo_patch
 
     size = path.stat().st_size
-    with open(path, "rb") as fh:
+    with open(path, "rb", opener=open_regular) as fh:
         head = fh.read(HEAD_BYTES)
         start = max(HEAD_BYTES, size - TAIL_BYTES)
         fh.seek(start)
@@ -109,7 +110,7 @@ def repair_flac(path: Path) -> str | None:
     end = start + (at - len(head)) + len(last)
     done = []
     if end < size:
-        with open(path, "r+b") as fh:
+        with open(path, "r+b", opener=open_regular) as fh:
             fh.truncate(end)
         done.append(f"cut {size - end} bytes of a partial frame at the end")
     patches = streaminfo_patch(head, last)
@@ -126,7 +127,7 @@ def repair_ogg(path: Path) -> str | None:
 
     size = path.stat().st_size
     start = max(0, size - TAIL_BYTES)
-    with open(path, "rb") as fh:
+    with open(path, "rb", opener=open_regular) as fh:
         fh.seek(start)
         tail = fh.read()
     last = None
@@ -147,7 +148,7 @@ def repair_ogg(path: Path) -> str | None:
     end = start + offset + len(page)
     done = []
     if end < size:
-        with open(path, "r+b") as fh:
+        with open(path, "r+b", opener=open_regular) as fh:
             fh.truncate(end)
         done.append(f"cut {size - end} bytes of a partial page at the end")
     if not page[5] & 0x04:
@@ -180,7 +181,7 @@ def holds_audio(path: Path) -> bool:
     """Whether a stream file holds at least one whole frame or audio page (a file a
     crash cut right after it opened may hold only its headers)."""
     ext = path.suffix.lower()
-    with open(path, "rb") as fh:
+    with open(path, "rb", opener=open_regular) as fh:
         head = fh.read(1 << 18)
     framer: Framer
     if ext == ".mp3":

@@ -1,14 +1,66 @@
-"""Creating recording files: never overwrite, never append, locked while written."""
+"""Creating recording files: never overwrite, never append, locked while written.
+
+And the rule for every file ISR creates, rewrites, repairs or appends to (see
+docs/operations.md, "Files the recorder writes"): the last component of its path is
+never followed when it is a symbolic link (``O_NOFOLLOW``), a file is created with
+``O_EXCL``, and an existing file is only written when it is a regular file with no
+other hard link. Someone who can write to the recordings directory can plant a
+link or a hard link at a name ISR is about to use; it must not make a recorder
+running as root write anywhere else. Directories are followed: an operator may
+link a source's directory to another disk.
+"""
 
 from __future__ import annotations
 
 import errno
 import fcntl
 import os
+import stat
 import time
 from pathlib import Path
 
 MAX_SUFFIX = 10_000
+NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+"""Flags for every open of a file in the recordings directory."""
+
+
+def open_regular(path: Path | str, flags: int, *, single_link: bool = True) -> int:
+    """``os.open`` of an existing file that refuses anything but a regular file:
+    no symlink in the last component (``ELOOP``), no FIFO or device (opened without
+    blocking, then refused), and, with ``single_link``, no file that has another
+    hard link (a link to a file outside, planted where ISR will write)."""
+    try:
+        fd = os.open(path, flags | NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, "is a symbolic link, not followed", str(path)) from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "is not a regular file", str(path))
+        if single_link and st.st_nlink > 1:
+            raise OSError(errno.EMLINK, f"has {st.st_nlink} hard links, not written", str(path))
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_regular(path: Path | str, limit: int = 64 << 20) -> bytes:
+    """The bytes of a regular file, never through a symlink nor from a FIFO (a
+    planted FIFO where a sidecar should be would block a reader for ever)."""
+    fd = open_regular(path, os.O_RDONLY, single_link=False)
+    try:
+        chunks = []
+        left = limit
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def create_exclusive(directory: Path, stem: str, extension: str) -> tuple[Path, int]:
@@ -21,7 +73,7 @@ def create_exclusive(directory: Path, stem: str, extension: str) -> tuple[Path, 
     """
     base = directory / stem
     base.parent.mkdir(parents=True, exist_ok=True)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW
     for n in range(MAX_SUFFIX):
         path = Path(f"{base}{'' if n == 0 else f'_{n}'}{extension}")
         try:
@@ -53,9 +105,10 @@ def _lock_shared(fd: int) -> None:
 
 
 def is_locked(path: Path) -> bool:
-    """True when someone (a recorder) holds a lock on ``path``."""
+    """True when someone (a recorder) holds a lock on ``path``. A symlink or a FIFO
+    is no recording (and is not opened: a FIFO would block the caller)."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, os.O_RDONLY | NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return False
     try:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from isr.sinks.base import Sink
+from isr.sinks.files import open_regular
 
 log = logging.getLogger("isr.wav")
 
@@ -164,9 +165,11 @@ def repair_wav(path: Path | str) -> str | None:
     down to whole frames; a file that outgrew 4 GiB becomes RF64 through its
     reserved JUNK chunk. Returns what was repaired (None when the file was
     right, is no PCM WAV, or is locked by a recorder that is writing it).
+    A symlink, a FIFO or a file with another hard link raises OSError: it was
+    planted, and repairing it would rewrite a file elsewhere.
     """
     path = Path(path)
-    fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+    fd = open_regular(path, os.O_RDWR)  # never through a symlink or a hard link
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
