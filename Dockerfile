@@ -1,5 +1,8 @@
 # ISR: one image for the recorder and the web UI (see docker-compose.yml).
-FROM python:3.11-slim
+# BASE: any Debian-based image with Python 3.11 and pip as `python` and `pip` on the
+# PATH; for a machine that cannot reach Docker Hub, see docs/operations.md.
+ARG BASE=python:3.11-slim
+FROM ${BASE}
 
 # arecord for soundcard sources; nothing else is needed at run time. Versions come
 # with the base image's Debian release.
