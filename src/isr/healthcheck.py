@@ -1,34 +1,27 @@
 """Container health checks: ``python -m isr.healthcheck recorder DIR`` or ``web URL``.
 
-The recorder is healthy while its status file is fresh (a heartbeat at least every
-2 s; older than 15 s means it is gone); the web UI while ``/healthz`` answers 200.
-Exit status 0 = healthy, 1 = not.
+The recorder is healthy while it is alive as ``isr.liveness`` judges it (its status
+file fresh by a clock no wall-clock step moves, its lock held) and no source has
+failed; the web UI while ``/healthz`` answers 200. Exit status 0 = healthy, 1 = not.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-import time
 import urllib.request
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 
-from isr.status import STALE_SECONDS
+from isr.web.recorder_status import read_status
 
 
 def recorder_healthy(directory: Path, now: float | None = None) -> tuple[bool, str]:
-    path = directory / ".isr" / "status.json"
-    try:
-        status = json.loads(path.read_text(encoding="utf-8"))
-        updated = datetime.fromisoformat(status["updated"]).timestamp()
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        return False, f"no readable status file at {path}: {exc}"
-    age = (time.time() if now is None else now) - updated
-    if age > STALE_SECONDS:
-        return False, f"status file is {age:.0f} s old: the recorder is gone"
-    failed = [n for n, s in status.get("sources", {}).items() if s.get("state") == "failed"]
+    """``now`` is the wall-clock time to judge by (default: the clock's)."""
+    status = read_status(directory, now)
+    if not status.alive:
+        return False, status.why
+    sources = status.sources
+    failed = [n for n, s in sources.items() if isinstance(s, dict) and s.get("state") == "failed"]
     if failed:
         return False, f"failed sources: {', '.join(sorted(failed))}"
     return True, "recorder alive"

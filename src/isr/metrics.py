@@ -67,7 +67,9 @@ def families(status: RecorderStatus, now: float, disk_free: int | None) -> list[
         if status.alive and src.get("file") and opened is not None:
             file_age.add_metric([name], max(0.0, now - opened))
             file_bytes.add_metric([name], float(src.get("bytes") or 0))
-    alive = GaugeMetricFamily("isr_recorder_alive", "1 while the status file is fresh (<15 s)")
+    alive = GaugeMetricFamily(
+        "isr_recorder_alive", "1 while the recorder is alive: status fresh (<15 s), lock held"
+    )
     alive.add_metric([], 1.0 if status.alive else 0.0)
     out: list[Metric] = [up, total, reconnects, since_last, state, file_age, file_bytes, alive]
     if disk_free is not None:

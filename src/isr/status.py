@@ -2,7 +2,9 @@
 
 The file is replaced atomically at least every ``interval`` seconds (a heartbeat:
 an ``updated`` older than 15 s means the recorder is gone) and soon after every
-file open or close. Writes are coalesced, so a thousand sources rolling over on
+file open or close. Beside ``updated`` it carries ``boot_id`` and ``uptime``, a
+clock that no wall-clock step moves, by which a reader on the same machine judges
+the heartbeat (``isr.liveness``). Writes are coalesced, so a thousand sources rolling over on
 the hour cost one write, not a thousand.
 
 At a thousand sources the file is ~270 KB, rewritten every 1.9 s (DESIGN: at
@@ -26,6 +28,7 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
+from isr.liveness import boot_id, uptime
 from isr.sidecar import iso, write_json_atomic
 from isr.sinks.base import Sink
 
@@ -114,6 +117,8 @@ class StatusBoard:
             "started": _iso_seconds(self.started, self.tz),
             "updated": _iso_seconds(time.time(), self.tz),
             "disk_free_mb": free_mb,
+            "boot_id": boot_id(),
+            "uptime": None if (up := uptime()) is None else round(up, 3),
             "sources": {name: st.to_json(self.tz) for name, st in self.sources.items()},
         }
 

@@ -1,20 +1,22 @@
 """Reading ``.isr/status.json`` as the web UI sees it: who is alive, what is recording.
 
 The web UI may run in another container than the recorder, so it never asks the
-recorder anything: the status file's ``updated`` time is the heartbeat.
+recorder anything: the status file is the heartbeat and the directory's lock the
+second witness, judged by ``isr.liveness`` (a clock step fools neither).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-STALE_SECONDS = 15.0
+from isr.liveness import STALE_SECONDS, Reader, judge, parse_time
+from isr.sinks.files import read_regular
+
+__all__ = ["STALE_SECONDS", "RecorderStatus", "interpret", "parse_time", "read_status"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class RecorderStatus:
     sources: dict[str, Any] = field(default_factory=dict)
     disk_free_mb: float | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    why: str = ""
+    """Why the recorder is judged alive or gone, for people."""
 
     @property
     def recording(self) -> list[str]:
@@ -38,37 +42,31 @@ class RecorderStatus:
         return sorted(names)
 
 
-def parse_time(text: object) -> float | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return None
-
-
-def interpret(data: dict[str, Any], now: float) -> RecorderStatus:
-    """Pure: the status file's JSON and the current time -> what the UI shows."""
-    updated = parse_time(data.get("updated"))
-    alive = updated is not None and now - updated <= STALE_SECONDS
+def interpret(data: dict[str, Any], now: float, reader: Reader | None = None) -> RecorderStatus:
+    """Pure: the status file's JSON and what the reader knows (by default only the
+    time ``now``) -> what the UI shows."""
+    verdict = judge(data, reader if reader is not None else Reader(now=now))
     sources = data.get("sources")
     disk = data.get("disk_free_mb")
     return RecorderStatus(
-        alive=alive,
-        updated=updated,
+        alive=verdict.alive,
+        updated=parse_time(data.get("updated")),
         sources=sources if isinstance(sources, dict) else {},
         disk_free_mb=float(disk) if isinstance(disk, int | float) else None,
         raw=data,
+        why=verdict.why,
     )
 
 
 def read_status(root: Path, now: float | None = None) -> RecorderStatus:
-    """The status file of ``root``; a missing or half-written one means no recorder."""
-    now = time.time() if now is None else now
+    """The status file of ``root``; a missing or half-written one means no recorder.
+    Read without following a symlink or blocking on a FIFO planted in its place."""
+    path = root / ".isr" / "status.json"
     try:
-        data = json.loads((root / ".isr" / "status.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return RecorderStatus(alive=False, updated=None)
+        data = json.loads(read_regular(path))
+    except (OSError, ValueError) as exc:
+        return RecorderStatus(alive=False, updated=None, why=f"no readable {path}: {exc}")
     if not isinstance(data, dict):
-        return RecorderStatus(alive=False, updated=None)
-    return interpret(data, now)
+        return RecorderStatus(alive=False, updated=None, why=f"{path} holds no JSON object")
+    reader = Reader.here(root, now)
+    return interpret(data, reader.now, reader)
