@@ -232,3 +232,31 @@ def test_a_lock_probe_does_not_keep_a_recorder_from_starting(
     with held_lock(root), pytest.raises(LockError, match="another recorder"):
         lock_directory(root)
     os.close(probe)
+
+
+def test_the_recorders_own_process_never_opens_its_lock_to_probe_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``isr run`` serves the web UI from the recorder's process. Where flock is
+    emulated by POSIX locks (NFS), closing any descriptor of the lock file would
+    drop the recorder's lock: the probe must not open it there."""
+    import isr.liveness
+    from isr.liveness import release
+
+    root = tmp_path / "recordings"
+    fd = lock_directory(root)
+    opened: list[object] = []
+    real_open = isr.liveness.open_regular
+
+    def spy(path: Path, flags: int, **kwargs: bool) -> int:
+        opened.append(path)
+        return real_open(path, flags, **kwargs)
+
+    monkeypatch.setattr(isr.liveness, "open_regular", spy)
+    assert probe_lock(root) is Lock.HELD and opened == []
+    release(fd)
+    os.close(fd)
+    assert probe_lock(root) is Lock.FREE and len(opened) == 1
+    fd = lock_directory(root)
+    os.close(fd)  # closed without release(): the probe finds out
+    assert probe_lock(root) is Lock.FREE

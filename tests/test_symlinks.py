@@ -265,3 +265,34 @@ def test_open_regular_refuses_links_fifos_and_hard_links(tmp_path: Path) -> None
     with pytest.raises(OSError, match="not a regular file"):
         read_regular(tmp_path / "fifo")  # without blocking
     assert read_regular(tmp_path / "hard") == target.read_bytes()  # reading is harmless
+
+
+def test_a_restart_does_not_block_on_a_fifo_named_as_the_last_file(tmp_path: Path) -> None:
+    """A source reads the end of its last file at start (to drop what the server
+    repeats); a FIFO or a link named there by a forged status file is not read."""
+    from isr.recovery import previous_positions
+
+    END = "2026-11-24T14:00:00+00:00"
+    out = tmp_path / "recordings"
+    (out / "radio").mkdir(parents=True)
+    os.mkfifo(out / "radio" / "x.mp3")
+    (out / "radio" / "y.mp3").symlink_to(victim(tmp_path, "y.mp3"))
+    (out / ".isr").mkdir()
+    status = {
+        "sources": {
+            "a": {"file": None, "last_file": "radio/x.mp3", "last_end": END},
+            "b": {"file": "radio/y.mp3", "last_end": END},
+        }
+    }
+    (out / ".isr" / "status.json").write_text(json.dumps(status))
+    config = (
+        "[general]\nlog_file = rec.log\nfilename_pattern = {source}/%Y%m%d_%H%M%S\n"
+        "[a]\ntype = stream\nurl = http://127.0.0.1:9/x.mp3\nmax_retries = 0\n"
+        "[b]\ntype = stream\nurl = http://127.0.0.1:9/y.mp3\nmax_retries = 0\n"
+    )
+    end = datetime.fromisoformat(END).timestamp()
+    assert previous_positions(out) == {"a": (None, end), "b": (None, end)}
+    with RecorderProcess(tmp_path, config) as rec:
+        started = wait_for(lambda: "recording 2 source(s)" in (tmp_path / "rec.log").read_text())
+        assert rec.stop() == 0, rec.output
+    assert started, rec.output

@@ -71,11 +71,51 @@ def uptime() -> float | None:
         return None
 
 
+_held: dict[tuple[int, int], int] = {}
+"""Lock files this process holds (device, inode) -> descriptor: ``isr run`` serves
+the web UI from the recorder's process."""
+
+
+def hold(fd: int) -> None:
+    """Note that this process holds the lock open on ``fd``."""
+    st = os.fstat(fd)
+    _held[(st.st_dev, st.st_ino)] = fd
+
+
+def release(fd: int) -> None:
+    for key in [k for k, v in _held.items() if v == fd]:
+        del _held[key]
+
+
+def _held_here(path: Path) -> bool:
+    """Whether this process holds the lock at ``path``, asked without opening it:
+    where flock is emulated by POSIX locks (NFS), closing any descriptor of the
+    file would drop the process's lock."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    fd = _held.get((st.st_dev, st.st_ino))
+    if fd is None:
+        return False
+    try:
+        mine = os.fstat(fd)
+    except OSError:
+        mine = None
+    if mine is None or (mine.st_dev, mine.st_ino) != (st.st_dev, st.st_ino):
+        release(fd)  # closed without release(): not held any more
+        return False
+    return True
+
+
 def probe_lock(directory: Path) -> Lock:
     """Whether a recorder holds ``directory``'s lock. The probe holds a shared lock
     for an instant; a recorder starting at that moment waits it out."""
+    path = directory / ".isr" / LOCK_NAME
+    if _held_here(path):
+        return Lock.HELD
     try:
-        fd = open_regular(directory / ".isr" / LOCK_NAME, os.O_RDONLY, single_link=False)
+        fd = open_regular(path, os.O_RDONLY, single_link=False)
     except OSError:
         return Lock.UNKNOWN
     try:

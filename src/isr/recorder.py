@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from isr import liveness
 from isr.alerts import Alerter
 from isr.clock import local_zone
 from isr.config import Config, SourceConfig
@@ -80,6 +81,7 @@ def lock_directory(directory: Path) -> int:
         ) from None
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
+    liveness.hold(fd)
     return fd
 
 
@@ -172,6 +174,7 @@ class Recorder:
 
     def unlock(self) -> None:
         if self.lock_fd is not None:
+            liveness.release(self.lock_fd)
             os.close(self.lock_fd)
             self.lock_fd = None
 

@@ -350,7 +350,9 @@ def _read_end(path: Path) -> float | None:
 
 def previous_positions(directory: Path) -> dict[str, tuple[Path | None, float | None]]:
     """Per source of the previous run: its last file and when that file's audio
-    ended (after ``recover``, a crashed file's sidecar has its end too)."""
+    ended (after ``recover``, a crashed file's sidecar has its end too). Only a
+    regular file counts: a source reads the end of it, and a FIFO named by a
+    forged status file would block the start."""
     try:
         status = _read_json(directory / ".isr" / "status.json")
         sources = status["sources"]
@@ -365,11 +367,15 @@ def previous_positions(directory: Path) -> dict[str, tuple[Path | None, float | 
             continue
         path = Path(name_of_file)
         path = path if path.is_absolute() else directory / path
-        end = _read_end(path) if path.exists() else None
+        try:
+            regular = stat.S_ISREG(path.lstat().st_mode)
+        except OSError:
+            regular = False
+        end = _read_end(path) if regular else None
         if end is None and isinstance(entry.get("last_end"), str):
             try:
                 end = datetime.fromisoformat(entry["last_end"]).timestamp()
             except ValueError:
                 end = None
-        out[name] = (path if path.exists() else None, end)
+        out[name] = (path if regular else None, end)
     return out
