@@ -16,9 +16,13 @@ RUN useradd --system --uid 10001 --gid audio --home-dir /data --shell /usr/sbin/
     && mkdir -p /data/recordings && chown -R isr:audio /data
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml ./
+# The dependencies first, in a layer of their own: a change to src/ reinstalls only ISR.
+RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > requirements.txt \
+    && pip install --no-cache-dir -r requirements.txt
+COPY README.md ./
 COPY src ./src
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir --no-deps .
 
 USER isr
 WORKDIR /data
