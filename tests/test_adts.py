@@ -183,8 +183,8 @@ def test_truncated_last_frame_is_dropped_at_flush() -> None:
     frames = [adts_frame(100, fill=i) for i in range(5)]
     framer = AdtsFramer()
     got = framer.feed(b"".join(frames) + frames[0][:50])
+    got += framer.flush()
     assert [f.data for f in got] == frames
-    assert framer.flush() == []
     assert framer.drops == {"truncated": 50}
     assert not framer.locked
 
@@ -193,3 +193,25 @@ def test_protocol_attributes() -> None:
     framer: Framer = AdtsFramer()  # mypy checks the protocol here
     assert (framer.format, framer.extension, framer.header_frames) == ("aac", ".aac", [])
     assert framer.flush() == []
+
+
+def test_tagged_files_back_to_back_with_cut_last_frames(aac_media: dict[str, Path]) -> None:
+    """Issue 11 item 1 for ADTS: each file (ID3v2, frames, APE) with its last
+    frame cut short, sent back to back: every whole frame comes out, no tag byte."""
+    tagged = aac_media["tagged"].read_bytes()
+    frames = run(tagged)[0]
+    last = frames[-1].data
+    start = tagged.rindex(last)
+    keep: list[bytes] = []
+    stream = b""
+    for cut in (1, len(last) // 2, len(last) - 1):
+        stream += tagged[: start + cut] + tagged[start + len(last) :]
+        keep += [f.data for f in frames[:-1]]
+    for chunks in (None, [1] * 5000 + [4096] * 100, [333] * 1000):
+        got, framer = run(stream, chunks)
+        assert [f.data for f in got] == keep
+        assert (
+            framer.drops.get("truncated", 0) + framer.drops.get("junk", 0)
+            == 1 + len(last) // 2 + len(last) - 1
+        )
+        assert set(framer.drops) <= {"truncated", "junk", "id3v2", "ape"}

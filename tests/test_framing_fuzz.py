@@ -210,6 +210,41 @@ def test_mangled_streams(
         assert (h.length, h.samples, h.sample_rate) == (len(f.data), f.samples, f.sample_rate)
 
 
+def tracks(cls: type[SyncFramer], seed: int) -> tuple[bytes, list[bytes], int]:
+    """Files played back to back as a source client sends them: each track's last
+    frame cut short at a random byte, tags between tracks. Returns the stream, the
+    whole frames and the bytes of the cut frames."""
+    rng = random.Random(seed)
+    segment = mp3_segment if cls is Mp3Framer else adts_segment
+    parts: list[bytes] = []
+    frames: list[bytes] = []
+    cut_bytes = 0
+    for _ in range(rng.randint(2, 5)):
+        seg = segment(rng)
+        while len(seg) < 4:  # three whole frames, as any lock-on needs, then the cut one
+            seg = segment(rng)
+        cut = seg[-1][: rng.randint(1, len(seg[-1]) - 1)]
+        frames += seg[:-1]
+        parts += [*seg[:-1], cut]
+        cut_bytes += len(cut)
+        for _ in range(rng.randrange(3)):
+            parts.append(tag(rng))
+    return b"".join(parts), frames, cut_bytes
+
+
+@pytest.mark.parametrize("cls", FRAMERS)
+@FUZZ
+@given(seed=seeds, sizes=chunkings)
+def test_cut_tracks_lose_only_the_cut_frames(
+    cls: type[SyncFramer], seed: int, sizes: list[int]
+) -> None:
+    """Every whole frame after a cut one comes out, and no tag byte goes in."""
+    data, expected, cut_bytes = tracks(cls, seed)
+    frames, framer = run(cls, data, sizes)
+    assert [f.data for f in frames] == expected
+    assert framer.drops.get("truncated", 0) <= cut_bytes
+
+
 @pytest.mark.parametrize("cls", FRAMERS)
 def test_large_blobs_are_linear(cls: type[SyncFramer]) -> None:
     """Megabytes of junk, sync bytes and frames: the per-test timeout catches quadratic work."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from isr.framing._sync import id3v2_size
 from isr.framing.base import Frame, Framer
 from isr.framing.mp3 import Mp3Framer
 from tests.support.framing import ffprobe_packets, joined, run_framer
@@ -243,8 +244,8 @@ def test_truncated_last_frame_is_dropped_at_flush(mp3_media: dict[str, Path]) ->
     cut = len(joined(frames[:20])) + 100
     framer = Mp3Framer()
     got = framer.feed(data[:cut])
-    assert got == frames[:20]
-    assert framer.flush() == []
+    assert got == frames[: len(got)]
+    assert got + framer.flush() == frames[:20]
     assert framer.drops == {"truncated": 100}
 
 
@@ -271,3 +272,88 @@ def test_protocol_attributes() -> None:
     assert framer.feed(b"") == []
     assert framer.flush() == []
     assert framer.dropped_bytes == 0
+
+
+def source_client_playlist(
+    tracks: list[bytes], cut_at: Iterable[int]
+) -> tuple[bytes, list[bytes], list[bytes]]:
+    """Tagged files back to back as ezstream or ices send them: each file whole
+    (ID3v2, Xing/Info frame, audio, ID3v1) but for its last frame, cut short.
+    Returns the stream, the audio frames that must come out, and the cut frames."""
+    stream: list[bytes] = []
+    keep: list[bytes] = []
+    cut_frames: list[bytes] = []
+    for data, cut in zip(tracks, cut_at, strict=True):
+        v2 = id3v2_size_of(data)
+        frames = run(data[v2:])[0]
+        assert data[-128:-125] == b"TAG"
+        last = frames[-1].data
+        start = data.index(last, v2 + len(frames[0].data))
+        body = data[: start + cut] + data[-128:]  # the last frame cut, ID3v1 kept
+        stream.append(body)
+        keep += [f.data for f in frames[:-1]]
+        cut_frames.append(last[:cut])
+    return b"".join(stream), keep, cut_frames
+
+
+def id3v2_size_of(data: bytes) -> int:
+    size = id3v2_size(data, 0)
+    assert size > 0
+    return size
+
+
+@pytest.fixture(scope="session")
+def tagged_tracks(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
+    """Three LAME files of different length and rate mode, each with ID3v2 (a cover
+    picture full of sync-like bytes), a Xing or Info frame and ID3v1."""
+    ffmpeg = require_tool("ffmpeg")
+    out = tmp_path_factory.mktemp("tracks")
+    cover = out / "cover.png"
+    subprocess.run(
+        [ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", "mandelbrot=size=64x64",
+         "-frames:v", "1", str(cover)],
+        check=True,
+    )  # fmt: skip
+    tracks = []
+    for i, (dur, rate_args) in enumerate(
+        [(2.3, ["-b:a", "128k"]), (1.7, ["-q:a", "2"]), (2.9, ["-b:a", "96k"])]
+    ):
+        path = out / f"t{i}.mp3"
+        cmd = [ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i",
+               f"sine=frequency={300 + 100 * i}:duration={dur}", "-i", str(cover),
+               "-map", "0:a", "-map", "1:v", "-c:v", "copy", "-ac", "2", "-c:a", "libmp3lame",
+               *rate_args, "-id3v2_version", "3", "-write_id3v1", "1",
+               "-metadata", f"title=Track {i}", "-metadata:s:v", "comment=Cover (front)",
+               str(path)]  # fmt: skip
+        subprocess.run(cmd, check=True)
+        tracks.append(path.read_bytes())
+    return tracks
+
+
+@pytest.mark.parametrize("cuts", [(1, 5, 9), (0.3, 0.5, 0.7), (-1, -4, -100)])
+def test_tracks_back_to_back_with_cut_last_frames(
+    tagged_tracks: list[bytes], cuts: tuple[float, float, float]
+) -> None:
+    """Issue 11 item 1: no tag byte in a frame, no lost first frame of the next
+    track, Xing/Info frames dropped, and the framed duration is the real one.
+    A cut is bytes kept of the last frame (a fraction of it, or from its end)."""
+    lasts = [run(t[id3v2_size_of(t) :])[0][-1].data for t in tagged_tracks]
+    at = [
+        int(c * len(last)) if 0 < c < 1 else int(c) if c > 0 else len(last) + int(c)
+        for c, last in zip(cuts, lasts, strict=True)
+    ]
+    assert all(0 < a < len(last) for a, last in zip(at, lasts, strict=True))
+    stream, keep, cut_frames = source_client_playlist(tagged_tracks, at)
+    for chunks in (None, [1] * 3000 + [4096] * 100, [777] * 200):
+        got, framer = run(stream, chunks)
+        assert [f.data for f in got] == keep
+        # a cut shorter than a header is not a frame at all: junk
+        cut = framer.drops.get("truncated", 0) + framer.drops.get("junk", 0)
+        assert cut == sum(map(len, cut_frames))
+        assert framer.drops["xing"] > 0 and framer.drops["id3v1"] == 3 * 128
+        assert framer.drops["id3v2"] == sum(id3v2_size_of(t) for t in tagged_tracks)
+        assert set(framer.drops) <= {"truncated", "junk", "xing", "id3v1", "id3v2"}
+    # The framed duration is the real one: what ffmpeg decodes from the same frames.
+    framed = sum(f.samples for f in got) / 44100
+    whole = sum(len(run(t)[0]) - 1 for t in tagged_tracks) * 1152 / 44100
+    assert framed == pytest.approx(whole)

@@ -23,7 +23,11 @@ _NEED = -1
 """More bytes are needed before this position can be judged."""
 
 _KEEP = 7
-"""Bytes kept back while searching: the longest partial tag signature."""
+"""Bytes kept back while searching: the longest partial tag signature (and
+how far a signature that starts inside a frame may run past its end)."""
+
+ID3V1_RUN = 8
+"""ID3v1 tags believed in a row; a longer run of "TAG" blocks is junk."""
 
 APE_MAX = 16 << 20
 """APE tags larger than this are taken for junk that happens to spell APETAGEX."""
@@ -38,7 +42,8 @@ def sync_search(header: bytes) -> re.Pattern[bytes]:
     """What a search stops at: a plausible ``header`` or a tag signature.
 
     The regex runs in C, so junk (even a run of 0xFF bytes) costs no Python
-    per byte. ID3v1 is recognised only where a frame is due: "TAG" is common text.
+    per byte. ID3v1 ("TAG", common text) is added where it is checked by what
+    follows it (``SyncFramer._CUT``).
     """
     return re.compile(header + b"|ID3|APETAGEX")
 
@@ -111,6 +116,13 @@ class SyncFramer(FramerBase):
     SEARCH: ClassVar[re.Pattern[bytes]] = sync_search(b"\\xff")
     """Where a frame or tag may start (``sync_search``)."""
 
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._CUT = re.compile(cls.SEARCH.pattern + b"|TAG")
+
+    _CUT: ClassVar[re.Pattern[bytes]] = re.compile(SEARCH.pattern + b"|TAG")
+    """``SEARCH`` and ID3v1: what may start inside a frame that was cut short."""
+
     def __init__(self) -> None:
         super().__init__()
         # drops: junk, id3v2, id3v1, ape, xing, truncated
@@ -122,6 +134,7 @@ class SyncFramer(FramerBase):
         self._key = -1
         self._emitted_key = -1
         """Key of the last frame emitted: a frame with another key starts a new file."""
+        self._release = False
 
     @property
     def locked(self) -> bool:
@@ -191,6 +204,106 @@ class SyncFramer(FramerBase):
             n += 1
         return key
 
+    def _follows(self, buf: bytearray, q: int, end: int, key: int, eof: bool) -> int:
+        """Whether a frame ending at ``q`` is whole: 1 if two frames of this stream
+        chain from ``q``, 0 when that cannot be shown (then ``_cut_at`` looks
+        inside the frame), ``_NEED`` while the bytes that decide are not in.
+
+        A source client that plays files back to back often cuts a file's last
+        frame short: its header still promises the whole length, which then runs
+        into the next file's tags or first frame. Only what follows tells, and one
+        header there could be a tag's picture bytes: two are asked for, as cheap
+        as one header parsed twice.
+        """
+        hl = self.HEADER_LEN
+        if end - q < hl:
+            return 0 if eof or self._release else _NEED
+        h = self._parse(buf, q)
+        if h is not None and h.key == key:
+            q2 = q + h.length
+            if end - q2 < hl:
+                return 0 if eof or self._release else _NEED
+            h2 = self._parse(buf, q2)
+            return int(h2 is not None and h2.key == key)
+        # A tag, a new setup or junk: the frame may still have been cut, with the
+        # cut just fitting what came between (tags, another frame): look inside.
+        return 0
+
+    def _id3v1_at(self, buf: bytearray, r: int, end: int, eof: bool) -> int:
+        """1 if an ID3v1 tag starts at ``r``: "TAG" followed, 128 bytes on, by a
+        frame, a tag or the end of the stream (the three letters alone are common,
+        even inside an APE footer); 0 if not; ``_NEED``."""
+        for _ in range(ID3V1_RUN):  # a run of ID3v1 tags (some clients repeat them)
+            if not buf.startswith(b"TAG", r):
+                return 0 if end - r >= 3 or eof else _NEED
+            r += 128
+            if r >= end:
+                return int(r == end) if eof else _NEED
+            if buf[r] != 0x54:
+                return self._starts(buf, r, end, eof)
+        return 0
+
+    def _cut_at(self, buf: bytearray, p: int, q: int, end: int, eof: bool) -> int:
+        """Where a frame or tag really starts inside the frame at ``p`` that claims
+        to run to ``q``: that position, ``q`` if nothing does (the frame is whole
+        and junk follows it), or ``_NEED``.
+
+        A start is believed only as the lock-on believes one: a header that chains
+        three frames, a tag whose header is valid, an ID3v1 tag followed by one.
+        """
+        if end < q + _KEEP and not (eof or self._release):
+            return _NEED  # a signature may start inside and end past what is in
+        for m in self._CUT.finditer(buf, p + 1, min(end, q + _KEEP)):
+            r = m.start()
+            if r >= q:
+                break
+            if buf[r] == 0xFF:
+                key = self._starts(buf, r, end, eof)
+                if key == _NEED:
+                    return _NEED
+                if key:
+                    return r
+                continue
+            if buf[r] == 0x54:  # "TAG"
+                v1 = self._id3v1_at(buf, r, end, eof)
+                if v1 == _NEED:
+                    return _NEED
+                if v1:
+                    return r
+                continue
+            tag = tag_at(buf, r, end, id3v1=False)
+            if tag == _NEED and not eof:
+                return _NEED
+            if isinstance(tag, tuple):
+                return r
+        return q
+
+    def _starts(self, buf: bytearray, r: int, end: int, eof: bool) -> int:
+        """1 if a chained frame or a tag starts at ``r``, 0 if not, or ``_NEED``."""
+        if buf[r] == 0xFF:
+            if end - r < self.HEADER_LEN:
+                return 0 if eof else _NEED
+            key = self._chain(buf, r, end, eof)
+            return key if key == _NEED else int(key >= 0)
+        if buf[r] == 0x54:
+            return self._id3v1_at(buf, r, end, eof)
+        tag = tag_at(buf, r, end, id3v1=False)
+        if tag == _NEED:
+            return 0 if eof else _NEED
+        return int(isinstance(tag, tuple))
+
+    def release(self) -> list[Frame]:
+        """Frames whole by their own header that wait only for the next header.
+
+        A stream that goes quiet, or a split that is due, must not hold its last
+        frame back forever; the framer stays locked for the bytes that follow.
+        """
+        self._release = True
+        try:
+            return self._run(eof=False)
+        finally:
+            self._release = False
+
     def _run(self, eof: bool) -> list[Frame]:
         buf = self._buf
         end = len(buf)
@@ -208,7 +321,27 @@ class SyncFramer(FramerBase):
                 if h is not None and h.key == self._key:
                     q = p + h.length
                     if q > end:
+                        if eof:  # the stream ends inside it: keep any tag after the cut
+                            r = self._cut_at(buf, p, end, end, eof)
+                            if r < end:
+                                self._drop(r - p, "truncated")
+                                p = r
+                                continue
                         break
+                    whole = self._follows(buf, q, end, h.key, eof)
+                    if whole == _NEED:
+                        break
+                    if not whole:
+                        r = self._cut_at(buf, p, q, end, eof)
+                        if r == _NEED:
+                            break
+                        if r < q:
+                            # Cut short: what really starts inside it is kept, the
+                            # cut frame is dropped.
+                            self._drop(r - p, "truncated")
+                            p = r
+                            continue
+                        # Whole, with junk after it: the junk is found next.
                     if self._silent(buf, p, h):
                         self._drop(h.length, "xing")
                     else:
@@ -231,16 +364,26 @@ class SyncFramer(FramerBase):
                 self.resyncs += 1
                 continue
             # Searching: the next plausible header or tag signature.
-            m = self.SEARCH.search(buf, p)
+            m = self._CUT.search(buf, p)
             if m is None:
                 keep = 0 if eof else min(_KEEP, end - p)
                 self._drop(end - keep - p, "junk")
                 p = end - keep
                 break
-            self._drop(m.start() - p, "junk")
-            p = m.start()
+            r = m.start()
+            if end - r < 5 and not eof and r - 3 >= p and buf.startswith(b"APETAG", r - 3):
+                # The "TAG" of an "APETAGEX" not all in yet.
+                self._drop(r - 3 - p, "junk")
+                p = r - 3
+                break
+            self._drop(r - p, "junk")
+            p = r
             if buf[p] != 0xFF:
-                tag = tag_at(buf, p, end, id3v1=False)
+                if buf[p] == 0x54:  # "TAG": ID3v1 only where a frame or tag follows
+                    v1 = self._id3v1_at(buf, p, end, eof)
+                    tag = (128, "id3v1") if v1 == 1 else v1 if v1 == _NEED else None
+                else:
+                    tag = tag_at(buf, p, end, id3v1=False)
                 if tag == _NEED and not eof:
                     break
                 if isinstance(tag, tuple):
