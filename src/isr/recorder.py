@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -66,6 +67,8 @@ def lock_directory(directory: Path) -> int:
         try:
             fd = open_regular(path, os.O_RDWR)
         except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.EINVAL, errno.EMLINK):
+                raise  # no permission, ...: the caller says so
             raise LockError(f"cannot use {path}: it {exc.strerror}; remove it") from None
     for attempt in range(LOCK_TRIES):
         try:
