@@ -4,7 +4,6 @@ burst) is dropped, so nothing is doubled, and each ledger tells the gap."""
 from __future__ import annotations
 
 import itertools
-import json
 import time
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 
 from isr.framing.xing import leading_tag_length
 from tests.support.fake_server import FakeStreamServer, Mount
-from tests.support.judge import ffmpeg_errors
+from tests.support.judge import ffmpeg_errors, sessions, sidecar_of
 from tests.support.media import MediaFactory
 from tests.support.recorder import RecorderProcess, wait_for
 
@@ -28,6 +27,12 @@ def audio_of(path: Path) -> bytes:
     return data[tag:]
 
 
+def session_audio(files: list[Path]) -> bytes:
+    """The audio of one connection's files, joined: a split boundary that fell in the
+    session cut it into two files, and loses nothing."""
+    return b"".join(audio_of(f) for f in files)
+
+
 def test_burst_after_reconnect_is_not_recorded_twice(tmp_path: Path, media: MediaFactory) -> None:
     mount = Mount(
         "/live",
@@ -39,6 +44,10 @@ def test_burst_after_reconnect_is_not_recorded_twice(tmp_path: Path, media: Medi
         drop_after=3 * RATE + 4 * RATE,  # each connection ends 3 s after its burst
         faulty_connections=2,
     )
+
+    def recorded() -> list[Path]:
+        return sorted((tmp_path / "recordings").glob("*.mp3"))
+
     with FakeStreamServer(mount) as srv:
         time.sleep(4.5)  # the live stream runs before we connect, so a burst exists
         config = (
@@ -49,32 +58,36 @@ def test_burst_after_reconnect_is_not_recorded_twice(tmp_path: Path, media: Medi
             assert wait_for(lambda: srv.connections_to("/live"), step=0.01)
             connected = time.time()
             assert wait_for(lambda: len(srv.connections_to("/live")) >= 3, timeout=30)
-            time.sleep(2)
+            # The third connection holds its audio back until Icecast's burst is all in
+            # (up to two read ticks): stop once it wrote its file, not after a guess.
+            assert wait_for(lambda: len(sessions(recorded())) >= 3, timeout=20), rec.output
             assert rec.stop() == 0, rec.output
         conns = srv.connections_to("/live")
-    files = sorted((tmp_path / "recordings").glob("*.mp3"))
-    assert len(files) == len(conns) >= 3  # a new file for every connection
+    files = recorded()
+    runs = sessions(files)  # a new file for every connection, and at every split
+    assert len(runs) == len(conns) >= 3, [[f.name for f in run] for run in runs]
     spans = []
-    for f, conn in zip(files, conns, strict=True):
-        assert ffmpeg_errors(f) == ""
-        data = audio_of(f)
+    for run, conn in zip(runs, conns, strict=True):
+        for f in run:
+            assert ffmpeg_errors(f) == "", f.name
+        data = session_audio(run)
         offset = bytes(conn.audio).find(data)
-        assert offset >= 0, f"{f.name} is not a slice of what connection {conn.index} sent"
+        assert offset >= 0, f"{run[0].name}.. is not a slice of what connection {conn.index} sent"
         start = conn.start + offset
         spans.append((start, start + len(data)))
     for (_, end), (start, _) in itertools.pairwise(spans):
         # The burst repeated seconds already written; the recording goes on exactly
         # where it stopped: nothing doubled, nothing lost.
         assert start == end
-    for f in files[1:]:
-        side = json.loads(f.with_name(f.name + ".json").read_text())
+    for run in runs[1:]:
+        side = sidecar_of(run[0])
         assert side["gaps"] and side["gaps"][0]["cause"] == "the server closed the connection"
         assert side["gaps"][0]["seconds"] < 0.5
         removed = side["overlaps_removed"]
         assert removed and 2 * RATE < removed[0]["bytes"] < 4 * RATE
     # The first file is named after the moment its first sample was aired: the
     # connect time less the 4-second burst, not the moment the bytes arrived.
-    first = json.loads(files[0].with_name(files[0].name + ".json").read_text())
+    first = sidecar_of(files[0])
     aired = datetime.fromisoformat(first["start"]).timestamp()
     assert connected - 4.6 < aired < connected - 3.3
     assert files[0].name == datetime.fromtimestamp(aired).strftime("%Y%m%d_%H%M%S.mp3")
@@ -110,8 +123,8 @@ def test_a_burst_larger_than_a_read_and_late_is_dated_whole(
             assert wait_for(lambda: rec.status()["sources"]["radio"]["state"] == "recording")
             time.sleep(1)
             assert rec.stop() == 0, rec.output
-    (first,) = sorted((tmp_path / "recordings").glob("*.mp3"))
-    side = json.loads(first.with_name(first.name + ".json").read_text())
+    (run,) = sessions(sorted((tmp_path / "recordings").glob("*.mp3")))
+    side = sidecar_of(run[0])
     aired = datetime.fromisoformat(side["start"]).timestamp()
     assert connected - 8.6 < aired < connected - 7.3, (connected - aired, side)
 
@@ -141,16 +154,16 @@ def test_quick_restart_neither_doubles_nor_hides_anything(
                 time.sleep(1.5)
                 assert rec.stop() == 0, rec.output
         conns = srv.connections_to("/live")
-    files = sorted((tmp_path / "recordings").glob("*.mp3"))
-    assert len(files) == len(conns) == 2
+    runs = sessions(sorted((tmp_path / "recordings").glob("*.mp3")))
+    assert len(runs) == len(conns) == 2, [[f.name for f in run] for run in runs]
     spans = []
-    for f, conn in zip(files, conns, strict=True):
-        data = audio_of(f)
+    for run, conn in zip(runs, conns, strict=True):
+        data = session_audio(run)
         offset = bytes(conn.audio).find(data)
         assert offset >= 0
         spans.append((conn.start + offset, conn.start + offset + len(data)))
     assert spans[1][0] >= spans[0][1]  # nothing written twice
-    side = json.loads(files[1].with_name(files[1].name + ".json").read_text())
+    side = sidecar_of(runs[1][0])
     assert side["overlaps_removed"] and side["overlaps_removed"][0]["bytes"] > RATE
     (gap,) = side["gaps"]
     assert gap["cause"] == "the recorder was not running"

@@ -243,3 +243,26 @@ def rms_windows(pcm: npt.NDArray[np.int16], sample_rate: int, window_s: float = 
         chunk = data[start : start + frames]
         out.append(float(np.sqrt(np.mean(chunk * chunk))))
     return out
+
+
+def sidecar_of(path: Path) -> dict[str, Any]:
+    """The recorder's sidecar of an audio file (`<file name>.json`)."""
+    data: dict[str, Any] = json.loads(path.with_name(path.name + ".json").read_text())
+    return data
+
+
+def sessions(files: list[Path]) -> list[list[Path]]:
+    """One source's files (in time order) grouped by connection: one list per recording
+    session, however many split boundaries it happened to cross.
+
+    DESIGN.md: a reconnect (and a restart) always starts a new file whose sidecar notes
+    the gap, at ``at: 0.0``, even a gap of 0 s; a file opened at a split notes none. So
+    a test counts connections exactly, wherever a boundary fell in them.
+    """
+    out: list[list[Path]] = []
+    for path in files:
+        if not out or sidecar_of(path).get("gaps"):
+            out.append([path])
+        else:
+            out[-1].append(path)
+    return out
