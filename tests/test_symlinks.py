@@ -199,11 +199,19 @@ def test_recovery_does_not_hang_on_fifos_where_files_should_be(tmp_path: Path) -
     (out / ".isr").mkdir()
     os.mkfifo(out / ".isr" / "status.json")
     result: list[object] = []
-    worker = threading.Thread(target=lambda: result.append(recover(out, [])), daemon=True)
+
+    def run() -> None:
+        result.append(recover(out, []))
+        result.append(sweep(out, [out], time.time() + 60, threading.Event()))
+
+    worker = threading.Thread(target=run, daemon=True)
     worker.start()
     worker.join(20)
     assert not worker.is_alive(), "recovery blocked on a FIFO"
-    assert result
+    swept = result[1]
+    assert isinstance(swept, list) and [line.split(":")[0] for line in swept] == [
+        str(out / "card" / "y.wav")  # the real file beside the FIFOs: repaired
+    ]
 
 
 def test_retention_never_acts_through_a_link(tmp_path: Path) -> None:
