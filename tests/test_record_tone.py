@@ -23,12 +23,15 @@ def test_tone_files_are_sample_exact_and_stop_is_clean(tmp_path: Path) -> None:
         "[general]\nsplit_minutes = 0.05\nlog_file = rec.log\n"
         "[tone]\ntype = tone\nsample_rate = 8000\nchannels = 2\nfrequency = 441\n"
     )
+    recordings = tmp_path / "recordings"
     with RecorderProcess(tmp_path, cfg_text) as rec:
-        time.sleep(10.5)
+        # Two whole middle files to count: the fourth file is open. (A fixed sleep
+        # left three files when the first boundary fell late and Python started slowly.)
+        assert wait_for(lambda: len(list(recordings.glob("*.wav"))) >= 4, timeout=30), rec.output
         assert rec.stop() == 0, rec.output
     out = rec.output
     assert rec.stop_seconds < 5.0
-    files = sorted((tmp_path / "recordings").glob("*.wav"))
+    files = sorted(recordings.glob("*.wav"))
     assert len(files) >= 4, out
     frames = []
     parts = []
