@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from isr.sinks.files import create_exclusive
+from isr.web import analyse
 from isr.web.app import create_app
 
 Check = Callable[[TestClient[web.Request, web.Application]], Awaitable[None]]
@@ -732,14 +733,14 @@ def test_analyse_route_caches_and_validates(
         assert data["window_ms"] == 100 and data["threshold"] == 0.1
         assert data["duration_s"] == 2.0 and len(data["rms"]) == 20
         assert data["loud"] == [[0.5, 1.0]]
-        cached = list((tmp_path / ".isr" / "analysis").glob("*.json"))
+        cached = list((tmp_path / ".isr" / "analysis").glob("*.rms"))
         assert len(cached) == 1
         # the cached result answers a new threshold without decoding again
-        entry = json.loads(cached[0].read_text())
-        entry["result"]["rms"] = [1.0] * 20
-        cached[0].write_text(json.dumps(entry))
+        key, _, _ = cached[0].read_bytes().partition(b"\n")
+        fake = analyse.encode(analyse.Analysis(100, 2.0, [1.0] * 20))
+        cached[0].write_bytes(key + b"\n" + fake)
         again = await (await c.get("/api/analyse/a.wav?threshold=0.5")).json()
-        assert again["loud"] == [[0.0, 2.0]]
+        assert again["loud"] == [[0.0, 2.0]] and again["rms"] == [1.0] * 20
         os.utime(tmp_path / "a.wav", (1, 1))  # a changed file is analysed again
         fresh = await (await c.get("/api/analyse/a.wav?threshold=0.1")).json()
         assert fresh["loud"] == [[0.5, 1.0]]

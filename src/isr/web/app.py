@@ -9,17 +9,15 @@ a probe learns nothing about what lies outside the recordings directory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import math
-import multiprocessing
 import os
 import stat
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ from isr.retention import log_deletion
 from isr.sinks.files import is_locked
 from isr.web import analyse, guard, ranges
 from isr.web.files import FileIndex
+from isr.web.jobs import AnalysisJobs, JobError, QueueFull
 from isr.web.paths import BadName, encode_name, resolve
 from isr.web.recorder_status import RecorderStatus, read_status
 
@@ -42,6 +41,12 @@ HERE = Path(__file__).parent
 PAGE_SIZE = 100
 MAX_LIMIT = 1000
 ANALYSIS_WORKERS = 1
+ANALYSIS_QUEUE = 8
+"""Analyses that may wait for a worker; one more is answered 503 with Retry-After."""
+ANALYSIS_TIMEOUT = 300.0
+"""Seconds one analysis may take before its worker is killed (a day-long FLAC on a
+Raspberry Pi takes minutes; nothing legitimate takes this long here)."""
+CLIENT_POLL_SECONDS = 0.25
 
 CONTENT_TYPES = {
     ".mp3": "audio/mpeg",
@@ -80,25 +85,11 @@ class WebState:
     """Host names answered besides IP literals and localhost: ``[web] allowed_hosts``
     and, once started, this machine's own names."""
     auth_failures: guard.AuthFailures = field(default_factory=guard.AuthFailures)
-    pool: ProcessPoolExecutor | None = None
-    inflight: dict[tuple[str, int, int], asyncio.Future[dict[str, Any]]] = field(
-        default_factory=dict
-    )
+    jobs: AnalysisJobs = field(default_factory=AnalysisJobs)
     started: float = field(default_factory=time.time)
 
     def status(self) -> RecorderStatus:
         return read_status(self.root)
-
-    def executor(self) -> ProcessPoolExecutor:
-        if self.pool is None:
-            # spawn: no copy of the serving process's loop, sockets or threads in the
-            # worker; a fresh worker every few files bounds what a decoder can leak.
-            self.pool = ProcessPoolExecutor(
-                max_workers=ANALYSIS_WORKERS,
-                mp_context=multiprocessing.get_context("spawn"),
-                max_tasks_per_child=20,
-            )
-        return self.pool
 
 
 STATE = web.AppKey("isr_state", WebState)
@@ -124,7 +115,7 @@ def _lookup(request: web.Request, prefix: str) -> tuple[str, Path]:
 
 def _analysis_cache_path(root: Path, name: str) -> Path:
     digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:32]
-    return root / ".isr" / "analysis" / f"{digest}.json"
+    return root / ".isr" / "analysis" / f"{digest}.rms"
 
 
 # -- middleware and signals -----------------------------------------------------------
@@ -267,10 +258,14 @@ async def api_files(request: web.Request) -> web.Response:
     folder = request.query.get("folder", "")
     limit = _int_param(request, "limit", PAGE_SIZE, 1, MAX_LIMIT)
     offset = _int_param(request, "offset", 0, 0, 10**9)
-    total, _, rows, folders, _ = await asyncio.to_thread(_listing, state, q, folder, offset, limit)
-    return web.json_response(
-        {"total": total, "offset": offset, "limit": limit, "folders": folders, "files": rows}
-    )
+
+    def page() -> bytes:  # a thousand rows take milliseconds to encode: not on the loop
+        total, _, rows, folders, _ = _listing(state, q, folder, offset, limit)
+        data = {"total": total, "offset": offset, "limit": limit, "folders": folders, "files": rows}
+        return json.dumps(data).encode()
+
+    body = await asyncio.to_thread(page)
+    return web.Response(body=body, content_type="application/json")
 
 
 async def index_page(request: web.Request) -> web.Response:
@@ -281,24 +276,26 @@ async def index_page(request: web.Request) -> web.Response:
     # once retention has shortened the list.
     page = min(max(_int_param(request, "page", 1, -math.inf, math.inf), 1), 10**9)
     offset = (page - 1) * PAGE_SIZE
-    total, offset, rows, folders, status = await asyncio.to_thread(
-        _listing, state, q, folder, offset, PAGE_SIZE, clamp=True
-    )
-    page = offset // PAGE_SIZE + 1
-    pages = max(1, math.ceil(total / PAGE_SIZE))
     template = "rows.html" if request.query.get("partial") == "rows" else "index.html"
-    html = state.templates.get_template(template).render(
-        rows=rows,
-        total=total,
-        page=page,
-        pages=pages,
-        q=q,
-        folder=folder,
-        folders=folders,
-        status=_status_json(status),
-        threshold=state.threshold,
-        now=time.time(),
-    )
+
+    def render(offset: int) -> str:  # listing and template both off the loop
+        total, offset, rows, folders, status = _listing(
+            state, q, folder, offset, PAGE_SIZE, clamp=True
+        )
+        return state.templates.get_template(template).render(
+            rows=rows,
+            total=total,
+            page=offset // PAGE_SIZE + 1,
+            pages=max(1, math.ceil(total / PAGE_SIZE)),
+            q=q,
+            folder=folder,
+            folders=folders,
+            status=_status_json(status),
+            threshold=state.threshold,
+            now=time.time(),
+        )
+
+    html = await asyncio.to_thread(render, offset)
     return web.Response(
         text=html, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-store"}
     )
@@ -370,7 +367,7 @@ def _is_recording(state: WebState, name: str, path: Path) -> bool:
     return name in state.status().recording or is_locked(path)
 
 
-async def api_analyse(request: web.Request) -> web.Response:
+async def api_analyse(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     name, path = _lookup(request, "/api/analyse/")
     text = request.query.get("threshold")
@@ -383,80 +380,93 @@ async def api_analyse(request: web.Request) -> web.Response:
         if not (0.0 <= threshold <= 1.0):
             raise web.HTTPBadRequest(text="threshold must be in 0..1")
     try:
-        result = await _analysis(state, name, path)
+        blob = await _unless_client_leaves(request, _analysis(state, name, path))
     except FileNotFoundError:  # deleted (by retention, say) since the lookup
         raise web.HTTPNotFound(text="no such recording") from None
+    except QueueFull as exc:
+        log.warning("analysis of %s refused: %s", name, exc)
+        raise web.HTTPServiceUnavailable(
+            text=f"the analysis queue is full; try again in {exc.retry_after} s",
+            headers={"Retry-After": str(exc.retry_after)},
+        ) from None
     except analyse.AnalysisError as exc:
         # The details name server paths: they go to the log, the client gets the
         # recording's own (relative) name and a short reason.
         if not await asyncio.to_thread(os.path.isfile, path):
             raise web.HTTPNotFound(text="no such recording") from None
         log.warning("cannot analyse %s: %s", name, exc)
-        reason = str(exc) if isinstance(exc, _WorkerDied) else "no audio could be decoded"
+        public = isinstance(exc, (JobError, analyse.NotAudio))
+        reason = str(exc) if public else "no audio could be decoded"
         raise web.HTTPUnprocessableEntity(text=f"cannot analyse {name}: {reason}") from None
-    a = analyse.Analysis(result["window_ms"], result["duration_s"], result["rms"])
-    return web.json_response(a.to_json(threshold))
+    if blob is None:  # the client went away: nobody to answer
+        return web.Response(status=499)
+    # Built from bytes off the loop: a long waveform never holds it (DESIGN: one loop).
+    body = await asyncio.to_thread(analyse.answer, blob, threshold)
+    return web.Response(body=body, content_type="application/json")
 
 
-async def _analysis(state: WebState, name: str, path: Path) -> dict[str, Any]:
-    st = os.stat(path)
+async def _unless_client_leaves(
+    request: web.Request, work: Coroutine[Any, Any, bytes]
+) -> bytes | None:
+    """``await work``, or cancel it (and return None) once the client has gone.
+
+    aiohttp lets a handler run on after its client hung up; an analysis nobody waits
+    for would hold the worker, so the connection is watched while it runs.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=CLIENT_POLL_SECONDS)
+            if done:
+                return task.result()
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                log.info("%s: the client went away; analysis withdrawn", request.path)
+                return None
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def _analysis(state: WebState, name: str, path: Path) -> bytes:
+    """:func:`analyse.encode` bytes of a recording, from the cache or a worker."""
+    st = await asyncio.to_thread(os.stat, path)
     key = (name, st.st_size, st.st_mtime_ns)
     cache = _analysis_cache_path(state.root, name)
     cached = await asyncio.to_thread(_read_cache, cache, key)
     if cached is not None:
         return cached
-    fut = state.inflight.get(key)
-    if fut is None:
-        fut = asyncio.ensure_future(_run_analysis(state, str(path)))
-        state.inflight[key] = fut
-        fut.add_done_callback(lambda f: _settled(state, key, f))
-    result = await asyncio.shield(fut)
+    # One job per file and size: a second request for it joins the first.
+    blob = await state.jobs.run((name, st.st_size), str(path))
     recording = await asyncio.to_thread(_is_recording, state, name, path)
     if not recording:  # a growing file's result is stale at once
-        await asyncio.to_thread(_write_cache, cache, key, result)
-    return result
+        await asyncio.to_thread(_write_cache, cache, key, blob)
+    return blob
 
 
-def _settled(
-    state: WebState, key: tuple[str, int, int], fut: asyncio.Future[dict[str, Any]]
-) -> None:
-    state.inflight.pop(key, None)
-    if not fut.cancelled():
-        fut.exception()  # retrieved: every waiter may have gone (a closed tab)
-
-
-async def _run_analysis(state: WebState, path: str) -> dict[str, Any]:
-    loop = asyncio.get_running_loop()
+def _read_cache(cache: Path, key: tuple[str, int, int]) -> bytes | None:
+    """The cached bytes when the first line names this file, size and mtime."""
     try:
-        return await loop.run_in_executor(state.executor(), analyse.analyse_json, path)
-    except BrokenProcessPool:
-        log.warning("analysis worker died; starting a new one")
-        old, state.pool = state.pool, None
-        if old is not None:
-            old.shutdown(wait=False, cancel_futures=True)
-        raise _WorkerDied("the analysis worker stopped; try again") from None
-
-
-class _WorkerDied(analyse.AnalysisError):
-    """The decoding process died: its message is safe to show (it names no path)."""
-
-
-def _read_cache(cache: Path, key: tuple[str, int, int]) -> dict[str, Any] | None:
+        data = cache.read_bytes()
+    except OSError:
+        return None
+    line, sep, blob = data.partition(b"\n")
     try:
-        data = json.loads(cache.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        if not sep or json.loads(line) != list(key):
+            return None
+        analyse.decode(blob)
+    except ValueError:
         return None
-    if not isinstance(data, dict) or data.get("key") != list(key):
-        return None
-    result = data.get("result")
-    return result if isinstance(result, dict) else None
+    return blob
 
 
-def _write_cache(cache: Path, key: tuple[str, int, int], result: dict[str, Any]) -> None:
+def _write_cache(cache: Path, key: tuple[str, int, int], blob: bytes) -> None:
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"key": list(key), "result": result}), encoding="utf-8")
+        tmp.write_bytes(json.dumps(list(key)).encode() + b"\n" + blob)
         os.replace(tmp, cache)
     except OSError as exc:
         log.warning("cannot cache analysis in %s: %s", cache, exc)
@@ -596,11 +606,8 @@ def human_duration(seconds: float | None) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
-async def _shutdown_pool(app: web.Application) -> None:
-    state = app[STATE]
-    if state.pool is not None:
-        pool, state.pool = state.pool, None
-        await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+async def _stop_jobs(app: web.Application) -> None:
+    await app[STATE].jobs.close()
 
 
 async def _learn_own_names(app: web.Application) -> None:
@@ -629,11 +636,14 @@ def create_app(
         index=FileIndex(root),
         templates=_templates(),
         registry=make_registry(root),
+        jobs=AnalysisJobs(
+            workers=ANALYSIS_WORKERS, max_waiting=ANALYSIS_QUEUE, timeout=ANALYSIS_TIMEOUT
+        ),
         allowed_hosts=frozenset(guard.parse_allowed_hosts(" ".join(allowed_hosts))),
     )
     app.on_startup.append(_learn_own_names)
     app.on_response_prepare.append(_security_headers)
-    app.on_cleanup.append(_shutdown_pool)
+    app.on_cleanup.append(_stop_jobs)
     app.router.add_get("/", index_page)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
