@@ -1,6 +1,7 @@
-"""The deployment files, checked as far as a machine without a Docker engine allows:
-the compose file against what the recorder needs, the Dockerfile by hadolint, the
-systemd unit's promises, and the image's own commands run outside Docker."""
+"""The deployment files, checked without a Docker engine: the compose file against
+what the recorder needs, the Dockerfile by hadolint, the systemd unit's promises,
+and the image's own commands run outside Docker. tests/test_docker.py builds the
+image and runs the compose file in a real engine."""
 
 from __future__ import annotations
 

@@ -130,11 +130,12 @@ def docker_engine(workdir: Path) -> Iterator[Docker]:
 
 
 def _base_recipe(output: str) -> list[str]:
+    """`mmdebstrap` arguments; docs/operations.md gives the same, for users."""
     hooks = ['rm -f "$1"/usr/lib/python3*/EXTERNALLY-MANAGED']
     if HOST_CA_BUNDLE.exists():
         # Package traffic here passes a TLS-inspecting proxy whose CA only the host's
         # bundle holds: pip inside the build needs it.
-        hooks.append(f"upload {HOST_CA_BUNDLE} /etc/ssl/certs/ca-certificates.crt")
+        hooks.append(f"upload {HOST_CA_BUNDLE} {HOST_CA_BUNDLE}")
     return [
         "--variant=minbase",
         f"--include={BASE_PACKAGES}",
@@ -144,16 +145,14 @@ def _base_recipe(output: str) -> list[str]:
     ]
 
 
-IMPORT_CHANGES = (
-    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    f"ENV PIP_CERT={HOST_CA_BUNDLE}",
-    'CMD ["python3"]',
-)
+def _import_changes() -> list[str]:
+    """`docker import --change` instructions (Docker supplies the default PATH)."""
+    return [f"ENV PIP_CERT={HOST_CA_BUNDLE}"] if HOST_CA_BUNDLE.exists() else []
 
 
 def stand_in_base_tag() -> str:
     """The tag names the recipe and the host's CA bundle: either changing makes a new base."""
-    digest = hashlib.sha256(json.dumps([_base_recipe("-"), IMPORT_CHANGES]).encode())
+    digest = hashlib.sha256(json.dumps([_base_recipe("-"), _import_changes()]).encode())
     if HOST_CA_BUNDLE.exists():
         digest.update(HOST_CA_BUNDLE.read_bytes())
     return f"{BASE_REPOSITORY}:{BASE_SUITE}-{digest.hexdigest()[:12]}"
@@ -173,7 +172,7 @@ def stand_in_base(docker: Docker, workdir: Path) -> str:
             stdout=subprocess.PIPE,
             stderr=log,
         )
-        changes = [arg for change in IMPORT_CHANGES for arg in ("--change", change)]
+        changes = [arg for change in _import_changes() for arg in ("--change", change)]
         try:
             imported = subprocess.run(
                 [docker.client, "import", *changes, "-", tag],
@@ -193,6 +192,10 @@ def stand_in_base(docker: Docker, workdir: Path) -> str:
             f"stand-in base: mmdebstrap exit {made}, docker import exit "
             f"{imported.returncode}: {imported.stderr}\n{_tail(log_path)}"
         )
+    # Bases of an older recipe or CA bundle would stay on the machine for good.
+    listed = docker.run("images", "--format", "{{.Repository}}:{{.Tag}}", BASE_REPOSITORY)
+    for old in set(listed.stdout.split()) - {tag}:
+        docker.run("rmi", old, check=False)
     return tag
 
 
