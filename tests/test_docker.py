@@ -51,13 +51,14 @@ type = tone
 FAST_HEALTHCHECK = {"interval": "1s", "timeout": "10s", "retries": 2}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def docker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Docker]:
+    """Module-scoped: an engine started here stops before the rest of the suite runs."""
     with docker_engine(tmp_path_factory.mktemp("docker")) as engine:
         yield engine
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def image(docker: Docker, tmp_path_factory: pytest.TempPathFactory) -> str:
     work = tmp_path_factory.mktemp("image")
     build_image(docker, stand_in_base(docker, work), IMAGE, work)
