@@ -109,19 +109,19 @@ def docker_engine(workdir: Path) -> Iterator[Docker]:
     if _answers(client):
         yield Docker(client, compose)
         return
-    dockerd = require_tool("dockerd")
     if os.geteuid() != 0:
         unavailable("no engine answers and starting dockerd needs root")
+    dockerd = require_tool("dockerd")
     log_path = workdir / "dockerd.log"
     with log_path.open("wb") as log:
         proc = popen([dockerd], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        up = wait_for(
-            lambda: proc.poll() is None and _answers(client),
+        settled = wait_for(
+            lambda: proc.poll() is not None or _answers(client),
             timeout=ENGINE_START_SECONDS,
             step=0.5,
         )
-        if not up:
+        if not settled or proc.poll() is not None:
             unavailable(f"dockerd did not come up:\n{_tail(log_path)}")
         yield Docker(client, compose)
     finally:
