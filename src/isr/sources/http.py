@@ -48,6 +48,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from isr import __version__
 from isr.errors import HttpError, SourceError, SourceTimeout
+from isr.sources.chunked import ChunkedDecoder
 from isr.sources.playlist import (
     HlsNotSupported,
     PlaylistError,
@@ -75,6 +76,8 @@ LINGER_SECONDS = 1.0
 16 KB a read at 128 kbps, well inside a socket's receive buffer."""
 SMALL_READ_FRACTION = 4
 """A read is small when it returns less than 1/this of what was asked for."""
+MAX_READ_NOW = 4 << 20
+"""Bytes ``read_now`` takes at most: far more than any socket buffer holds."""
 CONNECT_SLOTS = 32
 """Requests (connect + response header) in flight at once to one host and port."""
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
@@ -224,8 +227,8 @@ class StreamResponse:
     _reader: asyncio.StreamReader | None = field(default=None, repr=False)
     _writer: asyncio.StreamWriter | None = field(default=None, repr=False)
     _chunked: bool = field(default=False, repr=False)
-    _chunk_left: int = field(default=0, repr=False)
-    _chunk_crlf: bool = field(default=False, repr=False)
+    _chunks: ChunkedDecoder | None = field(default=None, repr=False)
+    """The body's decoder when it is chunked."""
     _eof: bool = field(default=False, repr=False)
     _closed: bool = field(default=False, repr=False)
     _waiting_since: float | None = field(default=None, repr=False)
@@ -299,12 +302,51 @@ class StreamResponse:
             self._waiting_since = None
         if not data:
             self._eof = True
-        # A chunked read returns one chunk at most: while more are buffered the
-        # stream is catching up, however small each chunk is.
-        self._small = len(data) < n // SMALL_READ_FRACTION and not (
-            self._chunked and len(getattr(reader, "_buffer", b""))
-        )
+        if not self._chunked:  # a chunked read judged its raw bytes itself
+            self._small = len(data) < n // SMALL_READ_FRACTION
         return data
+
+    def read_now(self) -> bytes:
+        """Body bytes the connection already holds, read without waiting; b"" if
+        none. For a stop: what the server sent before it must reach the file, and
+        a paced socket may hold up to a linger's worth. Closes nothing."""
+        reader = self._reader
+        if reader is None or self._eof or self._closed:
+            return b""
+        raw = bytearray()
+        fd = self._fd
+        if fd < 0:
+            # asyncio's reader holds what its transport read; the rest is still in
+            # the socket, readable directly once the transport stops reading (not
+            # under TLS, whose bytes only the transport can decrypt).
+            buffered = getattr(reader, "_buffer", None)
+            if isinstance(buffered, bytearray):
+                raw += buffered
+                buffered.clear()
+            writer = self._writer
+            transport = writer.transport if writer is not None else None
+            sock = writer.get_extra_info("socket") if writer is not None else None
+            if (
+                isinstance(transport, asyncio.ReadTransport)
+                and sock is not None
+                and writer is not None
+                and writer.get_extra_info("ssl_object") is None
+                and not transport.is_closing()
+            ):
+                transport.pause_reading()
+                fd = sock.fileno()
+        while fd >= 0 and len(raw) < MAX_READ_NOW:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:  # nothing more now (EAGAIN), or the connection broke
+                break
+            if not data:
+                break
+            raw += data
+        if self._chunked:
+            assert self._chunks is not None
+            return self._chunks.decode(bytes(raw))
+        return bytes(raw)
 
     def _pace(self, reader: asyncio.StreamReader) -> None:
         """Stop the transport reading, to read the socket on the ticker's grid.
@@ -393,24 +435,20 @@ class StreamResponse:
                 transport.resume_reading()
 
     async def _read_chunked(self, reader: asyncio.StreamReader, n: int) -> bytes:
-        if self._chunk_left == 0:
-            if self._chunk_crlf:
-                await reader.readuntil(b"\n")
-                self._chunk_crlf = False
-            line = await reader.readuntil(b"\n")
-            size_text = line.split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise HttpError(f"bad chunk size {size_text[:20]!r} from {self.url}") from None
-            if size <= 0:
+        """Payload bytes of a chunked body; b"" at its last chunk or its end."""
+        chunks = self._chunks
+        assert chunks is not None
+        while not chunks.done:
+            raw = await reader.read(n)
+            if not raw:
                 return b""
-            self._chunk_left = size
-        data = await reader.read(min(n, self._chunk_left))
-        self._chunk_left -= len(data)
-        if self._chunk_left == 0 and data:
-            self._chunk_crlf = True
-        return data
+            # What the reader held is all read at once: a small read means the
+            # stream is live, however small its chunks are.
+            self._small = len(raw) < n // SMALL_READ_FRACTION
+            data = chunks.decode(raw)
+            if data:
+                return data
+        return b""
 
     def close(self) -> None:
         """Drop the connection now; idempotent and safe from any state."""
@@ -662,6 +700,8 @@ async def _request(
         _writer=writer,
         _chunked="chunked" in headers.get("transfer-encoding", "").lower(),
     )
+    if resp._chunked:
+        resp._chunks = ChunkedDecoder(where)
     resp._start()
     return resp
 

@@ -11,6 +11,7 @@ must all arrive before we can tell how old it is.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import time
 from pathlib import Path
@@ -176,36 +177,70 @@ class _Connection:
             resp.content_type or "no Content-Type",
             f", icy-metaint {resp.metaint}" if resp.metaint else "",
         )
-        while True:
-            chunk = await resp.read(READ_SIZE)
-            now = time.time()
-            if not chunk:
-                raise SourceError("the server closed the connection")
-            self.source.status.last_byte = now
-            audio, titles = self.icy.feed(chunk)
-            pos = 0
-            for offset, title in titles:
-                self.on_audio(audio[pos:offset], now)
-                pos = offset
-                self.source.note_title(title)
-            self.on_audio(audio[pos:] if pos else audio, now)
-            self.log_drops(now)
-            if now - self.last_frame_at > timeout:
-                framer = self.framer
-                dropped = framer.dropped_bytes if framer else len(self.head)
-                raise SourceError(
-                    f"no valid {self.fmt or 'audio'} frame for {timeout:g} s "
-                    f"({dropped} bytes dropped)"
-                )
+        stopping = False
+        try:
+            while True:
+                chunk = await resp.read(READ_SIZE)
+                now = time.time()
+                if not chunk:
+                    raise SourceError("the server closed the connection")
+                self.take(chunk, now)
+                self.log_drops(now)
+                if now - self.last_frame_at > timeout:
+                    framer = self.framer
+                    dropped = framer.dropped_bytes if framer else len(self.head)
+                    raise SourceError(
+                        f"no valid {self.fmt or 'audio'} frame for {timeout:g} s "
+                        f"({dropped} bytes dropped)"
+                    )
+        except asyncio.CancelledError:
+            stopping = True
+            raise
+        finally:
+            self.finish(stopping)
 
-    def on_audio(self, audio: bytes, now: float) -> None:
-        if not audio:
+    def take(self, chunk: bytes, now: float) -> None:
+        """Body bytes as received: ICY metadata out, titles noted where they fall."""
+        self.source.status.last_byte = now
+        audio, titles = self.icy.feed(chunk)
+        pos = 0
+        for offset, title in titles:
+            self.on_audio(audio[pos:offset], now)
+            pos = offset
+            self.source.note_title(title)
+        self.on_audio(audio[pos:] if pos else audio, now)
+
+    def finish(self, stopping: bool) -> None:
+        """The connection is over: nothing it delivered may stay behind.
+
+        At a stop, what the socket already holds was sent before the signal and
+        is read now; then the framer gives up its last frames (the MP3 frame that
+        waited for the next header, FLAC's last frame, Ogg's last page) and audio
+        still held to date the burst is written as it is.
+        """
+        try:
+            now = time.time()
+            if stopping:
+                tail = self.resp.read_now()
+                if tail:
+                    self.take(tail, now)
+            if self.framer is None and self.head:
+                self.on_audio(b"", now, final=True)
+            if self.framer is not None:
+                self.on_frames(self.framer.flush(), now, final=True)
+        except SourceError as exc:
+            self.log.warning("at the end of the connection: %s", exc)
+        except Exception:  # a bug here must not hide why the session ended
+            self.log.exception("error writing the end of the connection")
+
+    def on_audio(self, audio: bytes, now: float, final: bool = False) -> None:
+        if not audio and not final:
             return
         framer = self.framer
         if framer is None:
             self.head.extend(audio)
             head = bytes(self.head)
-            if (
+            if not final and (
                 len(head) < SNIFF_BYTES
                 and now - self.connected < SNIFF_SECONDS
                 and (len(head) < SNIFF_MIN_BYTES or sniff(head) is None)
@@ -218,8 +253,14 @@ class _Connection:
             self.source.status.format = self.fmt
             audio = head
             self.head.clear()
-        frames = framer.feed(audio)
-        if not frames:
+        self.on_frames(framer.feed(audio), now, final)
+
+    def on_frames(self, frames: list[Frame], now: float, final: bool = False) -> None:
+        """Time frames on the media clock; hold them until the burst is in, unless
+        the connection is ending (``final``)."""
+        framer = self.framer
+        assert framer is not None
+        if not frames and not (final and self.pending):
             return
         self.last_frame_at = now
         for f in frames:
@@ -236,7 +277,7 @@ class _Connection:
             anchor = self.clock.anchor
             moved = before is None or (anchor is not None and anchor < before - SETTLE_JITTER)
             young = now - self.connected < SETTLE_SECONDS or moved
-            if young and self.media < SETTLE_MAX_MEDIA:
+            if young and self.media < SETTLE_MAX_MEDIA and not final:
                 return
             self.settled = True
             if framer.dropped_bytes:
