@@ -62,6 +62,7 @@ def test_icy_stream_is_recorded_byte_exact_without_metadata(tmp_path: Path, mp3:
         byte_rate=MP3_RATE,
         headers={"icy-name": "Fake FM"},
     )
+    out = tmp_path / "recordings"
     with FakeStreamServer(mount) as srv:
         config = (
             "[general]\nsplit_minutes = 0.05\nlog_file = rec.log\n"
@@ -71,13 +72,15 @@ def test_icy_stream_is_recorded_byte_exact_without_metadata(tmp_path: Path, mp3:
             assert wait_for(
                 lambda: rec.status()["sources"]["radio"]["title"] is not None, timeout=15
             )
-            time.sleep(11)
+            # Two whole middle files to judge (the fourth is open), however late the
+            # first boundary fell and however slowly the server's thread paced.
+            assert wait_for(lambda: len(recorded(out, ".mp3")) >= 4, timeout=30), rec.output
             status = rec.status()
             assert rec.stop() == 0, rec.output
         conn = srv.connections_to("/live")[0]
     assert conn.metadata, "the recorder must ask for ICY metadata"
     assert not conn.headers["user-agent"].startswith("Mozilla")
-    files = recorded(tmp_path / "recordings", ".mp3")
+    files = recorded(out, ".mp3")
     assert len(files) >= 4, rec.output
     joined = b"".join(audio_of(f) for f in files)
     sent = bytes(conn.audio)
