@@ -259,13 +259,18 @@ class Segmenter:
         """A new title starts with the next audio written."""
         self.title = title
         if self.sink is not None and self.ledger is not None:
-            self.ledger.titles.append(
-                {
-                    "at": round(self.end_time - self.ledger.start, 3),
-                    "byte": self.sink.bytes_written,
-                    "title": title,
-                }
-            )
+            entry = {
+                "at": round(self.end_time - self.ledger.start, 3),
+                "byte": self.sink.bytes_written,
+                "title": title,
+            }
+            titles = self.ledger.titles
+            if titles and titles[-1]["title"] == title:
+                return  # the title in force already (an Ogg link's own, a file's first)
+            if titles and titles[-1]["byte"] == entry["byte"]:
+                titles[-1] = entry  # no audio aired under the one it replaces
+            else:
+                titles.append(entry)
             try:
                 write_sidecar(self.sink.path, self.ledger, self.tz)
             except OSError as exc:  # written again at close

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -127,20 +128,22 @@ class StreamSource(Source):
             )
         return fmt
 
-    def note_title(self, title: str) -> None:
+    def note_title(self, title: str) -> str | None:
+        """A title from the stream: status and log. Returns what the files must
+        note: the new title, "" when the station cleared it, None if unchanged."""
         if not title.strip():  # the station cleared its title
-            if self.status.title is not None:
-                self.log.info("title cleared")
-                self.status.title = None
-                self.segmenter.title = None
-                self.board.changed()
-            return
+            if self.status.title is None:
+                return None
+            self.log.info("title cleared")
+            self.status.title = None
+            self.board.changed()
+            return ""
         if title == self.status.title:
-            return
+            return None
         self.log.info("title: %s", title)
         self.status.title = title
-        self.segmenter.note_title(title)
         self.board.changed()
+        return title
 
 
 class _Connection:
@@ -158,6 +161,9 @@ class _Connection:
         self.fmt = ""
         self.head = bytearray()
         self.pending: list[Frame] = []
+        self.held_titles: list[tuple[int, str]] = []
+        """Titles that came while frames were held: (index in ``pending``, title;
+        "" = cleared), so each lands in the sidecar where its audio is."""
         self.settled = False
         self.media = 0.0
         """Seconds of audio framed on this connection."""
@@ -207,8 +213,41 @@ class _Connection:
         for offset, title in titles:
             self.on_audio(audio[pos:offset], now)
             pos = offset
-            self.source.note_title(title)
+            self.note_title(title)
         self.on_audio(audio[pos:] if pos else audio, now)
+
+    def note_title(self, title: str) -> None:
+        change = self.source.note_title(title)
+        if change is None:
+            return
+        if self.settled:
+            self.note_title_now(change)
+        else:
+            self.held_titles.append((len(self.pending), change))
+
+    def note_title_now(self, title: str) -> None:
+        if title:
+            self.source.segmenter.note_title(title)
+        else:
+            self.source.segmenter.title = None
+
+    def with_titles(self, frames: list[Frame], dropped: int) -> tuple[list[Frame], list[str]]:
+        """The held frames that are written, each held title on the frame it came
+        before (the first ``dropped`` were a repeat, not written), and the titles
+        that came after the last of them, to note once they are written."""
+        seg = self.source.segmenter
+        out = list(frames)
+        after: list[str] = []
+        for index, title in self.held_titles:
+            i = index - dropped
+            if i <= 0:  # the title the first file opens with
+                seg.title = title or None
+            elif i >= len(out):
+                after.append(title)
+            elif title:
+                out[i] = replace(out[i], title=title)
+        self.held_titles.clear()
+        return out, after
 
     def finish(self, stopping: bool) -> None:
         """The connection is over: nothing it delivered may stay behind.
@@ -287,7 +326,13 @@ class _Connection:
                     _drops(framer),
                 )
                 self.dropped_logged = framer.dropped_bytes
-            frames, self.pending = self.drop_repeat(self.pending), []
+            held, self.pending = self.pending, []
+            frames = self.drop_repeat(held)
+            frames, after = self.with_titles(frames, len(held) - len(frames))
+            self.deliver(frames)
+            for title in after:
+                self.note_title_now(title)
+            return
         self.deliver(frames)
 
     def drop_repeat(self, frames: list[Frame]) -> list[Frame]:
