@@ -68,13 +68,13 @@ def one_hertz_wav(path: Path, size: int = 3_000_000) -> Path:
     return path
 
 
-def slow_wav(path: Path) -> Path:
-    """A sparse 4 GB WAV of silence at 8 kHz, 8 bits: 149 hours, seconds of work for
-    any machine, no disk. A job that must still be running when the test acts."""
-    head = wav_bytes(8000, b"", data_size=0xFFFFFFF0)
+def slow_wav(path: Path, size: int = 0xFFFFFFF0) -> Path:
+    """A sparse WAV of silence at 8 kHz, 8 bits, no disk used. At 4 GB (149 hours) it is
+    seconds of work for any machine: a job still running when the test acts."""
+    head = wav_bytes(8000, b"", data_size=size)
     with open(path, "wb") as fh:
         fh.write(head)
-        fh.truncate(len(head) + 0xFFFFFFF0)
+        fh.truncate(len(head) + size)
     return path
 
 
@@ -139,8 +139,10 @@ def get(url: str, timeout: float = 60) -> tuple[int, bytes, dict[str, str]]:
 def test_eighteen_analyses_then_four_at_once_all_answer(tmp_path: Path) -> None:
     """The issue's reproduction: the old pool's worker retired after 20 tasks with
     tasks queued and no replacement started; the third and fourth never answered."""
-    for i in range(22):
+    for i in range(18):
         tone_wav(tmp_path / f"t{i:02d}.wav", seconds=0.5)
+    for i in range(18, 22):  # long enough that the four are queued together
+        slow_wav(tmp_path / f"t{i:02d}.wav", size=100_000_000)
 
     async def main() -> None:
         async with served(tmp_path) as (base, jobs):
@@ -154,7 +156,7 @@ def test_eighteen_analyses_then_four_at_once_all_answer(tmp_path: Path) -> None:
                         for i in range(18, 22)
                     )
                 ),
-                90,
+                60,
             )
             assert [a[0] for a in answers] == [200] * 4
             assert jobs.stats.jobs_run == 22
