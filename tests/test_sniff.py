@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import random
 import subprocess
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from isr.framing.adts import AdtsFramer
 from isr.framing.mp3 import Mp3Framer
@@ -14,6 +17,7 @@ from isr.framing.sniff import (
     sniff,
     sniff_disagrees,
     sniff_scores,
+    unsupported,
 )
 from tests.support.tools import require_tool
 
@@ -130,3 +134,58 @@ def test_ogg_after_junk_and_two_pages() -> None:
 
 def test_flac_marker() -> None:
     assert sniff(b"fLaC\x00\x00\x00\x22" + bytes(34)) == "flac"
+
+
+def free_format_frames(n: int = 20) -> bytes:
+    """MPEG-1 layer III headers with bitrate index 0 at a steady spacing."""
+    out = b""
+    for i in range(n):
+        pad = i % 3 == 0
+        out += bytes((0xFF, 0xFB, 0x00 | (2 if pad else 0), 0xC4)) + bytes([i & 0x7F]) * (600 + pad)
+    return out
+
+
+@pytest.fixture(scope="module")
+def foreign(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """Real files of formats ISR refuses: MP4 (AAC) and WMA (ASF), made by ffmpeg."""
+    ffmpeg = require_tool("ffmpeg")
+    out = tmp_path_factory.mktemp("foreign")
+    made = {}
+    for name, args in {
+        "mp4": ["-c:a", "aac", "-f", "mp4"],
+        "wma": ["-c:a", "wmav2", "-f", "asf"],
+    }.items():
+        path = out / name
+        cmd = [ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", "sine=duration=1"]
+        subprocess.run([*cmd, *args, str(path)], check=True)
+        made[name] = path.read_bytes()
+    return made
+
+
+def test_unsupported_formats_are_named(foreign: dict[str, bytes]) -> None:
+    """Issue 11 item 7: audio ISR recognises but cannot record gets a name, so the
+    refusal says what the stream is instead of "bytes that were not audio"."""
+    assert unsupported(b"ADIF" + bytes(range(256)) * 20) is not None
+    assert "ADIF" in (unsupported(b"ADIF" + bytes(5000)) or "")
+    assert "free-format" in (unsupported(free_format_frames()) or "")
+    assert "free-format" in (
+        unsupported(b"ID3\x03\x00\x00\x00\x00\x00\x10" + bytes(16) + free_format_frames()) or ""
+    )
+    assert "MP4" in (unsupported(foreign["mp4"][:32768]) or "")
+    assert "WMA" in (unsupported(foreign["wma"][:32768]) or "")
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.binary(max_size=9000))
+def test_junk_is_not_taken_for_an_unsupported_format(data: bytes) -> None:
+    """A garbage stream must stay "cannot tell" (retried), never a named refusal."""
+    assert unsupported(b"\x00" + data) is None
+
+
+def test_real_streams_are_not_refused(tmp_path: Path) -> None:
+    ffmpeg = require_tool("ffmpeg")
+    for fmt, args in {"mp3": ["-c:a", "libmp3lame"], "adts": ["-c:a", "aac"]}.items():
+        path = tmp_path / fmt
+        cmd = [ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", "sine=duration=2"]
+        subprocess.run([*cmd, *args, "-f", fmt, str(path)], check=True)
+        assert unsupported(path.read_bytes()[:32768]) is None

@@ -7,7 +7,9 @@
      └── SourceError                        one source failed; it retries, others go on
           ├── SourceTimeout(SourceError, TimeoutError)   no byte for timeout_seconds
           ├── HttpError                      a status, header or redirect we cannot use
-          └── DeviceError                    an ALSA device that is missing or busy
+          ├── DeviceError                    an ALSA device that is missing or busy
+          └── UnsupportedFormat              audio ISR recognises but cannot record:
+                                             the source fails at once, not retried
 
 Framers never raise on bad bytes (they resynchronise and count), so there is no
 framing error here. Exit codes are chosen only in ``cli.py``.
@@ -54,3 +56,8 @@ class HttpError(SourceError):
 
 class DeviceError(SourceError):
     """A capture device is missing, busy or died."""
+
+
+class UnsupportedFormat(SourceError):
+    """The stream is audio ISR knows it cannot record (ADIF AAC, free-format MP3,
+    Ogg Speex, MP4, WMA): retrying would only repeat it, so the source fails."""

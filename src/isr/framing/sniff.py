@@ -7,6 +7,7 @@ something else, the bytes win and the caller logs the disagreement.
 
 from __future__ import annotations
 
+from isr.framing._sync import id3v2_size
 from isr.framing.adts import AdtsFramer
 from isr.framing.flac import frame_header
 from isr.framing.mp3 import Mp3Framer
@@ -16,6 +17,7 @@ __all__ = [
     "sniff",
     "sniff_disagrees",
     "sniff_scores",
+    "unsupported",
 ]
 
 _CONTENT_TYPES = {
@@ -110,6 +112,48 @@ def sniff(head: bytes) -> str | None:
     scores = sniff_scores(head)
     best = max(scores, key=lambda k: scores[k])
     return best if scores[best] >= MIN_SCORE else None
+
+
+_ASF_GUID = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
+
+
+def _free_format_mp3(head: bytes) -> bool:
+    """Free-format MPEG audio (bitrate index 0): the frame length is in no header,
+    so ISR cannot cut it. Believed only for four such headers alike at a steady
+    spacing (give or take the padding byte), which junk does not make."""
+    where: dict[tuple[int, int], list[int]] = {}
+    i = head.find(b"\xff")
+    while i >= 0 and i + 4 <= len(head):
+        b1, b2 = head[i + 1], head[i + 2]
+        free = b1 >= 0xE0 and (b1 >> 3) & 3 != 1 and (b1 >> 1) & 3 and b2 >> 4 == 0
+        if free and (b2 >> 2) & 3 != 3:
+            where.setdefault((b1, b2 & 0xFD), []).append(i)
+        i = head.find(b"\xff", i + 1)
+    for spots in where.values():
+        at = set(spots)
+        for n, p in enumerate(spots):
+            for q in spots[n + 1 : n + 8]:
+                d = q - p
+                if d >= 16 and all(
+                    any(p + k * d + e in at for e in (-1, 0, 1)) for k in (2, 3)
+                ):
+                    return True
+    return False
+
+
+def unsupported(head: bytes) -> str | None:
+    """The name of audio ISR recognises but cannot record, for a clear refusal:
+    a stream that no framer takes is otherwise only "bytes that were not audio"."""
+    body = head[id3v2_size(head, 0) :] if head.startswith(b"ID3") and len(head) >= 10 else head
+    if body.startswith(b"ADIF"):
+        return "ADIF AAC (only ADTS AAC streams can be recorded)"
+    if body[4:8] == b"ftyp":
+        return "MP4/M4A (AAC in MP4 is not a live stream format; use the ADTS stream)"
+    if body.startswith(_ASF_GUID):
+        return "WMA/ASF"
+    if Mp3Framer.score(body) == 0 and _free_format_mp3(body[:8192]):
+        return "free-format MP3 (no bitrate in its frame headers)"
+    return None
 
 
 def sniff_disagrees(declared: str, head: bytes) -> str | None:

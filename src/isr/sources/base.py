@@ -18,7 +18,7 @@ from pathlib import Path
 
 from isr.alerts import Alerter
 from isr.config import SourceConfig
-from isr.errors import SourceError
+from isr.errors import SourceError, UnsupportedFormat
 from isr.segment import Segmenter
 from isr.sidecar import Ledger
 from isr.silence import SilenceWatch, level_dbfs
@@ -163,6 +163,10 @@ class Source:
                     error = "ended"
                 except asyncio.CancelledError:
                     raise
+                except UnsupportedFormat as exc:
+                    self.log.error("%s", exc)
+                    self.set_state("failed", str(exc))
+                    return
                 except (SourceError, OSError, TimeoutError) as exc:
                     error = describe_error(exc)
                     if isinstance(exc, TimeoutError):

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from isr.clock import MediaClock
-from isr.errors import SourceError
+from isr.errors import SourceError, UnsupportedFormat
 from isr.framing.base import Frame, Framer
-from isr.framing.sniff import format_from_content_type, sniff
+from isr.framing.sniff import format_from_content_type, sniff, unsupported
 from isr.overlap import RecentFrames
 from isr.segment import Segmenter, SinkFactory
 from isr.sinks.base import Sink
@@ -106,11 +106,13 @@ class StreamSource(Source):
             raise SourceError(
                 f"the server sent {resp.content_type}, not audio: is the URL a web page?"
             )
+        by_bytes = sniff(head)
+        if by_bytes is None and (what := unsupported(head)) is not None:
+            raise UnsupportedFormat(f"the stream is {what}: not supported")
         declared = self.cfg.format
         if declared != "auto":
             return declared
         by_type = format_from_content_type(resp.content_type)
-        by_bytes = sniff(head)
         if by_type and by_bytes and by_type != by_bytes:
             self.log.warning(
                 "Content-Type %r says %s but the bytes are %s: recording as %s",
