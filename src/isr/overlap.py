@@ -49,23 +49,35 @@ class RecentFrames:
         """How many leading ``frames`` repeat what was written: the longest start of
         ``frames`` that ends with the last frames written. When the repeat reaches
         back further than the frames remembered, all of them must recur in one run."""
+        runs = self.overlaps(frames)
+        return runs[-1] if runs else 0
+
+    def overlaps(self, frames: Sequence[Frame]) -> list[int]:
+        """Every count of leading ``frames`` that could be a repeat (ascending):
+        each start of ``frames`` that ends with the last frames written.
+
+        Audio that repeats itself (a looped jingle, silence, a test tone) matches at
+        many lengths; only the media clock can tell which one the server repeated,
+        so the caller chooses (``stream.py``)."""
         old = self._keys[-self.capacity :].tolist()
         if not old or not frames:
-            return 0
+            return []
         new = [frame_key(f.data) for f in frames]
         first = new[0]
+        runs: list[int] = []
         for p, key in enumerate(old):
             run = len(old) - p
             if key == first and run <= len(new) and old[p:] == new[:run]:
-                return run
-        # The new frames start before the remembered ones: find them all inside.
+                runs.append(run)
+        # The new frames may start before the remembered ones: find them all inside.
         n, q = len(old), -1
         while True:
             try:
                 q = new.index(old[0], q + 1)
             except ValueError:
-                return 0
+                break
             if q > len(new) - n:
-                return 0
+                break
             if new[q : q + n] == old:
-                return q + n
+                runs.append(q + n)
+        return sorted(set(runs))

@@ -344,17 +344,16 @@ class _Connection:
         seg = src.segmenter
         if seg.last_end is None:
             return frames
-        n = src.recent.overlap(frames)
-        seconds = sum(f.samples / f.sample_rate for f in frames[:n])
+        runs = src.recent.overlaps(frames)
         expected = seg.last_end - self.clock.aired(0.0)
-        if n and abs(seconds - expected) > OVERLAP_TOLERANCE:
+        n, seconds = self.clock_repeat(frames, runs, expected)
+        if runs and not n:
             self.log.info(
                 "%d frames repeat the last ones written, but the clock puts them %.1f s "
                 "apart from a repeat: kept",
-                n,
-                seconds - expected,
+                runs[-1],
+                sum(f.samples / f.sample_rate for f in frames[: runs[-1]]) - expected,
             )
-            n, seconds = 0, 0.0
         if n:
             size = sum(len(f.data) for f in frames[:n])
             self.log.info("dropped %d bytes (%.3f s) the server sent again", size, seconds)
@@ -368,6 +367,27 @@ class _Connection:
             "cause": seg.gap_cause,
         }
         return frames
+
+    @staticmethod
+    def clock_repeat(frames: list[Frame], runs: list[int], expected: float) -> tuple[int, float]:
+        """Of the runs that repeat by content, the one the clock agrees with: its
+        length in seconds within ``OVERLAP_TOLERANCE`` of ``expected`` (the audio
+        aired before the last file ended), the closest if several do (audio that
+        repeats itself matches at many lengths). (0, 0.0) if none: new audio is
+        never dropped further than the clock allows."""
+        best, best_s = 0, 0.0
+        if not runs:
+            return best, best_s
+        seconds = 0.0
+        k = 0
+        for n in runs:
+            while k < n:
+                seconds += frames[k].samples / frames[k].sample_rate
+                k += 1
+            off = abs(seconds - expected)
+            if off <= OVERLAP_TOLERANCE and (best == 0 or off < abs(best_s - expected)):
+                best, best_s = n, seconds
+        return best, best_s
 
     def deliver(self, frames: list[Frame]) -> None:
         if not frames:
