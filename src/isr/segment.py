@@ -304,9 +304,16 @@ class Segmenter:
                 if frame.title is not None:
                     self.title = frame.title  # the new file starts with the new title
                 if frame.new_link and t < self.boundary:
-                    # A change of stream setup ends its own file: the boundary holds.
+                    # A change of stream setup ends its own file: the boundary holds,
+                    # and the new file goes on where the last one ended (no gap).
                     self.open(
-                        t, make_sink, fmt, writer=new_writer(), first=frame, join_sliver=False
+                        t,
+                        make_sink,
+                        fmt,
+                        named=t,
+                        writer=new_writer(),
+                        first=frame,
+                        join_sliver=False,
                     )
                 else:
                     self._roll(t, make_sink, fmt, new_writer(), frame)
@@ -322,7 +329,10 @@ class Segmenter:
         assert self.writer is not None
         self._write(self.writer.write(frames), end_time)
         if frames:
-            self.has_audio = True  # even if the writer holds the page back for now
+            # Even if the writer holds the page back for now: it is written at
+            # close, and the file's end is the end of its audio.
+            self.has_audio = True
+            self.end_time = end_time
 
     def write_pcm(
         self,

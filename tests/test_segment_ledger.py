@@ -1,0 +1,86 @@
+"""The ledger the segmenter writes is true to the audio (issue 11 item 8): a new
+file for a change of stream setup is no gap, and a file's end is the end of its
+audio even when its writer held the last page back until close."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from isr.framing.base import Frame, PassThrough
+from isr.segment import Segmenter
+from isr.sinks.base import Sink
+
+RATE = 48000
+
+
+def segmenter(tmp_path: Path) -> Segmenter:
+    return Segmenter(
+        source="s",
+        directory=tmp_path,
+        base_dir=tmp_path,
+        pattern="%Y%m%d_%H%M%S",
+        split_seconds=3600,
+        tz=UTC,
+        log=logging.getLogger("test"),
+    )
+
+
+def make(d: Path, stem: str) -> Sink:
+    return Sink(d, stem, ".opus")
+
+
+def ledgers(tmp_path: Path) -> list[dict[str, object]]:
+    return [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*.opus.json"))]
+
+
+def span(ledger: dict[str, object]) -> float:
+    start = datetime.fromisoformat(str(ledger["start"]))
+    end = datetime.fromisoformat(str(ledger["end"]))
+    return (end - start).total_seconds()
+
+
+T0 = datetime(2026, 11, 24, 14, 0, 10, tzinfo=UTC).timestamp()
+
+
+def test_a_new_file_for_a_new_setup_is_no_gap(tmp_path: Path) -> None:
+    seg = segmenter(tmp_path)
+    seg.last_end = T0 - 5.0  # a previous session: its gap belongs to the first file only
+    seg.gap_cause = "connection reset"
+    a = [Frame(b"a%d" % i, 960, RATE) for i in range(100)]  # 2 s
+    b = [Frame(b"b0", 960, RATE, new_link=True)] + [Frame(b"b", 960, RATE)] * 49
+    seg.write_frames(a + b, T0, make, "opus", PassThrough)
+    seg.close()
+    first, second = ledgers(tmp_path)
+    assert first["gaps"] == [{"at": 0.0, "seconds": 5.0, "cause": "connection reset"}]
+    assert second["gaps"] == []
+    assert span(first) == 2.0 and span(second) == 1.0
+
+
+class HoldingWriter(PassThrough):
+    """Like the Ogg writer: holds everything back until ``end``."""
+
+    def __init__(self) -> None:
+        self.held = b""
+
+    def write(self, frames: Sequence[Frame]) -> bytes:
+        self.held += b"".join(f.data for f in frames)
+        return b""
+
+    def end(self) -> bytes:
+        out, self.held = self.held, b""
+        return out
+
+
+def test_the_end_is_the_end_of_the_audio_held_back(tmp_path: Path) -> None:
+    seg = segmenter(tmp_path)
+    frames = [Frame(b"x" * 10, 960, RATE) for _ in range(300)]  # 6 s
+    seg.write_frames(frames[:1], T0, make, "opus", HoldingWriter)
+    seg.write_frames(frames[1:], T0 + 0.02, make, "opus", HoldingWriter)
+    seg.close()
+    (ledger,) = ledgers(tmp_path)
+    assert span(ledger) == 6.0
+    assert (tmp_path / str(ledger["file"])).stat().st_size == 3000
