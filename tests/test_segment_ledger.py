@@ -84,3 +84,16 @@ def test_the_end_is_the_end_of_the_audio_held_back(tmp_path: Path) -> None:
     (ledger,) = ledgers(tmp_path)
     assert span(ledger) == 6.0
     assert (tmp_path / str(ledger["file"])).stat().st_size == 3000
+
+
+def test_a_clock_moved_back_moves_the_start_with_it(tmp_path: Path) -> None:
+    """A stream that stalled, then caught up, proves its audio was aired earlier:
+    the file's span stays the length of its audio (was 1 s short)."""
+    seg = segmenter(tmp_path)
+    frames = [Frame(b"x" * 10, 960, RATE) for _ in range(250)]  # 5 s
+    seg.write_frames(frames[:150], T0, make, "opus", PassThrough)  # 3 s
+    seg.write_frames(frames[150:], T0 + 3.0 - 1.0, make, "opus", PassThrough)
+    seg.close()
+    (ledger,) = ledgers(tmp_path)
+    assert span(ledger) == 5.0
+    assert datetime.fromisoformat(str(ledger["start"])).timestamp() == T0 - 1.0

@@ -27,6 +27,9 @@ from isr.sinks.base import Sink
 MIN_FIRST_FILE = 1.0
 """Seconds: a first file that would end sooner runs on to the next boundary."""
 
+CLOCK_SLACK = 0.001
+"""Seconds a frame's time may fall short of the last one's end (float residue)."""
+
 SinkFactory = Callable[[Path, str], Sink]
 """Makes a sink from (directory, stem); the sink adds its extension."""
 
@@ -294,6 +297,15 @@ class Segmenter:
         opened = self.sink is None
         if opened:
             self.open(t0, make_sink, fmt, writer=new_writer(), first=frames[0])
+        elif self.ledger is not None and t0 < self.end_time - CLOCK_SLACK:
+            # The media clock moved back (audio came faster than real time after a
+            # stall: it was aired earlier than thought). The file's audio is one
+            # run, so its start moves with the clock: its span stays its audio's.
+            moved = self.end_time - t0
+            self.ledger.start -= moved
+            self.end_time = t0
+            if moved >= 0.1:  # not every millisecond of network jitter
+                self.log.info("media clock moved back %.3f s in %s", moved, self.ledger.file)
         t = t0
         start = 0
         for i, frame in enumerate(frames):
