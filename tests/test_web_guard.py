@@ -210,7 +210,7 @@ def test_dns_rebinding_is_refused(root: Path, caplog: pytest.LogCaptureFixture) 
                 async with s.get(base + path, headers={"Host": "evil.example"}) as r:
                     assert r.status == 403, path
             async with s.get(base + "/healthz", headers={"Host": "evil.example"}) as r:
-                assert r.status == 200  # says nothing; a container probe may use any name
+                assert r.status == 403  # every route, as DESIGN.md says
             port = base.rsplit(":", 1)[1]
             for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"):
                 async with s.get(base + "/api/files", headers={"Host": host}) as r:

@@ -361,18 +361,22 @@ def test_a_long_file_gets_wider_windows_not_more(tmp_path: Path) -> None:
 
 
 class LagMeter:
-    """How late the loop runs a 5 ms sleep: the longest anything held it."""
+    """How late the loop runs a 5 ms sleep (``worst``: the longest anything held it,
+    or the machine kept it from running) and the most CPU time the loop's thread spent
+    between two wake-ups (``worst_cpu``: work done on the loop, whatever the load)."""
 
     def __init__(self) -> None:
         self.worst = 0.0
+        self.worst_cpu = 0.0
         self._task: asyncio.Task[None] | None = None
 
     async def _tick(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            t = loop.time()
+            t, cpu = loop.time(), time.thread_time()
             await asyncio.sleep(0.005)
             self.worst = max(self.worst, loop.time() - t - 0.005)
+            self.worst_cpu = max(self.worst_cpu, time.thread_time() - cpu)
 
     def __enter__(self) -> LagMeter:
         self._task = asyncio.ensure_future(self._tick())
@@ -383,9 +387,11 @@ class LagMeter:
         self._task.cancel()
 
 
-LAG_BOUND = 0.25
-"""Seconds: generous for two busy shared cores, far below the 13 s the status heartbeat
-once went stale (the old server spent seconds encoding a waveform on the loop)."""
+LAG_BOUND = 0.5
+"""Seconds of lag: generous for two busy shared cores (an idle loop here sees 15 ms),
+far below what the old server did (6 s, and a heartbeat 13 s stale)."""
+CPU_BOUND = 0.1
+"""Seconds of the loop thread's CPU between two ticks: no descheduling counts here."""
 
 
 def test_four_parallel_analyses_never_hold_the_loop(tmp_path: Path) -> None:
@@ -396,9 +402,9 @@ def test_four_parallel_analyses_never_hold_the_loop(tmp_path: Path) -> None:
     os.link(mp3, tmp_path / "hour2.mp3")
     names = ["bad1.wav", "bad2.wav", "hour1.mp3", "hour2.mp3"]
 
-    async def main() -> tuple[float, float, list[tuple[int, bytes, dict[str, str]]]]:
+    async def main() -> tuple[list[LagMeter], list[tuple[int, bytes, dict[str, str]]]]:
         async with served(tmp_path) as (base, _):
-            lags = []
+            meters = []
             for _round in ("fresh", "cached"):
                 with LagMeter() as lag:
                     answers = await asyncio.gather(
@@ -406,12 +412,14 @@ def test_four_parallel_analyses_never_hold_the_loop(tmp_path: Path) -> None:
                     )
                     health = await asyncio.to_thread(get, base + "/healthz")
                     assert health[0] == 200
-                lags.append(lag.worst)
-            return lags[0], lags[1], answers
+                meters.append(lag)
+            return meters, answers
 
-    fresh, cached, answers = asyncio.run(main())
+    meters, answers = asyncio.run(main())
     assert [a[0] for a in answers] == [422, 422, 200, 200]
     hour = json.loads(answers[2][1])
     assert hour["window_ms"] == 100 and abs(hour["duration_s"] - 3600) < 10
     assert len(hour["rms"]) == pytest.approx(hour["duration_s"] * 10, abs=1)
-    assert fresh < LAG_BOUND and cached < LAG_BOUND, (fresh, cached)
+    figures = [(m.worst, m.worst_cpu) for m in meters]  # (fresh, cached)
+    assert all(cpu < CPU_BOUND for _, cpu in figures), figures
+    assert all(lag < LAG_BOUND for lag, _ in figures), figures

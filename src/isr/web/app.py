@@ -1,4 +1,5 @@
-"""The aiohttp application: routes, auth, CSRF and security headers, and its lifecycle.
+"""The aiohttp application: routes, the guard (host, auth, origin: ``guard.py``), security
+headers, analysis jobs (``jobs.py``) and its lifecycle.
 
 ``run_web`` serves until SIGINT/SIGTERM (``isr web``); ``start_web`` puts the same
 application on a loop already running (``isr run``). HTTP statuses are decided here
@@ -137,9 +138,7 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Host, then credentials, then origin: each refusal says why, and is logged."""
     state = request.app[STATE]
     where = f"{request.method} {request.rel_url.raw_path[:200]!r} from {request.remote}"
-    if request.path != "/healthz" and not guard.host_allowed(
-        request.headers.get("Host"), state.allowed_hosts
-    ):
+    if not guard.host_allowed(request.headers.get("Host"), state.allowed_hosts):
         log.warning("403 for %s: Host %r is not a name of this server", where, request.host)
         raise web.HTTPForbidden(text="unknown host name: add it to [web] allowed_hosts to use it")
     if request.path != "/healthz" and (state.username or state.password):
