@@ -229,7 +229,8 @@ def test_headers_then_audio_pages() -> None:
     assert heads[0].new_link and heads[0].title == "Band - Song"
     assert not heads[1].cut
     assert not frames[2].cut  # the first audio page of a new link: never a file of headers
-    assert all(f.cut for f in frames[3:])
+    assert all(f.cut for f in frames[3:-1])
+    assert not frames[-1].cut  # a link's last page: no file of it alone
     assert framer.extension == ".opus"
     assert framer.dropped_bytes == 0 and framer.granule_mismatches == 0
 

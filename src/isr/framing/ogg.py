@@ -34,8 +34,9 @@ import zlib
 from dataclasses import dataclass, field
 from itertools import accumulate
 
+from isr.errors import UnsupportedFormat
 from isr.framing.base import FileWriter, Frame, FramerBase
-from isr.framing.oggcodecs import Codec, codec_for
+from isr.framing.oggcodecs import Codec, codec_for, unsupported_codec
 
 __all__ = ["Link", "OggFrame", "OggFramer", "crc32_ogg", "page_packets", "rewrite_page"]
 
@@ -81,6 +82,12 @@ def rewrite_page(
     struct.pack_into("<BqIII", out, 5, flags, granule, serial, sequence, 0)
     struct.pack_into("<I", out, 22, crc32_ogg(out))
     return bytes(out)
+
+
+def _flac_frame(page: bytes) -> bool:
+    """Whether the page's first packet starts with a FLAC frame's sync code."""
+    at = 27 + page[26]
+    return page[at : at + 1] == b"\xff" and page[at + 1 : at + 2] in (b"\xf8", b"\xf9")
 
 
 def page_packets(page: bytes) -> list[tuple[int, int, bool]]:
@@ -149,6 +156,8 @@ class OggFramer(FramerBase):
         self._held: list[bytes] = []
         self._bos_run = False
         self._chosen = False
+        self._unsupported: str | None = None
+        """The codec of the link being skipped, one ISR cannot record."""
         self._packet = bytearray()
         """The header packet being assembled."""
         self._head: bytes | None = None
@@ -162,7 +171,10 @@ class OggFramer(FramerBase):
     def score(cls, head: bytes) -> float:
         """1.0 if ``head`` holds a valid page of a stream we can record, else 0."""
         framer = cls()
-        frames = framer.feed(head)
+        try:
+            frames = framer.feed(head)
+        except UnsupportedFormat:
+            return 1.0  # Ogg, to be refused by name
         return 1.0 if frames or framer._link is not None else 0.0
 
     def file_writer(self) -> FileWriter:
@@ -228,17 +240,21 @@ class OggFramer(FramerBase):
         if flags & BOS:
             self._bos(page, serial, seq)
             return
-        self._bos_run = False
+        if self._bos_run:
+            self._bos_run = False
+            if not self._chosen:
+                self._no_link()
         link = self._link
         if link is None or serial != link.serial:
-            self._drop(len(page), "other-stream" if link is not None else "no-headers")
+            reason = "other-stream" if link is not None else self._unsupported or "no-headers"
+            self._drop(len(page), reason)
             return
         if seq != self._next_seq:  # a page was lost: what we knew of the packet is gone
             self._head = None
             self._prev_granule = None
         self._next_seq = (seq + 1) & 0xFFFFFFFF
         if not link.codec.headers_done:
-            self._header_page(link, page, out)
+            self._header_page(link, page, flags, granule, out)
         else:
             self._audio_page(link, page, flags, granule, out)
 
@@ -249,9 +265,12 @@ class OggFramer(FramerBase):
             codec = codec_for(page[pieces[0][0] : pieces[0][1]])
         if not self._bos_run:  # the first BOS page of a link's group
             self._chosen = False
+            self._unsupported = None
         self._bos_run = True
         if codec is None or self._chosen:
             # Another stream of a multiplexed link, or a codec we don't record.
+            if codec is None and pieces and pieces[0][2] and self._unsupported is None:
+                self._unsupported = unsupported_codec(page[pieces[0][0] : pieces[0][1]])
             self._drop(len(page), "other-stream")
             return
         self._chosen = True
@@ -268,7 +287,32 @@ class OggFramer(FramerBase):
         # The identification header is alone on its page (RFC 7845 section 3 and the
         # Vorbis and FLAC mappings); anything else on it is ignored.
 
-    def _header_page(self, link: Link, page: bytes, out: list[Frame]) -> None:
+    def _no_link(self) -> None:
+        """A link began in which no stream is one we record: its pages are dropped
+        up to the next link. A stream that starts so is refused by name."""
+        self._drop(sum(len(p) for p in self._held), "truncated")
+        self._held = []
+        self._link = None
+        if self._unsupported is not None:
+            name = self._unsupported
+            self._unsupported = f"unsupported {name}"
+            if self._audio_link is None:
+                raise UnsupportedFormat(
+                    f"the stream is Ogg {name}: not supported "
+                    "(ISR records Ogg Vorbis, Opus and FLAC)"
+                )
+
+    def _header_page(
+        self, link: Link, page: bytes, flags: int, granule: int, out: list[Frame]
+    ) -> None:
+        codec = link.codec
+        if codec.name == "flac" and not flags & CONTINUED and _flac_frame(page):
+            # An audio frame where a header was due: the metadata blocks are over,
+            # whether or not the last one was flagged so.
+            codec.headers_done = True
+            self._headers_complete(link, out)
+            self._audio_page(link, page, flags, granule, out)
+            return
         if sum(len(p) for p in self._held) > MAX_HEADERS:  # headers that never end
             self._drop(sum(len(p) for p in self._held) + len(page), "bad-headers")
             self._held = []
@@ -276,7 +320,6 @@ class OggFramer(FramerBase):
             return
         self._held.append(page)
         link.header_pages.append(page)
-        codec = link.codec
         for start, end, complete in page_packets(page):
             self._packet += page[start:end]
             if len(self._packet) > MAX_HEADER_PACKET:
@@ -392,7 +435,9 @@ class OggFramer(FramerBase):
                 page,
                 samples,
                 codec.sample_rate,
-                cut=not continued and not self._no_cut,
+                # A file that would start on a link's last page holds little more
+                # than a decoder's priming: the file before keeps it.
+                cut=not continued and not self._no_cut and not flags & EOS,
                 link=link,
                 granule=granule,
                 fresh=fresh,

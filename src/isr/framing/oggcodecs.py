@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Codec", "codec_for", "opus_samples", "vorbis_modes"]
+__all__ = ["Codec", "codec_for", "opus_samples", "unsupported_codec", "vorbis_modes"]
 
 STREAMINFO_AT = 17
 """Offset of STREAMINFO in the Ogg FLAC mapping header packet."""
@@ -65,8 +65,8 @@ class Codec:
     extension: str
     sample_rate: int
     headers_needed: int
-    """Header packets in this link (0 = FLAC with an unannounced count: until the
-    metadata block flagged last)."""
+    """Header packets in this link as its first header says (FLAC: the mapping
+    header's count, 0 = unannounced; not trusted: see ``add_header``)."""
     key: bytes
     """What must be equal for two links to share one logical stream."""
     blocksizes: tuple[int, int] = (0, 0)
@@ -102,12 +102,14 @@ class Codec:
         elif self.name == "opus":
             if n == 2 and packet.startswith(b"OpusTags"):
                 self.title = title_of(_comments(packet, 8))
-        elif self.name == "flac" and n >= 2 and packet:
-            if packet[0] & 0x7F == 4:
+        elif self.name == "flac":
+            # The metadata blocks end with the one flagged last, whatever the mapping
+            # header's count says (liquidsoap announces two and sends one).
+            if n >= 2 and packet and packet[0] & 0x7F == 4:
                 self.title = title_of(_comments(packet, 4))
-            if self.headers_needed == 0 and packet[0] & 0x80:
-                self.headers_done = True
-        if self.headers_needed and n >= self.headers_needed:
+            self.headers_done = n >= 2 and bool(packet) and bool(packet[0] & 0x80)
+            return self.headers_done
+        if n >= self.headers_needed:
             self.headers_done = True
         return self.headers_done
 
@@ -125,6 +127,25 @@ class Codec:
         mode = (packet[0] >> 1) & ((1 << bits) - 1)
         size = self.blocksizes[modes[mode] if mode < len(modes) else 0]
         return ((prev + size) // 4 if prev else 0), size
+
+
+UNSUPPORTED: tuple[tuple[bytes, str], ...] = (
+    (b"Speex   ", "Speex"),
+    (b"CELT    ", "CELT"),
+    (b"PCM     ", "PCM"),
+    (b"fLaC", "FLAC of the pre-1.1.1 mapping"),
+    (b"\x80theora", "Theora (video)"),
+)
+"""Identification headers of Ogg codecs ISR knows and cannot record, by name."""
+
+
+def unsupported_codec(packet: bytes) -> str | None:
+    """The name of the codec whose identification header ``packet`` is, if it is
+    one ISR cannot record: a stream of it is refused by name, not taken for junk."""
+    for magic, name in UNSUPPORTED:
+        if packet.startswith(magic):
+            return name
+    return None
 
 
 def codec_for(packet: bytes) -> Codec | None:

@@ -13,9 +13,13 @@
   its pages take the file's serial number and continue its granules. The end
   trimming of the previous link's last page is undone, since a decoder of one
   continuous stream plays those samples.
+- Zero-byte packets at the end of a link's last page are left out: liquidsoap
+  ends each link with one; they carry no audio, opusinfo calls them invalid, and
+  in the middle of a file (links joined) ffmpeg stops decoding there.
 - The last page is held back until ``end()``, which sets its EOS flag.
 - Ogg FLAC: the STREAMINFO of the mapping header gets MD5 0 and total samples 0,
-  and the true total is patched in at close (the FLAC-in-Ogg mapping).
+  and the true total is patched in at close (the FLAC-in-Ogg mapping); its count
+  of header packets is the number the file holds, not what the stream claimed.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from isr.framing.base import Frame
-from isr.framing.ogg import CONTINUED, EOS, Link, OggFrame, rewrite_page
+from isr.framing.ogg import CONTINUED, EOS, Link, OggFrame, crc32_ogg, rewrite_page
 from isr.framing.oggcodecs import STREAMINFO_AT
 
 __all__ = ["OggWriter"]
@@ -33,11 +37,14 @@ _TOTAL_AT = STREAMINFO_AT + 13
 36-bit total sample count; MD5 follows the count."""
 
 
-def _flac_info(page: bytes, total: int) -> bytes:
-    """The Ogg FLAC mapping header page with ``total`` samples and MD5 0."""
+def _flac_info(page: bytes, total: int, headers: int | None = None) -> bytes:
+    """The Ogg FLAC mapping header page with ``total`` samples and MD5 0 (and
+    ``headers`` header packets said to follow, if given)."""
     body = bytearray(page[27 + page[26] :])
     if len(body) < _TOTAL_AT + 21:
         return page
+    if headers is not None:
+        body[7:9] = min(headers, 0xFFFF).to_bytes(2, "big")
     count = (body[_TOTAL_AT] & 0xF0) << 32 | (total & 0xFFFFFFFFF)
     body[_TOTAL_AT : _TOTAL_AT + 5] = count.to_bytes(5, "big")
     body[_TOTAL_AT + 5 : _TOTAL_AT + 21] = bytes(16)
@@ -49,6 +56,27 @@ def _flac_info(page: bytes, total: int) -> bytes:
     return rewrite_page(
         page, flags=page[5], granule=granule, serial=serial, sequence=seq, body=bytes(body)
     )
+
+
+def _without_empty_tail(page: bytes) -> bytes | None:
+    """``page`` without the zero-byte packets it ends with; None if that is all
+    it holds. (A 0 lacing value after a 255 ends a packet, it is no empty one.)"""
+    nseg = page[26]
+    lacing = page[27 : 27 + nseg]
+    n = nseg
+    while n and lacing[n - 1] == 0:
+        ends_packet = lacing[n - 2] == 255 if n >= 2 else bool(page[5] & CONTINUED)
+        if ends_packet:
+            break
+        n -= 1
+    if n == nseg:
+        return page
+    if n == 0:
+        return None
+    out = bytearray(page[:26]) + bytes([n]) + lacing[:n] + page[27 + nseg :]
+    out[22:26] = bytes(4)
+    out[22:26] = crc32_ogg(out).to_bytes(4, "little")
+    return bytes(out)
 
 
 class OggWriter:
@@ -86,7 +114,8 @@ class OggWriter:
         self._serial = link.serial
         pages = list(link.header_pages)
         if link.codec.name == "flac" and len(pages) > 1:
-            pages[0] = self._info_page = _flac_info(pages[0], 0)
+            headers = len(link.codec.header_packets) - 1
+            pages[0] = self._info_page = _flac_info(pages[0], 0, headers)
         self._seq = len(pages)
         last = pages.pop()
         granule = int.from_bytes(last[6:14], "little", signed=True)
@@ -100,6 +129,12 @@ class OggWriter:
         for f in frames:
             if not isinstance(f, OggFrame) or f.header:
                 continue
+            data = f.data
+            if data[5] & EOS:  # a link's last page
+                stripped = _without_empty_tail(data)
+                if stripped is None:
+                    continue  # nothing but the empty packets that ended the link
+                data = stripped
             if f.link is not self._current:
                 self._stitch()
                 self._current = f.link
@@ -111,7 +146,7 @@ class OggWriter:
                 self._total += f.samples
             granule = self._total if f.granule != -1 else -1
             parts.append(self._release())
-            self._held = (f.data, f.data[5] & CONTINUED, granule, self._seq)
+            self._held = (data, data[5] & CONTINUED, granule, self._seq)
             self._held_frame = f
             self._seq += 1
         return b"".join(parts)
