@@ -24,7 +24,7 @@ from isr.config import load
 from isr.recorder import Recorder
 from isr.segment import Segmenter
 from isr.sinks.wav import HEADER_BYTES, WavSink, parse_wav_header
-from isr.sources.soundcard import CaptureClock, CaptureWriter, ClockCheck
+from isr.sources.pcm import CaptureClock, CaptureWriter, ClockCheck
 from isr.sources.tone import AMPLITUDE
 from tests.support.alsa import TestCard
 from tests.support.recorder import RecorderProcess, wait_for

@@ -17,8 +17,7 @@ import time
 import numpy as np
 
 from isr.sources.base import Source
-from isr.sources.pcm import make_pcm_sink
-from isr.sources.soundcard import CaptureWriter
+from isr.sources.pcm import CaptureWriter, make_pcm_sink
 
 TICK = 0.1
 AMPLITUDE = 0.5
