@@ -229,6 +229,14 @@ def held_seconds(path: Path) -> float:
     return seconds
 
 
+def unprobeable(files: list[Path], f: Path) -> bool:
+    """Whether ``f`` is the last file and holds one MP3 frame: ffmpeg cannot open such
+    a file, whoever wrote it (its probe seeks past the frame for a second one to
+    confirm the sync: "Could not seek to <size>"). A stop just after a split leaves
+    one legitimately; mp3val still judges it."""
+    return f == files[-1] and f.suffix == ".mp3" and mutagen_duration(f) < PACKET
+
+
 # -- the tests ---------------------------------------------------------------------------
 
 
@@ -259,7 +267,6 @@ FLAC_HEADERS = (
     "the first audio page of each track is kept as a header and replayed at the start "
     "of every later file of the track (0.37 s)"
 )
-FALSE_GAP = "a new file for a change of rate or channels gets a 0 s 'not running' gap"
 CLOCK_MOVES = (
     "each delivery is dated by the media clock's anchor of the moment, and the anchor "
     "moves inside a file (back at each earlier-than-ever arrival, by up to a source's "
@@ -275,11 +282,15 @@ def test_every_file_passes_the_tools(recording: Recording, name: str) -> None:
     """ffmpeg decodes every file without a word, and the format's own checker agrees."""
     feed = FEEDS[name]
     problems: dict[str, list[str]] = {}
-    for f in recording.files(name):
+    files = recording.files(name)
+    for f in files:
         found = []
         if f.suffix != feed.ext:
             found.append(f"extension {f.suffix}, not {feed.ext}")
-        if errors := ffmpeg_errors(f):
+        errors = ffmpeg_errors(f)
+        if unprobeable(files, f) and errors.endswith(f"Could not seek to {f.stat().st_size}."):
+            errors = ""
+        if errors:
             found.append(errors)
         if f.suffix in (".ogg", ".oga"):
             found += ogginfo_warnings(f)
@@ -307,7 +318,8 @@ def test_every_file_plays_as_long_as_it_says(recording: Recording, name: str) ->
     if FEEDS[name].ext == ".aac":
         pytest.skip("ADTS declares no duration")
     problems = []
-    for f in recording.files(name):
+    files = recording.files(name)
+    for f in (f for f in files if not unprobeable(files, f)):
         played, declared = played_seconds(f), mutagen_duration(f)
         if abs(played - declared) > PACKET:
             problems.append(f"{f.name}: plays {played:.3f} s, declares {declared:.3f} s")
@@ -325,9 +337,10 @@ def test_sidecar_times_are_those_of_the_audio_held(recording: Recording) -> None
     problems = []
     for name in FEEDS:
         previous_end: float | None = None
-        for f in recording.files(name):
+        files = recording.files(name)
+        for f in files:
             start, end = span(sidecar(f))
-            held = held_seconds(f)
+            held = end - start if unprobeable(files, f) else held_seconds(f)
             where = f"{name}/{f.name}"
             if abs((end - start) - held) > TIME_TOLERANCE:
                 problems.append(f"{where}: sidecar spans {end - start:.3f} s, holds {held:.3f} s")
@@ -337,9 +350,10 @@ def test_sidecar_times_are_those_of_the_audio_held(recording: Recording) -> None
     assert problems == [], "\n".join(problems)
 
 
-@pytest.mark.parametrize("name", feeds(strict={"ices_vorbis": FALSE_GAP}))
+@pytest.mark.parametrize("name", feeds())
 def test_no_gap_where_nothing_was_lost(recording: Recording, name: str) -> None:
-    """One connection from start to stop: no sidecar may list a gap."""
+    """One connection from start to stop: no sidecar may list a gap, not even at a
+    file that a new rate or channel count started (ices2: every track)."""
     assert recording.status["sources"][name]["reconnects"] == 0
     gaps = {f.name: sidecar(f)["gaps"] for f in recording.files(name) if sidecar(f)["gaps"]}
     assert gaps == {}, recording.why(gaps, name)
@@ -350,8 +364,8 @@ def test_every_file_but_the_last_holds_playable_audio(recording: Recording, name
     """A file of a few milliseconds with nothing a decoder plays is no recording. The
     last file may be short (the stop can fall just after a split), but not empty."""
     files = recording.files(name)
-    empty = {f.name: f.stat().st_size for f in files if played_seconds(f) < PACKET}
-    assert set(empty) <= {files[-1].name}, recording.why(empty, name)
+    empty = {f.name: f.stat().st_size for f in files[:-1] if played_seconds(f) < PACKET}
+    assert empty == {}, recording.why(empty, name)
 
 
 @pytest.mark.parametrize("name", [n for n, feed in FEEDS.items() if feed.titled])
