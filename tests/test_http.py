@@ -91,7 +91,6 @@ def srv() -> Iterator[FakeStreamServer]:
             headers={"Icy-MetaInt": "bogus", "X-A": "1", "x-a": "2"},
         ),
         Mount("/chunked", payload=PAYLOAD, loop=False, chunked=True, metaint=777, titles=TITLES),
-        Mount("/replay", payload=PAYLOAD, replay_bytes=4000),
     ]
     mounts[8] = Mount.m3u("/list.m3u", "/rel")
     with FakeStreamServer(*mounts) as s:
@@ -337,34 +336,6 @@ def test_drop_gives_eof_then_reconnect_continues(srv: FakeStreamServer) -> None:
     assert srv.connections_to("/drop")[0].ended == "drop"
 
 
-def test_replay_bytes_resends_the_tail(srv: FakeStreamServer) -> None:
-    async def go() -> tuple[bytes, bytes]:
-        async with await open_stream(srv.url("/replay"), timeout=5) as resp:
-            first = await read_n(resp, 10_000)
-        srv.wait_for(lambda: srv.connections_to("/replay")[0].ended != "")
-        async with await open_stream(srv.url("/replay"), timeout=5) as resp:
-            second = await read_n(resp, 10_000)
-        return first, second
-
-    first, second = run(go())
-    c1, c2 = srv.connections_to("/replay")
-    assert c2.start == c1.start + len(c1.audio) - 4000
-    assert first == bytes(c1.audio[:10_000])
-    assert second == srv.stream_bytes("/replay", c2.start, 10_000)
-
-
-def test_garbage_mount_serves_its_random_bytes(srv: FakeStreamServer) -> None:
-    srv.add(Mount("/garbage", garbage=True, seed=3))
-
-    async def go() -> bytes:
-        async with await open_stream(srv.url("/garbage"), timeout=5) as resp:
-            return await read_n(resp, 70_000)
-
-    data = run(go())
-    assert data == srv.stream_bytes("/garbage", 0, 70_000)
-    assert len(set(data)) > 200  # random, and looped past its 64 KiB
-
-
 def test_status_errors(srv: FakeStreamServer) -> None:
     with pytest.raises(HttpStatusError) as err:
         run(open_stream(srv.url("/busy"), timeout=5))
@@ -398,20 +369,6 @@ def test_connection_refused_while_paused(srv: FakeStreamServer) -> None:
             return resp.status
 
     assert run(go()) == 200
-
-
-def test_pause_drops_open_connections(srv: FakeStreamServer) -> None:
-    async def go() -> None:
-        async with await open_stream(srv.url("/http10"), timeout=5) as resp:
-            await read_n(resp, 1000)
-            await asyncio.to_thread(srv.pause)
-            with pytest.raises(SourceError):  # EOF or reset, depending on timing
-                while await resp.read():
-                    pass
-                raise SourceError("eof")
-
-    run(go())
-    srv.resume()
 
 
 def test_chunked_is_decoded(srv: FakeStreamServer) -> None:

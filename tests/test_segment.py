@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import wave
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -16,7 +15,6 @@ import pytest
 from isr.framing.base import Frame, PassThrough
 from isr.segment import Segmenter
 from isr.sinks.base import Sink
-from isr.sinks.files import create_exclusive, is_locked
 from isr.sinks.wav import WavSink
 from isr.sources.tone import tone_block
 
@@ -105,39 +103,6 @@ def test_reconnect_opens_a_new_file_even_within_a_slot(tmp_path: Path) -> None:
         "135958.mp3",
         "135959.mp3",
     ]
-
-
-def test_file_is_share_locked_while_open(tmp_path: Path) -> None:
-    path, fd = create_exclusive(tmp_path, "a/b", ".wav")
-    assert path == tmp_path / "a" / "b.wav"
-    assert is_locked(path)
-    os.close(fd)
-    assert not is_locked(path)
-
-
-def test_a_new_file_is_locked_even_when_a_lock_probe_meets_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``is_locked`` elsewhere holds the exclusive lock for an instant: the shared
-    lock of a file just created must wait it out, not give up."""
-    import fcntl
-
-    import isr.sinks.files as files
-
-    real_flock = fcntl.flock
-    refused: list[int] = []
-
-    def flock(fd: int, op: int) -> None:
-        if op & fcntl.LOCK_SH and len(refused) < 2:
-            refused.append(fd)  # a probe holds it, twice in a row
-            raise BlockingIOError(11, "Resource temporarily unavailable")
-        real_flock(fd, op)
-
-    monkeypatch.setattr(files.fcntl, "flock", flock)
-    path, fd = create_exclusive(tmp_path, "c", ".wav")
-    monkeypatch.setattr(files.fcntl, "flock", real_flock)
-    assert len(refused) == 2 and is_locked(path)
-    os.close(fd)
 
 
 def pcm_write(seg: Segmenter, data: bytes, index: int, origin: float, channels: int = 2) -> None:

@@ -7,7 +7,6 @@ are the ones TESTING.md found to work in this sandbox.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.support.net import free_port
 from tests.support.recorder import wait_for
 from tests.support.tools import IN_CI, popen, require_tool, stop_process
 
@@ -34,13 +34,6 @@ CHROMIUM_ARGS = [
     "--disable-quic",
     "--autoplay-policy=no-user-gesture-required",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def axe_source() -> str:

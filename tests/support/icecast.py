@@ -31,6 +31,7 @@ from typing import Any
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
+from tests.support.net import free_port as free_port  # tests import it from here too
 from tests.support.tools import kill_process, popen, require_tool, stop_process
 
 ICECAST_USER = "icecast2"
@@ -47,13 +48,6 @@ def _stop_everything() -> None:
     for thing in list(_LIVE):
         with contextlib.suppress(Exception):
             thing.close() if isinstance(thing, Icecast) else thing.kill()
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _tail(path: Path, lines: int = 30) -> str:
