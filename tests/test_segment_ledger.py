@@ -97,3 +97,29 @@ def test_a_clock_moved_back_moves_the_start_with_it(tmp_path: Path) -> None:
     (ledger,) = ledgers(tmp_path)
     assert span(ledger) == 5.0
     assert datetime.fromisoformat(str(ledger["start"])).timestamp() == T0 - 1.0
+
+
+def test_frames_held_past_a_boundary_start_the_next_file(tmp_path: Path) -> None:
+    """One frame past the boundary is held, not written: the next call's frames
+    join it and the new file, named after the boundary, starts with it."""
+    seg = Segmenter(
+        source="s",
+        directory=tmp_path,
+        base_dir=tmp_path,
+        pattern="%H%M%S",
+        split_seconds=3.0,
+        tz=UTC,
+        log=logging.getLogger("test"),
+    )
+    boundary = datetime(2026, 11, 24, 14, 0, 3, tzinfo=UTC).timestamp()
+    frames = [Frame(b"%03d" % i, 960, RATE) for i in range(200)]  # 20 ms each
+    t0 = boundary - 1.5 + 0.005  # clear of float residue at the boundary
+    seg.write_frames(frames[:76], t0, make, "opus", PassThrough)  # 1.5 s, then one past
+    assert seg.held == frames[75:76]
+    seg.write_frames(frames[76:], t0 + 76 * 0.02, make, "opus", PassThrough)
+    seg.close()
+    first, second = sorted(tmp_path.glob("*.opus"))
+    assert first.read_bytes() == b"".join(f.data for f in frames[:75])
+    assert second.name == "140003.opus"
+    assert second.read_bytes() == b"".join(f.data for f in frames[75:])
+    assert span(ledgers(tmp_path)[1]) == 2.5

@@ -13,7 +13,7 @@ import pytest
 from isr.framing.adts import AdtsFramer
 from isr.framing.base import Framer
 from isr.framing.mp3 import Mp3Framer
-from isr.segment import Segmenter
+from isr.segment import MIN_UNITS, Segmenter
 from isr.sinks.base import Sink
 from tests.support.judge import MP3VAL_MIN_FRAMES, ffmpeg_errors, mp3val_problems
 from tests.support.media import MediaFactory
@@ -50,7 +50,7 @@ def record(tmp_path: Path, data: bytes, framer: Framer, after: int) -> list[Path
     return sorted(p for p in tmp_path.iterdir() if p.suffix == framer.extension)
 
 
-@pytest.mark.parametrize("after", range(2, MP3VAL_MIN_FRAMES + 1))
+@pytest.mark.parametrize("after", range(MIN_UNITS, MP3VAL_MIN_FRAMES + 1))
 def test_an_mp3_file_of_a_few_frames_is_judged_whole(
     tmp_path: Path, media: MediaFactory, after: int
 ) -> None:
@@ -77,35 +77,32 @@ def test_a_short_mp3_file_with_a_fault_is_still_a_problem(
         assert any("truncated" in p or "Garbage" in p for p in problems), (name, problems)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product defect: a stream file of one MP3 frame or of one or two ADTS frames, "
-    "left by a stop just after a split, fails `ffmpeg -v error`: its demuxers need two "
-    "(MP3) or three (ADTS) frames in a row to take the file for what it is",
-)
-@pytest.mark.parametrize(("kind", "after"), [("mp3", 1), ("aac", 2)])
+@pytest.mark.parametrize(("kind", "after"), [("mp3", 1), ("aac", 2), ("mp3", 2)])
 def test_a_stop_just_after_a_boundary_leaves_only_valid_files(
     tmp_path: Path, media: MediaFactory, kind: str, after: int
 ) -> None:
     """DESIGN.md: every file passes ``ffmpeg -v error -i FILE -f null -``, and nothing
-    is lost at a split. A stop that comes a frame or two after a boundary must not
-    leave a file that ffmpeg cannot open."""
+    is lost at a split. A file of one MP3 frame, or of one or two ADTS frames, is
+    one ffmpeg cannot open (its demuxers need two or three frames in a row): the
+    few frames a stop leaves past a boundary end the last file instead."""
     data = media(kind, 4, bitrate="64k").read_bytes()
     framer: Framer = Mp3Framer() if kind == "mp3" else AdtsFramer()
     files = record(tmp_path, data, framer, after)
-    assert files
-    for f in files:
-        assert ffmpeg_errors(f) == "", f.name
+    assert len(files) == 1
+    assert ffmpeg_errors(files[0]) == "", files[0].name
+    if kind == "mp3":
+        assert mp3val_problems(files[0]) == []
 
 
-@pytest.mark.parametrize(("kind", "after"), [("mp3", 2), ("aac", 3)])
-def test_from_two_mp3_or_three_adts_frames_a_file_is_valid(
-    tmp_path: Path, media: MediaFactory, kind: str, after: int
+@pytest.mark.parametrize("kind", ["mp3", "aac"])
+def test_from_min_units_past_a_boundary_a_new_file_starts(
+    tmp_path: Path, media: MediaFactory, kind: str
 ) -> None:
-    """The other side of the defect above: how short a file ffmpeg opens."""
+    """The other side: enough frames past the boundary make a file of their own,
+    named after the boundary, and it is valid."""
     data = media(kind, 4, bitrate="64k").read_bytes()
     framer: Framer = Mp3Framer() if kind == "mp3" else AdtsFramer()
-    files = record(tmp_path, data, framer, after)
-    assert len(files) == 2
+    files = record(tmp_path, data, framer, MIN_UNITS)
+    assert [f.stem for f in files] == ["140001", "140003"]
     for f in files:
         assert ffmpeg_errors(f) == "", f.name

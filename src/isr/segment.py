@@ -27,6 +27,11 @@ from isr.sinks.base import Sink
 MIN_FIRST_FILE = 1.0
 """Seconds: a first file that would end sooner runs on to the next boundary."""
 
+MIN_UNITS = 3
+MIN_SECONDS = 0.5
+"""A file started at a boundary gets at least this many frames (pages) or seconds,
+or none: a stop just after a boundary ends the last file instead."""
+
 CLOCK_SLACK = 0.001
 """Seconds a frame's time may fall short of the last one's end (float residue)."""
 
@@ -83,6 +88,8 @@ class Segmenter:
         """A write to the current file failed: finish it by repair, not by its writer."""
         self.unfinished: list[tuple[Path, Ledger]] = []
         """Closed files whose sidecar could not be written yet."""
+        self.held: list[Frame] = []
+        """Frames past a boundary, too few yet to start the next file with."""
 
     # -- files -----------------------------------------------------------------------
 
@@ -164,6 +171,14 @@ class Segmenter:
         sink, ledger, writer = self.sink, self.ledger, self.writer
         if sink is None or ledger is None:
             return
+        if self.held:
+            # The stream ended a few frames past a boundary: they end this file
+            # rather than make one no tool would open.
+            held, self.held = self.held, []
+            try:
+                self._write_frames(held, self.end_time + _seconds(held))
+            except OSError as exc:
+                self.log.error("cannot write the last frames of %s: %s", ledger.file, exc)
         self.sink = None
         self.ledger = None
         self.writer = None
@@ -294,6 +309,14 @@ class Segmenter:
         before a frame that starts a new link; never inside a frame."""
         if not frames:
             return
+        if self.held:
+            # Frames past a boundary, held so the next file starts with enough of
+            # them to be a file: their time goes on from the last one written.
+            held, self.held = self.held, []
+            expect = self.end_time + _seconds(held)
+            if t0 < expect - CLOCK_SLACK:
+                self._clock_moved_back(expect - t0)
+            frames, t0 = [*held, *frames], self.end_time
         opened = self.sink is None
         if opened:
             self.open(t0, make_sink, fmt, writer=new_writer(), first=frames[0])
@@ -301,11 +324,7 @@ class Segmenter:
             # The media clock moved back (audio came faster than real time after a
             # stall: it was aired earlier than thought). The file's audio is one
             # run, so its start moves with the clock: its span stays its audio's.
-            moved = self.end_time - t0
-            self.ledger.start -= moved
-            self.end_time = t0
-            if moved >= 0.1:  # not every millisecond of network jitter
-                self.log.info("media clock moved back %.3f s in %s", moved, self.ledger.file)
+            self._clock_moved_back(self.end_time - t0)
         t = t0
         start = 0
         for i, frame in enumerate(frames):
@@ -327,6 +346,12 @@ class Segmenter:
                         first=frame,
                         join_sliver=False,
                     )
+                elif len(frames) - i < MIN_UNITS and _seconds(frames[i:]) < MIN_SECONDS:
+                    # Too little yet to make a file that every tool opens (ffmpeg
+                    # needs two MP3 or three ADTS frames in a row): hold it. Should
+                    # the stream end first, it ends the last file instead.
+                    self.held = list(frames[i:])
+                    return
                 else:
                     self._roll(t, make_sink, fmt, new_writer(), frame)
             elif frame.title is not None:
@@ -336,6 +361,16 @@ class Segmenter:
                 self.note_title(frame.title)
             t += frame.samples / frame.sample_rate
         self._write_frames(frames[start:], t)
+
+    def _clock_moved_back(self, moved: float) -> None:
+        """The media clock moved back (audio came faster than real time after a
+        stall: it was aired earlier than thought). The file's audio is one run, so
+        its start moves with the clock: its span stays its audio's."""
+        assert self.ledger is not None
+        self.ledger.start -= moved
+        self.end_time -= moved
+        if moved >= 0.1:  # not every millisecond of network jitter
+            self.log.info("media clock moved back %.3f s in %s", moved, self.ledger.file)
 
     def _write_frames(self, frames: Sequence[Frame], end_time: float) -> None:
         assert self.writer is not None
@@ -385,3 +420,7 @@ class Segmenter:
             raise
         self.has_audio = True
         self.end_time = end_time
+
+
+def _seconds(frames: Sequence[Frame]) -> float:
+    return sum(f.samples / f.sample_rate for f in frames)
