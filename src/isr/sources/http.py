@@ -44,7 +44,7 @@ import ssl
 import weakref
 from dataclasses import dataclass, field
 from types import TracebackType
-from urllib.parse import quote, unquote, urljoin, urlsplit
+from urllib.parse import urljoin
 
 from isr import __version__
 from isr.errors import HttpError, SourceError, SourceTimeout
@@ -57,7 +57,7 @@ from isr.sources.playlist import (
     kind_from_url,
     parse_playlist,
 )
-from isr.urls import redact_url
+from isr.urls import parse_url, redact_url
 
 __all__ = [
     "DEFAULT_USER_AGENT",
@@ -81,8 +81,6 @@ MAX_READ_NOW = 4 << 20
 CONNECT_SLOTS = 32
 """Requests (connect + response header) in flight at once to one host and port."""
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
-_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
-_QUERY_SAFE = _PATH_SAFE + "?"
 
 _default_ssl: ssl.SSLContext | None = None
 
@@ -131,48 +129,6 @@ class HttpStatusError(HttpError):
         super().__init__(message)
         self.status = status
         self.reason = reason
-
-
-@dataclass(frozen=True, slots=True)
-class _Target:
-    scheme: str
-    host: str
-    port: int
-    host_header: str
-    target: str
-    username: str | None
-    password: str | None
-
-    @property
-    def origin(self) -> tuple[str, str, int]:
-        return (self.scheme, self.host, self.port)
-
-
-def _parse_url(url: str) -> _Target:
-    safe = redact_url(url)
-    if any(c in url for c in "\r\n\0"):
-        raise HttpError(f"control characters in URL {safe!r}")
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError as exc:
-        raise HttpError(f"invalid URL {safe!r}: {exc}") from exc
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        raise HttpError(f"unsupported URL scheme {scheme!r} in {safe!r}")
-    host = parts.hostname
-    if not host:
-        raise HttpError(f"no host in URL {safe!r}")
-    default_port = 443 if scheme == "https" else 80
-    if port is None:
-        port = default_port
-    shown = f"[{host}]" if ":" in host else host
-    host_header = shown if port == default_port else f"{shown}:{port}"
-    path = quote(parts.path or "/", safe=_PATH_SAFE)
-    target = f"{path}?{quote(parts.query, safe=_QUERY_SAFE)}" if parts.query else path
-    user = unquote(parts.username) if parts.username is not None else None
-    pw = unquote(parts.password) if parts.password is not None else None
-    return _Target(scheme, host, port, host_header, target, user, pw)
 
 
 def _parse_status(line: str) -> tuple[int, str]:
@@ -628,7 +584,7 @@ async def _request(
     icy_metadata: bool,
     ssl_context: ssl.SSLContext | None,
 ) -> StreamResponse:
-    t = _parse_url(url)
+    t = parse_url(url)
     where = redact_url(url)
     user = username if username is not None else t.username
     pw = password if password is not None else t.password
@@ -758,13 +714,13 @@ async def open_stream(
         raise ValueError("the User-Agent must not start with Mozilla: servers answer HTML")
     if any(c in user_agent for c in "\r\n"):
         raise ValueError("control characters in the User-Agent")
-    origin = _parse_url(url).origin
+    origin = parse_url(url).origin
     hops = 0
     current = url
     while True:
         if kind_from_url(current) == "hls":
             raise HttpError(f"HLS (.m3u8) is not supported: {redact_url(current)}")
-        same_origin = _parse_url(current).origin == origin
+        same_origin = parse_url(current).origin == origin
         resp = await _request(
             current,
             username=username if same_origin else None,
