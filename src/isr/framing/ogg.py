@@ -12,7 +12,8 @@ and emits:
   ("de-chaining"); otherwise the first carries ``new_link`` and a new file starts.
 - each audio page as a frame whose ``samples`` is the granule delta from the
   previous page of the link, or, where there is none (the first page after a
-  connect or a chain), the count computed from its packets (``oggcodecs``).
+  connect or a chain), the count computed from its packets (``oggcodecs``); for
+  FLAC always that count (its blocks are exact, some encoders' granules are not).
 
 A page that continues a packet can't start a file (``cut=False``), nor can the
 first audio page of a new link (a file of headers alone would be useless).
@@ -420,7 +421,9 @@ class OggFramer(FramerBase):
         computed, fresh, self._prev_bs, self._head = count(codec, page, head, self._prev_bs)
         if granule == -1:
             samples = 0
-        elif self._prev_granule is None:
+        elif self._prev_granule is None or codec.name == "flac":
+            # FLAC's block sizes are exact and it trims nothing, while some granules
+            # are not (liquidsoap's last page of a link claims one sample more).
             samples = computed
         else:
             samples = granule - self._prev_granule
