@@ -58,3 +58,33 @@ def test_unfinished_body_is_not_done() -> None:
 def test_bad_sizes_are_errors(bad: bytes) -> None:
     with pytest.raises(HttpError):
         ChunkedDecoder().decode(bad)
+
+
+def test_flush_after_the_last_chunk_or_between_chunks_is_an_end() -> None:
+    whole = encode(PAYLOAD)
+    two_chunks = encode(PAYLOAD[:2])[: -len(b"0\r\nTrailer: x\r\n\r\n")]
+    for data, payload in ((whole, PAYLOAD), (two_chunks, PAYLOAD[:2])):
+        dec = ChunkedDecoder()
+        assert dec.decode(data) == b"".join(payload)
+        assert dec.flush() == b""
+
+
+def test_flush_inside_a_chunk_is_an_error_at_every_cut() -> None:
+    """Cut anywhere inside a chunk (size line, data, the CRLF after it): the payload
+    seen so far is handed out, and the end is an error, not a clean end."""
+    data = encode([b"a" * 5, b"b" * 300])
+    ends = {0}  # where a body may end cleanly: before a chunk's size line
+    pos = 0
+    for size in (5, 300):
+        pos += len(b"%x\r\n" % size) + size + 2
+        ends.add(pos)
+    last = data.index(b"0\r\n")
+    for cut in range(1, last):
+        dec = ChunkedDecoder("http://h/x")
+        out = dec.decode(data[:cut])
+        assert (b"a" * 5 + b"b" * 300).startswith(out), cut
+        if cut in ends:
+            assert dec.flush() == b"", cut
+        else:
+            with pytest.raises(HttpError, match=r"ended .* from http://h/x"):
+                dec.flush()

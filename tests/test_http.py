@@ -389,6 +389,39 @@ def test_chunked_is_decoded(srv: FakeStreamServer) -> None:
     assert titles == conn.titles and titles
 
 
+def test_chunked_body_cut_inside_a_chunk_is_an_error_not_an_end() -> None:
+    """The payload that came is read; then a break, where a close between chunks
+    would have been a plain end of the stream."""
+
+    def serve(listener: socket.socket, body: bytes) -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+
+    async def go(body: bytes) -> tuple[bytes, BaseException | None]:
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(1)
+            server = threading.Thread(target=serve, args=(listener, body), daemon=True)
+            server.start()
+            port = listener.getsockname()[1]
+            got, error = b"", None
+            async with await open_stream(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+                try:
+                    while chunk := await resp.read():
+                        got += chunk
+                except SourceError as exc:
+                    error = exc
+            server.join(5)
+            return got, error
+
+    got, error = run(go(b"3\r\nabc\r\n10\r\n12345"))
+    assert got == b"abc12345"
+    assert isinstance(error, HttpError) and "11 bytes short" in str(error)
+    assert run(go(b"3\r\nabc\r\n")) == (b"abc", None)
+
+
 def test_chunked_live_stream_of_small_chunks_keeps_pace(srv: FakeStreamServer) -> None:
     """A read returns one chunk at most; small chunks must not each wait a tick."""
     srv.add(

@@ -3,8 +3,10 @@
 Pure and incremental, like httpx's decoders: ``decode(data)`` takes raw body bytes
 as they arrive, split anywhere (inside a size line, a CRLF or chunk data), and
 returns the payload bytes they complete; ``done`` turns true at the last chunk.
-The stream client reads raw bytes and runs them through this, so what the socket
-already holds can be decoded at once at a stop, with no await.
+``flush()`` at the end of the raw bytes tells a body cut inside a chunk (an error)
+from one that ended between chunks. The stream client reads raw bytes and runs
+them through this, so what the socket already holds can be decoded at once at a
+stop, with no await.
 """
 
 from __future__ import annotations
@@ -70,3 +72,22 @@ class ChunkedDecoder:
                 self.done = True
             self._left = size
         return bytes(out)
+
+    def flush(self) -> bytes:
+        """The connection ended: raises ``HttpError`` if it ended inside a chunk
+        (its size line, its data or the CRLF after it). Payload is handed out as it
+        arrives, so nothing is held back to return here.
+
+        A body that ends between two chunks without the last chunk is taken as
+        ended, not as an error: the server closed the stream where a close of a
+        plain body would also have ended it, and no payload was cut.
+        """
+        if self.done:
+            return b""
+        if self._left:
+            raise HttpError(
+                f"the body ended {self._left} bytes short of its chunk's end from {self.where}"
+            )
+        if self._line or self._crlf:
+            raise HttpError(f"the body ended inside a chunk's framing from {self.where}")
+        return b""

@@ -397,7 +397,7 @@ class StreamResponse:
         while not chunks.done:
             raw = await reader.read(n)
             if not raw:
-                return b""
+                return chunks.flush()  # raises if the connection ended inside a chunk
             # What the reader held is all read at once: a small read means the
             # stream is live, however small its chunks are.
             self._small = len(raw) < n // SMALL_READ_FRACTION
