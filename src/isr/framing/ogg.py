@@ -251,6 +251,12 @@ class OggFramer(FramerBase):
             self._drop(len(page), reason)
             return
         if seq != self._next_seq:  # a page was lost: what we knew of the packet is gone
+            if not link.codec.headers_done:  # a header with it: the link is lost
+                self._drop(sum(len(p) for p in self._held) + len(page), "bad-headers")
+                self._held = []
+                self._packet.clear()
+                self._link = None
+                return
             self._head = None
             self._prev_granule = None
         self._next_seq = (seq + 1) & 0xFFFFFFFF

@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 
 from isr.framing.base import Frame
@@ -56,6 +57,11 @@ def _flac_info(page: bytes, total: int, headers: int | None = None) -> bytes:
     return rewrite_page(
         page, flags=page[5], granule=granule, serial=serial, sequence=seq, body=bytes(body)
     )
+
+
+def _renumbered(page: bytes, sequence: int) -> bytes:
+    granule, serial = struct.unpack_from("<qI", page, 6)
+    return rewrite_page(page, flags=page[5], granule=granule, serial=serial, sequence=sequence)
 
 
 def _without_empty_tail(page: bytes) -> bytes | None:
@@ -112,14 +118,17 @@ class OggWriter:
             return b""
         self._current = link
         self._serial = link.serial
-        pages = list(link.header_pages)
+        pages = [
+            page if page[18:22] == i.to_bytes(4, "little") else _renumbered(page, i)
+            for i, page in enumerate(link.header_pages)
+        ]
         if link.codec.name == "flac" and len(pages) > 1:
             headers = len(link.codec.header_packets) - 1
             pages[0] = self._info_page = _flac_info(pages[0], 0, headers)
         self._seq = len(pages)
         last = pages.pop()
         granule = int.from_bytes(last[6:14], "little", signed=True)
-        self._held = (last, last[5], granule, int.from_bytes(last[18:22], "little"))
+        self._held = (last, last[5], granule, len(pages))
         return b"".join(pages)
 
     def write(self, frames: Sequence[Frame]) -> bytes:
