@@ -1,5 +1,6 @@
-"""The source clients stations really use — liquidsoap, ices2, ezstream — feeding the
-tests' private Icecast (``tests.support.icecast``) from tagged local tracks.
+"""The source clients stations really use — liquidsoap, ices2, ezstream, darkice —
+feeding the tests' private Icecast (``tests.support.icecast``) from tagged local tracks
+(darkice: from the tests' ALSA card, ``tests.support.alsa``).
 
 ffmpeg as a source client sends one clean logical stream; these clients do what real
 stations do: a new Ogg link at every track (liquidsoap, ices2, ezstream), a zero-byte
@@ -13,13 +14,14 @@ to the Icecast on 127.0.0.1 and runs in its own directory under the server's wor
 (liquidsoap, ices2 and ezstream are run as root here; only Icecast needs another user).
 
 Versions these were written against (Debian 12): liquidsoap 2.1.3, ices2 2.0.3,
-ezstream 1.0.2.
+ezstream 1.0.2, darkice 1.3.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import os
 import subprocess
 import time
 from collections.abc import Sequence
@@ -118,14 +120,21 @@ def write_playlist(path: Path, tracks: Sequence[Track]) -> Path:
 class SourceClient:
     """One client process; stop() ends it as a station would (SIGTERM, then SIGKILL)."""
 
-    def __init__(self, name: str, args: list[str], workdir: Path) -> None:
+    def __init__(
+        self, name: str, args: list[str], workdir: Path, *, env: dict[str, str] | None = None
+    ) -> None:
         self.name = name
         self.args = args
         self.workdir = workdir
         self.log_path = workdir / f"{name}.log"
         with self.log_path.open("ab") as log:
             self.proc = popen(
-                args, cwd=workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                args,
+                cwd=workdir,
+                env={**os.environ, **(env or {})},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         _LIVE.add(self)
 
@@ -319,12 +328,53 @@ def start_ezstream(
     return client
 
 
+DARKICE_FORMATS = ("mp3", "vorbis", "opus")
+
+
+def start_darkice(
+    server: Icecast,
+    outputs: dict[str, str],
+    *,
+    device: str,
+    alsa_env: dict[str, str],
+    sample_rate: int = 48000,
+    channels: int = 2,
+    name: str = "darkice",
+) -> SourceClient:
+    """darkice capturing ALSA PCM ``device`` (the tests' card: ``alsa_env`` names its
+    private ALSA config) and encoding it for each mount of ``outputs`` (mount -> one
+    of ``DARKICE_FORMATS``) at 96 kbps. One continuous stream per mount, no titles."""
+    binary = require_tool("darkice")
+    workdir = _client_dir(server, name)
+    sections = []
+    for i, (mount, fmt) in enumerate(outputs.items()):
+        if fmt not in DARKICE_FORMATS:
+            raise ValueError(f"darkice format {fmt!r}: expected one of {DARKICE_FORMATS}")
+        sections.append(
+            f"[icecast2-{i}]\nbitrateMode = cbr\nformat = {fmt}\nbitrate = 96\n"
+            f"server = 127.0.0.1\nport = {server.port}\npassword = {server.source_password}\n"
+            f"mountPoint = {mount.lstrip('/')}\nname = ISR tests\n"
+        )
+    config = workdir / "darkice.cfg"
+    config.write_text(
+        # realtime = no: as root darkice would take a real-time priority on shared cores.
+        "[general]\nduration = 0\nbufferSecs = 1\nreconnect = yes\nrealtime = no\n"
+        f"[input]\ndevice = {device}\nsampleRate = {sample_rate}\nbitsPerSample = 16\n"
+        f"channel = {channels}\n" + "".join(sections)
+    )
+    client = SourceClient(name, [binary, "-c", str(config)], workdir, env=alsa_env)
+    client.wait_live(server, list(outputs))
+    return client
+
+
 __all__ = [
+    "DARKICE_FORMATS",
     "LIQUIDSOAP_ENCODERS",
     "SourceClient",
     "Track",
     "liquidsoap_script",
     "make_tracks",
+    "start_darkice",
     "start_ezstream",
     "start_ices2",
     "start_liquidsoap",
