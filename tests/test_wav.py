@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
-import logging
 import os
 import shutil
 import struct
@@ -21,7 +19,6 @@ from isr.sinks.wav import (
     WavSink,
     parse_wav_header,
     repair_wav,
-    repair_wavs,
     wav_header,
 )
 from tests.support.tools import require_tool
@@ -152,31 +149,6 @@ def test_repair_leaves_other_files_alone(tmp_path: Path) -> None:
     (tmp_path / "short.wav").write_bytes(b"RIFF")
     assert repair_wav(tmp_path / "x.wav") is None
     assert repair_wav(tmp_path / "short.wav") is None
-
-
-def test_repair_wavs_walks_the_tree_and_logs(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    crashed_wav(tmp_path / "a.wav", 100)
-    (tmp_path / "radio" / "2026").mkdir(parents=True)
-    crashed_wav(tmp_path / "radio" / "2026" / "b.wav", 200)
-    (tmp_path / ".isr").mkdir()
-    crashed_wav(tmp_path / ".isr" / "c.wav", 100)  # ISR's own directory: not a recording
-    busy = tmp_path / "busy.wav"
-    crashed_wav(busy, 100)
-    fd = os.open(busy, os.O_RDONLY)
-    fcntl.flock(fd, fcntl.LOCK_SH)  # a recorder writing it
-    try:
-        with caplog.at_level(logging.WARNING, logger="isr.wav"):
-            done = repair_wavs(tmp_path)
-    finally:
-        os.close(fd)
-    assert sorted(p.relative_to(tmp_path).as_posix() for p, _ in done) == [
-        "a.wav",
-        "radio/2026/b.wav",
-    ]
-    assert caplog.text.count("repaired ") == 2
-    assert "data size 0 -> 800" in caplog.text
 
 
 def test_crashed_file_decodes_in_ffmpeg_after_repair(tmp_path: Path) -> None:

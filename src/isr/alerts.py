@@ -22,7 +22,6 @@ from isr.config import AlertsConfig
 
 log = logging.getLogger("isr.alerts")
 
-EVENTS = ("source_failed", "source_recovered", "disk_low", "dead_air")
 DELIVERY_TIMEOUT = 10.0
 
 

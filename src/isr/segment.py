@@ -72,7 +72,6 @@ class Segmenter:
         self.end_time = 0.0
         """Time just after the last unit written to the current file."""
         self.title: str | None = None
-        self.files_opened = 0
         self.pending_gap: dict[str, Any] | None = None
         """A gap (reconnect) to record in the ledger of the next file opened."""
         self.pending_overlap: dict[str, Any] | None = None
@@ -139,7 +138,6 @@ class Segmenter:
             # page) is not worth a file, and some decoders refuse it: join the next.
             self.boundary = next_boundary(self.boundary, self.split_seconds, self.tz)
         self.end_time = at
-        self.files_opened += 1
         self.ledger = Ledger(
             source=self.source, file=self.relative(sink.path), format=fmt, start=at
         )

@@ -34,7 +34,6 @@ class Ledger:
     titles: list[dict[str, Any]] = field(default_factory=list)
     gaps: list[dict[str, Any]] = field(default_factory=list)
     overlaps_removed: list[dict[str, Any]] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self, tz: tzinfo) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -47,7 +46,6 @@ class Ledger:
             "gaps": self.gaps,
             "overlaps_removed": self.overlaps_removed,
         }
-        out.update(self.extra)
         return out
 
 

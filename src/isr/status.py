@@ -23,7 +23,7 @@ import logging
 import os
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,6 @@ class SourceStatus:
     """When that file's audio ended; a restarted recorder notes the gap from here."""
     sink: Sink | None = None
     """The open file, whose size is ``bytes`` in the status file."""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self, tz: tzinfo) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -78,7 +77,6 @@ class SourceStatus:
             "format": self.format,
             "title": self.title,
         }
-        out.update(self.extra)
         return out
 
 

@@ -46,9 +46,6 @@ __all__ = [
     "streaminfo_patch",
 ]
 
-HEADER_MAX = 16
-"""Longest frame header: sync 2, codes 2, number 7, block size 2, rate 2, CRC-8 1."""
-
 _NEED = -1
 _RATES = (0, 88200, 176400, 192000, 8000, 16000, 22050, 24000, 32000, 44100, 48000, 96000)
 """Sample rate by code 0..11 (§9.1.2); 0 = "get from STREAMINFO"."""

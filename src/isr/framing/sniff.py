@@ -15,7 +15,6 @@ from isr.framing.mp3 import Mp3Framer
 __all__ = [
     "format_from_content_type",
     "sniff",
-    "sniff_disagrees",
     "sniff_scores",
     "unsupported",
 ]
@@ -41,9 +40,6 @@ _CONTENT_TYPES = {
     "audio/flac": "flac",
     "audio/x-flac": "flac",
 }
-
-_CONTAINER = {"opus": "ogg", "vorbis": "ogg", "oga": "ogg"}
-"""Declared formats that name a codec carried in Ogg."""
 
 MIN_SCORE = 0.5
 """Below this a sniffed format is not believed."""
@@ -134,9 +130,7 @@ def _free_format_mp3(head: bytes) -> bool:
         for n, p in enumerate(spots):
             for q in spots[n + 1 : n + 8]:
                 d = q - p
-                if d >= 16 and all(
-                    any(p + k * d + e in at for e in (-1, 0, 1)) for k in (2, 3)
-                ):
+                if d >= 16 and all(any(p + k * d + e in at for e in (-1, 0, 1)) for k in (2, 3)):
                     return True
     return False
 
@@ -154,16 +148,3 @@ def unsupported(head: bytes) -> str | None:
     if Mp3Framer.score(body) == 0 and _free_format_mp3(body[:8192]):
         return "free-format MP3 (no bitrate in its frame headers)"
     return None
-
-
-def sniff_disagrees(declared: str, head: bytes) -> str | None:
-    """The sniffed format when it differs from ``declared``, so the caller uses it.
-
-    ``declared`` is a format name (``opus`` counts as ``ogg``). None when the bytes
-    agree or say nothing clear.
-    """
-    found = sniff(head)
-    if found is None:
-        return None
-    declared = declared.strip().lower()
-    return None if _CONTAINER.get(declared, declared) == found else found

@@ -217,25 +217,3 @@ def repair_wav(path: Path | str) -> str | None:
         with contextlib.suppress(OSError):
             fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
-
-
-def repair_wavs(directory: Path | str) -> list[tuple[Path, str]]:
-    """Repair every ``*.wav`` below ``directory`` (skipping ``.isr/`` and files a
-    recorder is writing), logging each repair; returns ``(path, what)`` pairs."""
-    repaired: list[tuple[Path, str]] = []
-    root = Path(directory)
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if not name.lower().endswith(".wav"):
-                continue
-            path = Path(dirpath) / name
-            try:
-                what = repair_wav(path)
-            except OSError as exc:
-                log.error("cannot repair %s: %s", path, exc)
-                continue
-            if what is not None:
-                log.warning("repaired %s: %s", path, what)
-                repaired.append((path, what))
-    return repaired
