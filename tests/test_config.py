@@ -213,3 +213,21 @@ def test_a_password_that_breaks_the_url_is_a_config_error_without_the_password()
     from isr.sources.http import redact_url
 
     assert "cret" not in redact_url("http://dj:se/cret@127.0.0.1:8000/live")
+
+
+def test_dataclass_defaults_come_from_the_key_table() -> None:
+    """Issue 13 item 5: one place holds each default; the dataclasses, the command
+    line and the web app read it from the key table."""
+    from isr.config import AlertsConfig, SourceConfig, WebConfig, default_of
+    from isr.web.app import WEB_DEFAULTS
+
+    web = WebConfig()
+    for name in ("host", "port", "threshold"):
+        assert getattr(web, name) == default_of("web", name)
+        assert getattr(WEB_DEFAULTS, name) == default_of("web", name)
+    alerts = AlertsConfig()
+    for name in ("silence_threshold_db", "silence_seconds"):
+        assert getattr(alerts, name) == default_of("alerts", name)
+    fields = SourceConfig.__dataclass_fields__
+    assert fields["timeout_seconds"].default == default_of("stream", "timeout_seconds")
+    assert fields["sample_rate"].default == default_of("soundcard", "sample_rate")

@@ -50,7 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_web_options(web)
     web.add_argument("--dir", default=None, help="recordings directory (default: the config's)")
     web.add_argument(
-        "--threshold", type=float, default=None, help="loudness threshold 0..1 (default 0.05)"
+        "--threshold",
+        type=float,
+        default=None,
+        help=f"loudness threshold 0..1 (default {WebConfig().threshold:g})",
     )
     run = sub.add_parser("run", help="recorder and web UI together")
     _add_config(run)
@@ -59,8 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_web_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=_port, default=None, help="port (default 8080)")
+    web = WebConfig()
+    p.add_argument("--host", default=None, help=f"address to listen on (default {web.host})")
+    p.add_argument("--port", type=_port, default=None, help=f"port (default {web.port})")
 
 
 def _port(text: str) -> int:

@@ -258,6 +258,43 @@ def keys_for(scope: str) -> list[Key]:
     return [k for k in KEYS if k.scope in scopes]
 
 
+def _convert(key: Key, raw: str, where: Callable[[str], ConfigError]) -> Any:
+    value = raw.strip()
+    if key.kind in ("str", "path"):
+        return value
+    if key.kind == "choice":
+        canon = value.upper() if key.name == "log_level" else value.lower()
+        if canon not in key.choices:
+            raise where(f"{value!r} is not one of {', '.join(key.choices)}")
+        return canon
+    number: float
+    try:
+        number = int(value) if key.kind == "int" else float(value)
+    except ValueError:
+        kind = "a whole number" if key.kind == "int" else "a number"
+        raise where(f"{value!r} is not {kind}") from None
+    if not math.isfinite(number):
+        raise where(f"{value!r} is not a finite number")
+    if key.positive and number <= 0:
+        raise where(f"must be greater than 0, got {value}")
+    if key.minimum is not None and number < key.minimum:
+        raise where(f"must be at least {key.minimum:g}, got {value}")
+    if key.maximum is not None and number > key.maximum:
+        raise where(f"must be at most {key.maximum:g}, got {value}")
+    return number
+
+
+def default_of(scope: str, name: str) -> Any:
+    """The default of a key, converted as a config value would be: the dataclasses
+    below and the command line take their defaults from the one key table."""
+    for key in keys_for(scope):
+        if key.name == name:
+            if key.default == "":
+                return None if key.kind in ("int", "float") else ""
+            return _convert(key, key.default, ConfigError)
+    raise KeyError(f"no key {name!r} in scope {scope!r}")
+
+
 @dataclass(frozen=True)
 class SourceConfig:
     """One source section, fully resolved with its inherited ``[general]`` keys."""
@@ -276,11 +313,11 @@ class SourceConfig:
     url: str = ""
     username: str = ""
     password: str = field(default="", repr=False)
-    timeout_seconds: float = 30.0
-    device: str = "default"
-    sample_rate: int = 44100
-    channels: int = 2
-    frequency: float = 440.0
+    timeout_seconds: float = default_of("stream", "timeout_seconds")
+    device: str = default_of("soundcard", "device")
+    sample_rate: int = default_of("soundcard", "sample_rate")
+    channels: int = default_of("soundcard", "channels")
+    frequency: float = default_of("tone", "frequency")
 
     @property
     def split_seconds(self) -> float:
@@ -289,9 +326,9 @@ class SourceConfig:
 
 @dataclass(frozen=True)
 class WebConfig:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    threshold: float = 0.05
+    host: str = default_of("web", "host")
+    port: int = default_of("web", "port")
+    threshold: float = default_of("web", "threshold")
     username: str = ""
     password: str = field(default="", repr=False)
     allowed_hosts: tuple[str, ...] = ()
@@ -301,8 +338,8 @@ class WebConfig:
 class AlertsConfig:
     webhook_url: str = ""
     command: str = ""
-    silence_threshold_db: float = -50.0
-    silence_seconds: float = 60.0
+    silence_threshold_db: float = default_of("alerts", "silence_threshold_db")
+    silence_seconds: float = default_of("alerts", "silence_seconds")
 
 
 @dataclass(frozen=True)
@@ -330,32 +367,6 @@ split_minutes = 1
 type = tone
 frequency = 440
 """
-
-
-def _convert(key: Key, raw: str, where: Callable[[str], ConfigError]) -> Any:
-    value = raw.strip()
-    if key.kind in ("str", "path"):
-        return value
-    if key.kind == "choice":
-        canon = value.upper() if key.name == "log_level" else value.lower()
-        if canon not in key.choices:
-            raise where(f"{value!r} is not one of {', '.join(key.choices)}")
-        return canon
-    number: float
-    try:
-        number = int(value) if key.kind == "int" else float(value)
-    except ValueError:
-        kind = "a whole number" if key.kind == "int" else "a number"
-        raise where(f"{value!r} is not {kind}") from None
-    if not math.isfinite(number):
-        raise where(f"{value!r} is not a finite number")
-    if key.positive and number <= 0:
-        raise where(f"must be greater than 0, got {value}")
-    if key.minimum is not None and number < key.minimum:
-        raise where(f"must be at least {key.minimum:g}, got {value}")
-    if key.maximum is not None and number > key.maximum:
-        raise where(f"must be at most {key.maximum:g}, got {value}")
-    return number
 
 
 def _nearest(name: str, candidates: Iterable[str]) -> str:

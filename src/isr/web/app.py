@@ -27,6 +27,7 @@ from urllib.parse import quote
 import jinja2
 from aiohttp import web
 
+from isr.config import WebConfig
 from isr.metrics import make_registry, render
 from isr.retention import log_deletion
 from isr.sinks.files import is_locked
@@ -37,6 +38,9 @@ from isr.web.paths import BadName, encode_name, resolve
 from isr.web.recorder_status import RecorderStatus, read_status
 
 log = logging.getLogger("isr.web")
+
+WEB_DEFAULTS = WebConfig()
+"""Defaults from the config's one key table: ``isr web`` without a config."""
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 100
@@ -617,7 +621,7 @@ async def _learn_own_names(app: web.Application) -> None:
 def create_app(
     directory: Path,
     *,
-    threshold: float = 0.05,
+    threshold: float = WEB_DEFAULTS.threshold,
     username: str = "",
     password: str = "",
     allowed_hosts: Iterable[str] = (),
@@ -681,9 +685,9 @@ def runner_options() -> dict[str, Any]:
 async def start_web(
     directory: Path,
     *,
-    host: str = "127.0.0.1",
-    port: int = 8080,
-    threshold: float = 0.05,
+    host: str = WEB_DEFAULTS.host,
+    port: int = WEB_DEFAULTS.port,
+    threshold: float = WEB_DEFAULTS.threshold,
     username: str = "",
     password: str = "",
     allowed_hosts: Iterable[str] = (),
@@ -714,9 +718,9 @@ async def start_web(
 def run_web(
     directory: Path,
     *,
-    host: str = "127.0.0.1",
-    port: int = 8080,
-    threshold: float = 0.05,
+    host: str = WEB_DEFAULTS.host,
+    port: int = WEB_DEFAULTS.port,
+    threshold: float = WEB_DEFAULTS.threshold,
     username: str = "",
     password: str = "",
     allowed_hosts: Iterable[str] = (),

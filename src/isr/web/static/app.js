@@ -5,7 +5,8 @@
 (function () {
   const live = document.getElementById("live");
   const tbody = document.getElementById("files");
-  const threshold = document.body.dataset.threshold || "0.05";
+  // The server's threshold (from the config's key table); absent, the server's default.
+  const threshold = document.body.dataset.threshold;
   const SVG = "http://www.w3.org/2000/svg";
 
   function say(text) {
@@ -169,7 +170,8 @@
     button.disabled = true;
     say("Analysing " + row.dataset.name + "…");
     try {
-      const res = await fetch("/api/analyse/" + row.dataset.url + "?threshold=" + encodeURIComponent(threshold));
+      const res = await fetch("/api/analyse/" + row.dataset.url +
+        (threshold ? "?threshold=" + encodeURIComponent(threshold) : ""));
       if (res.status === 404) { gone(row); return; }
       if (!res.ok) { throw new Error((await res.text()) || res.statusText); }
       const data = await res.json();
