@@ -211,6 +211,36 @@ def test_a_connect_inside_multi_page_headers_drops_only_that_link(
         )
 
 
+@pytest.mark.parametrize("kept", [1, 2], ids=["bos-only", "bos-and-a-comment-page"])
+def test_a_link_cut_short_in_its_headers_loses_only_itself(
+    vorbis_links: list[bytes], kept: int
+) -> None:
+    """A link that stops inside its headers (a source client that restarted; a
+    listener that joined while the headers were coming in) is dropped as cut short,
+    and the next link is recorded: also when only its BOS page came, so that the
+    next BOS page follows it at once, as a second stream of a multiplexed link would
+    (the next page tells them apart). It was taken for one, and lost whole."""
+    first, second, third = vorbis_links
+    head = b"".join(pages_of(first)[:kept])
+    frames, framer = frame_all(head + second + third)
+    assert b"".join(f.data for f in frames) == second + third
+    assert framer.drops == {"truncated": len(head)}
+
+
+def test_a_multiplexed_link_keeps_the_stream_whose_pages_follow(tmp_path: Path) -> None:
+    """Two audio streams in one link: the one whose page follows the BOS pages is
+    recorded, the other dropped (a BOS page passed over counts as a link cut short:
+    nothing tells the two apart)."""
+    one = pages_of(encode(tmp_path, "a.opus", "opus", seconds=0.5, serial=1))
+    two = pages_of(encode(tmp_path, "b.opus", "opus", seconds=0.5, serial=2, channels=1))
+    for lead, other in ((one, two), (two, one)):
+        mixed = [other[0], lead[0], *lead[1:2], *other[1:], *lead[2:]]
+        frames, framer = frame_all(b"".join(mixed))
+        assert [f.data for f in frames] == lead
+        assert framer.dropped_bytes == sum(len(p) for p in other)
+        assert set(framer.drops) <= {"other-stream", "truncated"}  # passed over: cut short?
+
+
 # -- item 7: codecs ISR cannot record --------------------------------------------------
 
 
@@ -362,8 +392,8 @@ def test_no_file_of_a_links_last_page_alone(tmp_path: Path) -> None:
         log=logging.getLogger("test"),
     )
 
-    def make_sink(directory: Path, stem: str) -> Sink:
-        return Sink(directory, stem, framer.extension)
+    def make_sink(directory: Path, stem: str, ext: str | None) -> Sink:
+        return Sink(directory, stem, ext or framer.extension)
 
     t = t0
     for f in frames:  # one page at a time, as a live stream delivers them

@@ -1,12 +1,14 @@
 """`isr record` on Ogg streams that reconnect or cannot be recorded (issue 11, Ogg items).
 
 The tests' own server sends Vorbis links whose comment headers span several pages
-(a 100 kB COMMENT, as cover art or long tags make them) and drops the first
-connection inside such a header; the next connection goes on from that byte. What
-the recorder wrote is judged packet for packet against what the server sent: the
-link whose start was missed is dropped (and only it), every later link is recorded
-from its headers, and each title is listed once. An Ogg Speex stream beside it is
-refused by name.
+(a 100 kB COMMENT, as cover art or long tags make them). One link stops right after
+its BOS page and the next link begins (what a listener gets when a source client
+restarts, or joins while a link's headers are still coming in), and the first
+connection ends inside another link's header; the next connection goes on from that
+byte. What the recorder wrote is judged packet for packet against what the server
+sent: a link whose start was missed, or that was cut short, is dropped (and only
+it), every later link is recorded from its headers, and each title is listed once.
+An Ogg Speex stream beside it is refused by name.
 """
 
 from __future__ import annotations
@@ -29,21 +31,23 @@ def test_reconnect_inside_multi_page_headers_records_the_next_links(tmp_path: Pa
     links = [
         encode(src, f"v{i}.ogg", "vorbis", seconds=LINK, frequency=330 + 110 * i,
                serial=100 + i, title=f"Song {i}", comment_bytes=100_000)
-        for i in range(4)
+        for i in range(6)
     ]  # fmt: skip
     speex = encode(src, "s.spx", "speex", seconds=20.0)
-    first_pages = pages_of(links[1])
-    # The first connection ends inside the second page of link 1's comment header.
-    missed = len(first_pages[0]) + len(first_pages[1]) + 5000
-    drop = len(links[0]) + missed
-    payload = b"".join(links)
+    cut_short = pages_of(links[1])[0]  # link 1 stops after its BOS page
+    sent_links = [links[0], cut_short, *links[2:]]
+    # The first connection ends inside the second page of link 3's comment header.
+    third = pages_of(links[3])
+    missed = len(third[0]) + len(third[1]) + 5000
+    drop = len(links[0]) + len(cut_short) + len(links[2]) + missed
+    payload = b"".join(sent_links)
     mounts = [
         Mount(
             "/v.ogg",
             payload=payload,
             status_line="HTTP/1.0 200 OK",
             content_type="audio/ogg",
-            byte_rate=len(payload) / (4 * LINK),
+            byte_rate=len(payload) / (5 * LINK),
             loop=False,
             drop_after=drop,
             faulty_connections=1,
@@ -83,20 +87,23 @@ def test_reconnect_inside_multi_page_headers_records_the_next_links(tmp_path: Pa
     for f in files:
         assert ffmpeg_errors(f) == "", f.name
         assert ogginfo_warnings(f) == [], f.name
-    # Packet for packet: link 0 from the first connection; link 1, whose start the
-    # second connection missed, not at all; links 2 and 3 whole from the second.
+    # Packet for packet: links 0 and 2 (one setup: joined) from the first connection,
+    # but not what came of link 1; link 3, whose start the second connection missed,
+    # not at all; links 4 and 5 whole from the second.
     sent = [packets_of(link) for link in links]
-    for run, expected in ((runs[0], [0]), (runs[1], [2, 3])):
+    for run, expected in ((runs[0], [0, 2]), (runs[1], [4, 5])):
         got = [packets_of(f.read_bytes()) for f in run]
         assert all(p[:3] == sent[expected[0]][:3] for p in got[:1])  # headers first
         audio = [p for packets in got for p in packets[3:]]
         assert audio == [p for i in expected for p in sent[i][3:]]
-    # Only the rest of link 1 was dropped, as bytes of a link whose start was missed.
+    # Only the rest of link 3 was dropped, as bytes of a link whose start was missed,
+    # and no link was taken for another stream of the one before.
     skipped = re.findall(r"skipped (\d+) bytes before the first whole frame \(([^)]*)\)", log)
-    assert int(skipped[-1][0]) == len(links[1]) - missed, skipped
-    assert "other-stream" not in skipped[-1][1], skipped
+    assert int(skipped[-1][0]) == len(links[3]) - missed, skipped
+    ours = [line for line in log.splitlines() if "isr.source.v:" in line]
+    assert not [line for line in ours if "other-stream" in line], ours
     # Each link's title once, where its audio starts (the second file opened with
     # the new link's title, not also the last one of the first connection).
     titles = [t for f in runs[1] for t in sidecar_of(f)["titles"]]
-    assert [t["title"] for t in titles] == ["Band - Song 2", "Band - Song 3"], titles
+    assert [t["title"] for t in titles] == ["Band - Song 4", "Band - Song 5"], titles
     assert titles[0]["at"] == 0.0 and abs(titles[1]["at"] - LINK) < 0.1, titles

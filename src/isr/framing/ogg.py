@@ -18,7 +18,12 @@ and emits:
 A page that continues a packet can't start a file (``cut=False``), nor can the
 first audio page of a new link (a file of headers alone would be useless).
 Pages of other logical streams of a multiplexed link (a skeleton, video, a
-second audio stream) are dropped: the first audio stream of a link is recorded.
+second audio stream) are dropped: the first audio stream of a link is recorded,
+unless the page after the BOS pages belongs to another one. A link cut short right
+after its BOS page (a source client that restarted) looks like a multiplexed one
+until then; the new link it is followed by must not be lost as "another stream".
+A link cut short in its headers, or whose header page was lost, is dropped up to
+the next link. A first link of a codec ISR cannot record (Speex) is refused.
 Pages that continue a packet whose start was never seen (after a connect or a
 lost page) are dropped as ``orphan``.
 
@@ -159,6 +164,9 @@ class OggFramer(FramerBase):
         self._chosen = False
         self._unsupported: str | None = None
         """The codec of the link being skipped, one ISR cannot record."""
+        self._candidates: list[tuple[bytes, int, int, Codec]] = []
+        """BOS pages (page, serial, sequence, codec) of audio streams passed over
+        for the chosen one in the current group of BOS pages."""
         self._packet = bytearray()
         """The header packet being assembled."""
         self._head: bytes | None = None
@@ -189,6 +197,7 @@ class OggFramer(FramerBase):
         self._drop(len(self._buf), "truncated")
         self._buf.clear()
         self._drop(sum(len(p) for p in self._held), "truncated")
+        self._drop_candidates("truncated")
         self._reset()
         return out
 
@@ -243,6 +252,8 @@ class OggFramer(FramerBase):
             return
         if self._bos_run:
             self._bos_run = False
+            if self._candidates:
+                self._resolve(serial)
             if not self._chosen:
                 self._no_link()
         link = self._link
@@ -273,13 +284,23 @@ class OggFramer(FramerBase):
         if not self._bos_run:  # the first BOS page of a link's group
             self._chosen = False
             self._unsupported = None
+            self._drop_candidates("other-stream")
         self._bos_run = True
-        if codec is None or self._chosen:
-            # Another stream of a multiplexed link, or a codec we don't record.
-            if codec is None and pieces and pieces[0][2] and self._unsupported is None:
+        if codec is None:  # a codec we don't record (a skeleton, video, Speex)
+            if pieces and pieces[0][2] and self._unsupported is None:
                 self._unsupported = unsupported_codec(page[pieces[0][0] : pieces[0][1]])
             self._drop(len(page), "other-stream")
             return
+        if self._chosen and self._link is not None and serial != self._link.serial:
+            # Another audio stream of a multiplexed link, or the start of a new link
+            # after one that was cut short just after its BOS page (a reconnect, a
+            # source client's restart): the next page tells which.
+            self._candidates.append((page, serial, seq, codec))
+            return
+        self._choose(page, serial, seq, codec)
+
+    def _choose(self, page: bytes, serial: int, seq: int, codec: Codec) -> None:
+        """Record the stream whose BOS ``page`` this is; a link in progress ends."""
         self._chosen = True
         self._drop(sum(len(p) for p in self._held), "truncated")  # a link cut short
         self._held = []
@@ -288,11 +309,27 @@ class OggFramer(FramerBase):
         self._head = None
         self._prev_granule = None
         self._next_seq = (seq + 1) & 0xFFFFFFFF
-        codec.add_header(page[pieces[0][0] : pieces[0][1]])
+        start, end, _ = page_packets(page)[0]
+        codec.add_header(page[start:end])
         self._held.append(page)
         self._link.header_pages.append(page)
         # The identification header is alone on its page (RFC 7845 section 3 and the
         # Vorbis and FLAC mappings); anything else on it is ignored.
+
+    def _resolve(self, serial: int) -> None:
+        """The first page after a group of BOS pages: if it belongs to a stream
+        passed over for the chosen one, the chosen one never went on (a link cut
+        short after its BOS page): record the new one."""
+        for page, own, seq, codec in self._candidates:
+            if own == serial:
+                self._choose(page, own, seq, codec)
+            else:
+                self._drop(len(page), "other-stream")
+        self._candidates = []
+
+    def _drop_candidates(self, reason: str) -> None:
+        self._drop(sum(len(c[0]) for c in self._candidates), reason)
+        self._candidates = []
 
     def _no_link(self) -> None:
         """A link began in which no stream is one we record: its pages are dropped
