@@ -392,7 +392,7 @@ def test_no_file_of_a_links_last_page_alone(tmp_path: Path) -> None:
         log=logging.getLogger("test"),
     )
 
-    def make_sink(directory: Path, stem: str, ext: str | None) -> Sink:
+    def make_sink(directory: Path, stem: str, ext: str | None = None) -> Sink:
         return Sink(directory, stem, ext or framer.extension)
 
     t = t0
