@@ -247,11 +247,17 @@ def test_a_multiplexed_link_keeps_the_stream_whose_pages_follow(tmp_path: Path) 
 def test_ogg_speex_is_refused_by_name(tmp_path: Path) -> None:
     speex = encode(tmp_path, "s.spx", "speex", seconds=1.0)
     framer = OggFramer()
+    fed = 0
     with pytest.raises(UnsupportedFormat, match="Speex") as caught:
         for i in range(0, len(speex), 500):
+            fed += len(speex[i : i + 500])
             framer.feed(speex[i : i + 500])
     assert isinstance(caught.value, SourceError)
     assert "not supported" in str(caught.value)
+    # Refused once: what comes after (the rest of the read, the flush at the end of
+    # the connection) is dropped without another word, every byte counted.
+    assert framer.feed(speex[fed:]) == [] and framer.flush() == []
+    assert framer.dropped_bytes == len(speex)
 
 
 def test_a_speex_link_inside_a_chain_is_skipped_not_fatal(tmp_path: Path) -> None:

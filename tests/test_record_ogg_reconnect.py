@@ -77,6 +77,9 @@ def test_reconnect_inside_multi_page_headers_records_the_next_links(tmp_path: Pa
     assert "Speex" in status["s"]["last_error"] and "not supported" in status["s"]["last_error"]
     assert not list((tmp_path / "recordings" / "s").glob("*"))
     assert "not audio" not in log
+    speex_lines = [line for line in log.splitlines() if "isr.source.s:" in line]
+    assert [line for line in speex_lines if "Speex" in line and "ERROR" in line], speex_lines
+    assert not [line for line in speex_lines if "WARNING" in line], speex_lines  # said once
 
     out = tmp_path / "recordings" / "v"
     files = sorted(

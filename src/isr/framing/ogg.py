@@ -152,6 +152,8 @@ class OggFramer(FramerBase):
         self.granule_mismatches = 0
         """Pages whose granule delta disagreed with their packets' sample count."""
         self.page_count = 0
+        self._refused = False
+        """The stream is of a codec ISR cannot record (``UnsupportedFormat`` raised)."""
         self._reset()
 
     def _reset(self) -> None:
@@ -205,6 +207,10 @@ class OggFramer(FramerBase):
         buf = self._buf
         end = len(buf)
         out: list[Frame] = []
+        if self._refused:  # the stream was refused: nothing more is read of it
+            self._drop(end, "unsupported")
+            buf.clear()
+            return out
         p = 0
         while p < end:
             i = buf.find(b"OggS", p)
@@ -238,7 +244,13 @@ class OggFramer(FramerBase):
                 continue
             p += need
             self.page_count += 1
-            self._page(page, out)
+            try:
+                self._page(page, out)
+            except UnsupportedFormat:
+                self._refused = True
+                self._drop(need + end - p, "unsupported")
+                buf.clear()
+                raise
         del buf[:p]
         return out
 
