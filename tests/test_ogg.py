@@ -351,6 +351,46 @@ def test_writer_of_headers_alone_ends_them_with_eos() -> None:
     assert [flags for flags, *_ in parse_pages(data)] == [BOS, EOS]
 
 
+def _last_page_packets(data: bytes) -> tuple[int, bytes]:
+    """(flags, lacing) of the last page of a file we wrote."""
+    p = 0
+    while True:
+        nseg = data[p + 26]
+        length = 27 + nseg + sum(data[p + 27 : p + 27 + nseg])
+        if p + length == len(data):
+            return data[p + 5], data[p + 27 : p + 27 + nseg]
+        p += length
+
+
+@pytest.mark.parametrize(
+    ("tail", "lacing"),
+    [
+        ([TOC_20MS * 255, b""], bytes([255, 0])),  # a 255-byte packet keeps its 0 lacing
+        ([TOC_20MS * 10, b"", b""], bytes([10])),
+        ([TOC_20MS * 10], bytes([10])),
+    ],
+)
+def test_writer_leaves_out_the_empty_packets_that_end_a_link(
+    tail: list[bytes], lacing: bytes
+) -> None:
+    pages = opus_stream(2)
+    pages[-1] = make_page(tail, seq=3, granule=9600 + 960, flags=EOS)
+    frames, framer = run(b"".join(pages))
+    flags, got = _last_page_packets(write_file(frames, framer))
+    assert flags & EOS and got == lacing
+
+
+def test_writer_drops_a_last_page_of_empty_packets_alone() -> None:
+    pages = opus_stream(2)
+    pages[-1] = make_page([TOC_20MS * 10], seq=3, granule=9600 + 960)
+    pages.append(make_page([b""], seq=4, granule=9600 + 960, flags=EOS))
+    frames, framer = run(b"".join(pages))
+    data = write_file(frames, framer)
+    info = parse_pages(data)
+    assert [seq for *_, seq in info] == [0, 1, 2, 3] and info[-1][0] == EOS
+    assert _last_page_packets(data)[1] == bytes([10])
+
+
 # -- never raise ------------------------------------------------------------------------
 
 seeds = st.integers(min_value=0, max_value=2**32)
