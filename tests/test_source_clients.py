@@ -4,9 +4,9 @@ One real Icecast; liquidsoap 2.1 encodes one playlist of tagged tracks to six mo
 (Opus, Ogg FLAC, Vorbis, MP3, native FLAC, ADTS AAC through its ffmpeg encoder);
 ices2 sends Ogg Vorbis files as they are, each track a new link with a new rate and
 channel count; ezstream sends MP3 files (ID3v2, ID3v1 and Info frame included) and
-Ogg Opus files byte for byte; darkice encodes the tests' ALSA card live to MP3,
-Vorbis and Opus. Track changes happen during the recording, and the
-recorder cuts 3 s files, so links, splits and the stop fall wherever they fall.
+Ogg Opus files byte for byte; darkice encodes the tests' ALSA card live to MP3, Vorbis
+and Opus. Track changes happen during the recording, and the recorder cuts 3 s files,
+so links, splits and the stop fall wherever they fall.
 
 The real-time part runs once for the module (all mounts in one recorder), then each
 test judges one thing of one mount: every file by tools no one here wrote, every
@@ -43,6 +43,7 @@ from tests.support.judge import (
 )
 from tests.support.recorder import RecorderProcess, wait_for
 from tests.support.source_clients import (
+    LONG_COMMENT,
     PAGE_SPANNING_COMMENT,
     SourceClient,
     Track,
@@ -158,10 +159,10 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recording]:
                 [3.3, 4.1, 3.7],
                 rates=[44100, 22050, 32000],
                 channels=[2, 1, 2],
-                comments=[3000, PAGE_SPANNING_COMMENT],
+                comments=[LONG_COMMENT, PAGE_SPANNING_COMMENT],
             )
             clients.append(start_ices2(server, ices_tracks, FEEDS["ices_vorbis"].mount))
-            comments = [3000, PAGE_SPANNING_COMMENT]
+            comments = [LONG_COMMENT, PAGE_SPANNING_COMMENT]
             mp3_tracks = make_tracks(media / "mp3", "mp3", lengths, comments=comments)
             clients.append(
                 start_ezstream(server, mp3_tracks, FEEDS["ez_mp3"].mount, "MP3", name="ez_mp3")
@@ -356,6 +357,20 @@ def test_no_gap_where_nothing_was_lost(recording: Recording, name: str) -> None:
     assert recording.status["sources"][name]["reconnects"] == 0
     gaps = {f.name: sidecar(f)["gaps"] for f in recording.files(name) if sidecar(f)["gaps"]}
     assert gaps == {}, recording.why(gaps, name)
+
+
+def test_a_new_rate_or_channel_count_starts_a_new_file(recording: Recording) -> None:
+    """ices2 changes both at every track: each change is a file boundary, and no file
+    mixes two setups (the gap test above then judged real chain splits)."""
+    setups = []
+    for f in recording.files("ices_vorbis"):
+        streams = ffprobe_info(f)["streams"]
+        assert len(streams) == 1, f.name
+        setups.append((int(streams[0]["sample_rate"]), int(streams[0]["channels"])))
+        links = sum(1 for flags, *_ in ogg_pages(f.read_bytes()) if flags & 2)  # BOS
+        assert links == 1, f.name
+    changes = sum(1 for a, b in itertools.pairwise(setups) if a != b)
+    assert changes >= 2, setups
 
 
 @pytest.mark.parametrize("name", list(FEEDS))
