@@ -17,12 +17,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from isr.formats import AUDIO_EXTENSIONS
 from isr.sidecar import sidecar_path
 from isr.sinks.files import NOFOLLOW, open_regular, read_regular, write_all
 
 log = logging.getLogger("isr.retention")
 
-AUDIO_EXTENSIONS = frozenset({".mp3", ".aac", ".ogg", ".opus", ".oga", ".flac", ".wav"})
 DAY = 86400.0
 CLOCK_JUMP_TOLERANCE = 300.0
 """Seconds the wall clock may move against the monotonic clock between checks."""

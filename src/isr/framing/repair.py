@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from isr import formats
 from isr.framing.base import Framer
 from isr.sinks.files import open_regular  # no symlink, FIFO or hard link (crash recovery)
 
@@ -84,6 +85,11 @@ def repair_mp3(path: Path) -> str | None:
     return "; ".join(d for d in done if d)
 
 
+def _last_metadata(head: bytes) -> bytes:
+    """A FLAC head whose first metadata block is marked the last one."""
+    return head[:4] + bytes([head[4] | 0x80]) + head[5:] if len(head) > 4 else head
+
+
 def repair_flac(path: Path) -> str | None:
     """Cut a partial last frame and patch STREAMINFO's total samples, which a killed
     recorder left at 0 (unknown)."""
@@ -98,8 +104,7 @@ def repair_flac(path: Path) -> str | None:
     # The head's STREAMINFO lets the framer read frames that refer to it. Marked as
     # the last metadata block (libsndfile writes more after it), so the framer takes
     # the tail for frames, not for more metadata.
-    marked = head[:4] + bytes([head[4] | 0x80]) + head[5:] if len(head) > 4 else head
-    data = marked + tail
+    data = _last_metadata(head) + tail
     frames = FlacFramer().feed(data)
     if not frames:
         return None
@@ -161,48 +166,31 @@ def repair_ogg(path: Path) -> str | None:
     return "; ".join(done) or None
 
 
-def repairer_for(path: Path) -> Repairer | None:
-    """The repair for a stream file, by its extension; None if it needs none."""
-    ext = path.suffix.lower()
-    if ext == ".mp3":
-        return repair_mp3
-    if ext == ".aac":
-        from isr.framing.adts import AdtsFramer
+def repair_aac(path: Path) -> str | None:
+    """Cut a partial last ADTS frame (AAC files carry no totals to patch)."""
+    from isr.framing.adts import AdtsFramer
 
-        return lambda p: truncate_to_frames(p, AdtsFramer)
-    if ext == ".flac":
-        return repair_flac
-    if ext in (".ogg", ".opus", ".oga"):
-        return repair_ogg
-    return None
+    return truncate_to_frames(path, AdtsFramer)
+
+
+def repairer_for(path: Path) -> Repairer | None:
+    """The repair for a stream file, by its extension (the format registry's entry);
+    None if it needs none."""
+    fmt = formats.of_extension(path.suffix)
+    return fmt.repair() if fmt else None
 
 
 def holds_audio(path: Path) -> bool:
     """Whether a stream file holds at least one whole frame or audio page (a file a
     crash cut right after it opened may hold only its headers)."""
-    ext = path.suffix.lower()
     with open(path, "rb", opener=open_regular) as fh:
         head = fh.read(1 << 18)
-    framer: Framer
-    if ext == ".mp3":
-        from isr.framing.mp3 import Mp3Framer
-
-        framer = Mp3Framer()
-    elif ext == ".aac":
-        from isr.framing.adts import AdtsFramer
-
-        framer = AdtsFramer()
-    elif ext == ".flac":
-        from isr.framing.flac import FlacFramer
-
-        framer = FlacFramer()
-        if len(head) > 4:  # libsndfile's STREAMINFO is not the last block: skip the rest
-            head = head[:4] + bytes([head[4] | 0x80]) + head[5:]
-    elif ext in (".ogg", ".opus", ".oga"):
-        from isr.framing.ogg import OggFramer
-
-        framer = OggFramer()
-    else:
+    fmt = formats.of_extension(path.suffix)
+    cls = fmt.framer_class() if fmt else None
+    if fmt is None or cls is None:
         return True
+    if fmt.name == "flac":  # libsndfile's STREAMINFO is not the last block: skip the rest
+        head = _last_metadata(head)
+    framer = cls()
     frames = framer.feed(head) + framer.flush()
     return any(f.samples > 0 for f in frames)

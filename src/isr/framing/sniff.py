@@ -7,39 +7,19 @@ something else, the bytes win and the caller logs the disagreement.
 
 from __future__ import annotations
 
+from isr import formats
 from isr.framing._sync import id3v2_size
-from isr.framing.adts import AdtsFramer
 from isr.framing.flac import frame_header
 from isr.framing.mp3 import Mp3Framer
 
 __all__ = [
+    "flac_score",
     "format_from_content_type",
+    "ogg_score",
     "sniff",
     "sniff_scores",
     "unsupported",
 ]
-
-_CONTENT_TYPES = {
-    "audio/mpeg": "mp3",
-    "audio/mp3": "mp3",
-    "audio/mpeg3": "mp3",
-    "audio/x-mpeg": "mp3",
-    "audio/x-mp3": "mp3",
-    "audio/mpg": "mp3",
-    "audio/aac": "aac",
-    "audio/aacp": "aac",
-    "audio/x-aac": "aac",
-    "audio/x-aacp": "aac",
-    "audio/vnd.dlna.adts": "aac",
-    "application/ogg": "ogg",
-    "application/x-ogg": "ogg",
-    "audio/ogg": "ogg",
-    "audio/x-ogg": "ogg",
-    "audio/vorbis": "ogg",
-    "audio/opus": "ogg",
-    "audio/flac": "flac",
-    "audio/x-flac": "flac",
-}
 
 MIN_SCORE = 0.5
 """Below this a sniffed format is not believed."""
@@ -47,7 +27,8 @@ MIN_SCORE = 0.5
 
 def format_from_content_type(ct: str) -> str | None:
     """``mp3``, ``aac``, ``ogg`` or ``flac`` for a Content-Type header, else None."""
-    return _CONTENT_TYPES.get(ct.split(";", 1)[0].strip().lower())
+    fmt = formats.of_content_type(ct)
+    return fmt.name if fmt else None
 
 
 def _ogg_page_length(head: bytes, i: int) -> int:
@@ -62,7 +43,8 @@ def _ogg_page_length(head: bytes, i: int) -> int:
     return 27 + nsegs + sum(head[i + 27 : i + 27 + nsegs])
 
 
-def _ogg_score(head: bytes) -> float:
+def ogg_score(head: bytes) -> float:
+    """The Ogg entry's score: a page header, believed more when a second page follows."""
     i = head.find(b"OggS")
     while i >= 0:
         length = _ogg_page_length(head, i)
@@ -77,7 +59,8 @@ def _ogg_score(head: bytes) -> float:
     return 0.0
 
 
-def _flac_score(head: bytes) -> float:
+def flac_score(head: bytes) -> float:
+    """The FLAC entry's score: ``fLaC``, or two frame headers whose CRC-8 holds."""
     if head.startswith(b"fLaC"):
         return 1.0
     found = 0
@@ -90,13 +73,9 @@ def _flac_score(head: bytes) -> float:
 
 
 def sniff_scores(head: bytes) -> dict[str, float]:
-    """Confidence in [0, 1] for each format, from the first bytes of a stream."""
-    return {
-        "mp3": Mp3Framer.score(head),
-        "aac": AdtsFramer.score(head),
-        "ogg": _ogg_score(head),
-        "flac": _flac_score(head),
-    }
+    """Confidence in [0, 1] for each format that sniffing can name (each registry
+    entry's ``score``, in the registry's order), from the first bytes of a stream."""
+    return {f.name: f.score(head) for f in formats.FORMATS if f.scorer}
 
 
 def sniff(head: bytes) -> str | None:

@@ -28,6 +28,7 @@ import jinja2
 from aiohttp import web
 
 from isr.config import WebConfig
+from isr.formats import served_type
 from isr.metrics import make_registry, render
 from isr.retention import log_deletion
 from isr.sinks.files import is_locked
@@ -52,16 +53,6 @@ ANALYSIS_TIMEOUT = 300.0
 """Seconds one analysis may take before its worker is killed (a day-long FLAC on a
 Raspberry Pi takes minutes; nothing legitimate takes this long here)."""
 CLIENT_POLL_SECONDS = 0.25
-
-CONTENT_TYPES = {
-    ".mp3": "audio/mpeg",
-    ".aac": "audio/aac",
-    ".ogg": "audio/ogg",
-    ".opus": "audio/ogg; codecs=opus",
-    ".oga": "audio/ogg",
-    ".flac": "audio/flac",
-    ".wav": "audio/wav",
-}
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -313,7 +304,7 @@ async def _send_file(
         raise web.HTTPNotFound(text="no such recording") from None
     size = st.st_size
     headers = {
-        "Content-Type": CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream"),
+        "Content-Type": served_type(path.suffix) or "application/octet-stream",
         "Accept-Ranges": "bytes",
         "Cache-Control": "no-cache",
     }

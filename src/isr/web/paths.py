@@ -14,8 +14,9 @@ import os
 from pathlib import Path
 from urllib.parse import quote, unquote
 
+from isr.formats import AUDIO_EXTENSIONS
+
 STATE_DIR = ".isr"
-AUDIO_EXTENSIONS = frozenset({".mp3", ".aac", ".ogg", ".opus", ".oga", ".flac", ".wav"})
 
 
 class BadName(ValueError):
