@@ -12,12 +12,12 @@ must all arrive before we can tell how old it is.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from isr import formats
 from isr.clock import MediaClock
 from isr.errors import SourceError, UnsupportedFormat
 from isr.framing.base import Frame, Framer
@@ -45,25 +45,17 @@ NOT_AUDIO = frozenset({"text/html", "application/xhtml+xml", "text/plain", "appl
 OVERLAP_TOLERANCE = 1.5
 """Seconds the repeated frames and the media clock may disagree on a repeat's length."""
 
-FRAMERS: dict[str, str] = {
-    "mp3": "isr.framing.mp3:Mp3Framer",
-    "aac": "isr.framing.adts:AdtsFramer",
-    "ogg": "isr.framing.ogg:OggFramer",
-    "opus": "isr.framing.ogg:OggFramer",
-    "flac": "isr.framing.flac:FlacFramer",
-}
-"""Format -> framer class, imported when a stream first needs it."""
-
 
 def make_framer(fmt: str) -> Framer:
-    where = FRAMERS.get(fmt)
-    if where is None:
+    """A framer for a stream of format ``fmt``, its class imported now (the registry)."""
+    entry = formats.by_name(fmt)
+    if entry is None or entry.framer is None:
         raise SourceError(f"no framer for format {fmt!r}")
-    module, _, name = where.partition(":")
     try:
-        cls = getattr(importlib.import_module(module), name)
+        cls = entry.framer_class()
     except (ImportError, AttributeError):
         raise SourceError(f"recording {fmt} streams is not supported by this version") from None
+    assert cls is not None
     framer: Framer = cls()
     return framer
 
@@ -78,7 +70,7 @@ class StreamSource(Source):
         """Also learn the last frames of the previous run's file: a quick restart
         gets them again in the server's burst, and they must not be written twice."""
         super().resume(last_file, last_end)
-        fmt = FORMAT_OF_EXTENSION.get(last_file.suffix.lower()) if last_file else None
+        fmt = _format_of_file(last_file.suffix) if last_file else None
         if last_file is None or last_end is None or fmt is None:
             return
         try:
@@ -395,7 +387,7 @@ class _Connection:
         src = self.source
         assert self.framer is not None and self.make_sink is not None
         t0 = self.clock.aired(self.written)
-        fmt = FORMAT_OF_EXTENSION.get(self.framer.extension, self.fmt)
+        fmt = _format_of_file(self.framer.extension) or self.fmt
         src.status.format = fmt
         src.segmenter.write_frames(frames, t0, self.make_sink, fmt, self.framer.file_writer)
         size = 0
@@ -426,17 +418,15 @@ class _Connection:
         self.dropped_log_at = now
 
 
-FORMAT_OF_EXTENSION = {
-    ".mp3": "mp3",
-    ".aac": "aac",
-    ".ogg": "ogg",
-    ".opus": "opus",
-    ".oga": "ogg",
-    ".flac": "flac",
-}
-"""The format name of a recorded file (``opus`` for Ogg Opus, as in the config)."""
 FILE_HEAD_BYTES = 1 << 16
 FILE_TAIL_BYTES = 1 << 20
+
+
+def _format_of_file(ext: str) -> str | None:
+    """The format name of a recorded stream file (``opus`` for Ogg Opus, as in the
+    config); None for a file no framer reads."""
+    entry = formats.of_extension(ext)
+    return entry.name if entry and entry.framer else None
 
 
 def file_frames(path: Path, framer: Framer) -> list[Frame]:
