@@ -27,6 +27,7 @@ from isr.sinks.wav import HEADER_BYTES, WavSink, parse_wav_header
 from isr.sources.pcm import CaptureClock, CaptureWriter, ClockCheck
 from isr.sources.tone import AMPLITUDE
 from tests.support.alsa import TestCard
+from tests.support.judge import decode_pcm
 from tests.support.recorder import RecorderProcess, wait_for
 from tests.support.tools import descendants, pid_alive, require_tool
 
@@ -76,7 +77,7 @@ def simulate(
     log.addHandler(Keep())
     log.setLevel(logging.INFO)
 
-    def make(directory: Path, stem: str) -> Any:
+    def make(directory: Path, stem: str, ext: str | None) -> Any:
         sink = FakeSink(directory, stem)
         files.append((sink.path, sink))
         return sink
@@ -359,6 +360,10 @@ def test_sigkill_leaves_playable_files_and_no_orphan(tmp_path: Path, card: TestC
         # (its audio was still queued for the encoder); the restart removes it.
         if f != files_of(tmp_path, "tone")[-1]:
             assert len(read_pcm_tolerant(f)) > 0
+    # What the kill left of each tone file, in whole frames as ffmpeg decodes them: a
+    # file opened just before may hold one frame, or none yet (libsndfile encodes
+    # 4096 samples a frame), wherever the boundary fell before the kill.
+    tone_samples = {f: len(decode_pcm(f)) for f in files_of(tmp_path, "tone")}
     card_files = files_of(tmp_path, "card")
     last_wav = card_files[-1]
     before = sum(len(read_pcm(f)) for f in card_files[:-1])
@@ -378,7 +383,14 @@ def test_sigkill_leaves_playable_files_and_no_orphan(tmp_path: Path, card: TestC
     assert len(data) == layout.data_size // FRAME
     assert np.array_equal(data, card.signal[before : before + len(data)])
     assert last_wav in files_of(tmp_path, "card")  # never overwritten by the restart
-    for f in files_of(tmp_path, "tone"):  # a headers-only file did not survive recovery
+    # Recovery keeps every whole frame (only a partial last one may go) and makes the
+    # totals right for every reader; a file of headers alone does not survive it.
+    for f, samples in tone_samples.items():
+        if samples == 0:
+            assert not f.exists(), f.name
+        else:
+            assert soundfile.info(str(f)).frames == samples, (f.name, samples)
+    for f in files_of(tmp_path, "tone"):
         assert len(read_pcm_tolerant(f)) > 0, f.name
 
 
