@@ -421,12 +421,12 @@ def split_into_files(frames: list[Frame], framer: FlacFramer, out: Path) -> list
         split_seconds=SPLIT,
         tz=UTC,
         log=logging.getLogger("test"),
-        on_close=lambda sink, ledger: os.close(sink.sync_fd) if sink.sync_fd else None,
+        on_close=lambda sink, ledger, kept: os.close(sink.sync_fd) if sink.sync_fd else None,
     )
     t = T0
     for i in range(0, len(frames), 7):
         batch = frames[i : i + 7]
-        seg.write_frames(batch, t, lambda d, s: Sink(d, s, ".flac"), "flac", framer.file_writer)
+        seg.write_frames(batch, t, lambda d, s, _e: Sink(d, s, ".flac"), "flac", framer.file_writer)
         t += sum(f.samples / f.sample_rate for f in batch)
     seg.close()
     return sorted(out.glob("*.flac"))

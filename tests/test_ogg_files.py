@@ -125,12 +125,12 @@ def split(
         split_seconds=split_s,
         tz=UTC,
         log=logging.getLogger("test"),
-        on_open=lambda sink, at: opened.append(sink.path),
+        on_open=lambda sink, ledger: opened.append(sink.path),
     )
     framer = OggFramer()
 
-    def make_sink(directory: Path, stem: str) -> Sink:
-        return Sink(directory, stem, framer.extension)
+    def make_sink(directory: Path, stem: str, ext: str | None) -> Sink:
+        return Sink(directory, stem, ext or framer.extension)
 
     t = t0
     for i in range(0, len(data), chunk):

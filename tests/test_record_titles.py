@@ -90,7 +90,7 @@ def test_a_title_is_listed_once_at_one_moment(tmp_path: Path) -> None:
     same title: one entry. A newer title at the same byte replaces an older one."""
     seg = segmenter(tmp_path)
     seg.title = "Same"
-    make = lambda d, stem: Sink(d, stem, ".mp3")  # noqa: E731
+    make = lambda d, stem, _e: Sink(d, stem, ".mp3")  # noqa: E731
     frame = Frame(b"\xff" * 100, 1152, 44100, title="Same")
     t0 = 1_700_000_000.0
     seg.write_frames([frame, Frame(b"\xfe" * 100, 1152, 44100)], t0, make, "mp3", PassThrough)

@@ -328,7 +328,7 @@ def test_a_failed_write_leaves_a_whole_file_and_its_sidecar_comes_later(
                 raise OSError(28, "No space left on device")
             super().write(data)
 
-    def disk(directory: Path, stem: str) -> Sink:
+    def disk(directory: Path, stem: str, ext: str | None) -> Sink:
         return Disk(directory, stem, ".mp3")
 
     framer = Mp3Framer()

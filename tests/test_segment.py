@@ -36,7 +36,7 @@ def make_segmenter(
 
 
 def raw(ext: str):  # type: ignore[no-untyped-def]
-    return lambda d, stem: Sink(d, stem, ext)
+    return lambda d, stem, _e: Sink(d, stem, ext)
 
 
 def frames(n: int, size: int = 100, samples: int = 1152, rate: int = 48000) -> list[Frame]:
@@ -112,7 +112,7 @@ def pcm_write(seg: Segmenter, data: bytes, index: int, origin: float, channels: 
         origin,
         8000,
         2 * channels,
-        lambda d, stem: WavSink(d, stem, sample_rate=8000, channels=channels),
+        lambda d, stem, _e: WavSink(d, stem, sample_rate=8000, channels=channels),
         "wav",
     )
 
@@ -157,6 +157,8 @@ def test_pcm_phase_unbroken_across_joins(tmp_path: Path) -> None:
 
 class TaggingWriter:
     """A writer that brackets each file, so tests can see begin/end/patches at work."""
+
+    extension: str | None = None
 
     def begin(self, first: Frame) -> bytes:
         return b"HEAD"
@@ -236,7 +238,7 @@ def test_a_file_that_never_got_audio_is_not_left_behind(tmp_path: Path) -> None:
         FullDisk.room = room
         with pytest.raises(OSError, match="No space"):
             seg.write_frames(
-                frames(5), T0, lambda d, s: FullDisk(d, s, ".ogg"), "ogg", TaggingWriter
+                frames(5), T0, lambda d, s, _e: FullDisk(d, s, ".ogg"), "ogg", TaggingWriter
             )
         seg.close()
     assert list(tmp_path.rglob("*")) == [tmp_path / "radio1"]  # no file, sidecar or temp
@@ -246,7 +248,7 @@ def test_a_session_after_an_outage_notes_the_gap_and_its_cause(tmp_path: Path) -
     seg = make_segmenter(tmp_path, split=3600)
     seg.write_frames(frames(10), T0, raw(".mp3"), "mp3", PassThrough)
     seg.close()
-    seg.gap_cause = "No space left on device"
+    seg.note_cause("No space left on device")
     seg.write_frames(frames(10), T0 + 5.0, raw(".mp3"), "mp3", PassThrough)
     seg.close()
     second = sorted((tmp_path / "radio1").glob("*.json"))[1]

@@ -29,7 +29,7 @@ def segmenter(tmp_path: Path) -> Segmenter:
     )
 
 
-def make(d: Path, stem: str) -> Sink:
+def make(d: Path, stem: str, ext: str | None = None) -> Sink:
     return Sink(d, stem, ".opus")
 
 
@@ -48,8 +48,8 @@ T0 = datetime(2026, 11, 24, 14, 0, 10, tzinfo=UTC).timestamp()
 
 def test_a_new_file_for_a_new_setup_is_no_gap(tmp_path: Path) -> None:
     seg = segmenter(tmp_path)
-    seg.last_end = T0 - 5.0  # a previous session: its gap belongs to the first file only
-    seg.gap_cause = "connection reset"
+    seg.resume_after(T0 - 5.0)  # a previous session: its gap belongs to the first file only
+    seg.note_cause("connection reset")
     a = [Frame(b"a%d" % i, 960, RATE) for i in range(100)]  # 2 s
     b = [Frame(b"b0", 960, RATE, new_link=True)] + [Frame(b"b", 960, RATE)] * 49
     seg.write_frames(a + b, T0, make, "opus", PassThrough)

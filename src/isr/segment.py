@@ -15,13 +15,12 @@ import os
 from collections.abc import Callable, Sequence
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import Any
 
 from isr.clock import current_boundary, next_boundary
 from isr.config import render_pattern
 from isr.framing.base import FileWriter, Frame
 from isr.framing.repair import repairer_for
-from isr.sidecar import Ledger, sidecar_path, write_sidecar
+from isr.sidecar import Gap, Ledger, Overlap, Title, sidecar_path, write_sidecar
 from isr.sinks.base import Sink
 
 MIN_FIRST_FILE = 1.0
@@ -35,8 +34,8 @@ or none: a stop just after a boundary ends the last file instead."""
 CLOCK_SLACK = 0.001
 """Seconds a frame's time may fall short of the last one's end (float residue)."""
 
-SinkFactory = Callable[[Path, str], Sink]
-"""Makes a sink from (directory, stem); the sink adds its extension."""
+SinkFactory = Callable[[Path, str, str | None], Sink]
+"""Makes a sink from (directory, stem, the writer's extension or None)."""
 
 
 class Segmenter:
@@ -52,8 +51,8 @@ class Segmenter:
         split_seconds: float,
         tz: tzinfo,
         log: logging.Logger,
-        on_open: Callable[[Sink, float], None] | None = None,
-        on_close: Callable[[Sink, Ledger], None] | None = None,
+        on_open: Callable[[Sink, Ledger], None] | None = None,
+        on_close: Callable[[Sink, Ledger, bool], None] | None = None,
     ) -> None:
         self.source = source
         self.directory = directory
@@ -72,9 +71,7 @@ class Segmenter:
         self.end_time = 0.0
         """Time just after the last unit written to the current file."""
         self.title: str | None = None
-        self.pending_gap: dict[str, Any] | None = None
-        """A gap (reconnect) to record in the ledger of the next file opened."""
-        self.pending_overlap: dict[str, Any] | None = None
+        self._overlap: Overlap | None = None
         """Repeated audio dropped before the next file opened."""
         self.has_audio = False
         """Whether audio reached the current file (else it is removed at close)."""
@@ -101,68 +98,69 @@ class Segmenter:
         named: float | None = None,
         writer: FileWriter | None = None,
         first: Frame | None = None,
-        join_sliver: bool = True,
     ) -> Sink:
-        """Start a file whose first audio has time ``at``; named after ``named``
-        (default ``at``), ending at the first boundary after ``max(at, named)`` —
-        or the one after, for the first file of a session that would be a sliver."""
+        """Start a file whose first audio has time ``at``. Without ``named`` it is a
+        session's first file: named after ``at``, it notes the gap since the last
+        file, and runs on to the next boundary but one if it would be a sliver.
+        With ``named`` it continues the session (a split, a new link)."""
         self.close()
-        stem = render_pattern(
-            self.pattern,
-            self.source,
-            datetime.fromtimestamp(at if named is None else named, self.tz),
-        )
+        sink = self._create(self._stem(at if named is None else named), make_sink, writer, first)
+        self.sink = sink
+        self.has_audio = False
+        self._retry_sidecars()
+        self.boundary = self._first_boundary(at, named)
+        self.end_time = at
+        self._start_ledger(sink, at, fmt, session_start=named is None)
+        return sink
+
+    def _stem(self, when: float) -> str:
+        return render_pattern(self.pattern, self.source, datetime.fromtimestamp(when, self.tz))
+
+    def _create(
+        self, stem: str, make_sink: SinkFactory, writer: FileWriter | None, first: Frame | None
+    ) -> Sink:
+        """The new file, created exclusively, with the headers its writer begins with."""
         header = writer.begin(first) if writer is not None and first is not None else b""
-        self.writer = writer  # a sink factory may ask it for the file's extension
-        try:
-            sink = make_sink(self.directory, stem)
-        except BaseException:
-            self.writer = None
-            raise
+        sink = make_sink(self.directory, stem, writer.extension if writer is not None else None)
         try:
             if header:
                 sink.write(header)
         except BaseException:
-            self.writer = None
             sink.discard()
             raise
-        self.sink = sink
-        self.has_audio = False
-        self._retry_sidecars()
-        self.boundary = next_boundary(
+        self.writer = writer
+        return sink
+
+    def _first_boundary(self, at: float, named: float | None) -> float:
+        boundary = next_boundary(
             at if named is None else max(at, named), self.split_seconds, self.tz
         )
-        sliver = self.boundary - at < min(MIN_FIRST_FILE, self.split_seconds / 2)
-        if named is None and join_sliver and sliver:
+        sliver = boundary - at < min(MIN_FIRST_FILE, self.split_seconds / 2)
+        if named is None and sliver:
             # A sliver of a file before the first boundary (one MP3 frame, one Ogg
             # page) is not worth a file, and some decoders refuse it: join the next.
-            self.boundary = next_boundary(self.boundary, self.split_seconds, self.tz)
-        self.end_time = at
-        self.ledger = Ledger(
+            boundary = next_boundary(boundary, self.split_seconds, self.tz)
+        return boundary
+
+    def _start_ledger(self, sink: Sink, at: float, fmt: str, *, session_start: bool) -> None:
+        ledger = self.ledger = Ledger(
             source=self.source, file=self.relative(sink.path), format=fmt, start=at
         )
-        if self.pending_gap is None and named is None and self.last_end is not None:
-            self.pending_gap = {
-                "at": 0.0,
-                "seconds": round(max(0.0, at - self.last_end), 3),
-                "cause": self.gap_cause,
-            }
-        if self.pending_gap is not None:
-            self.ledger.gaps.append(self.pending_gap)
-            self.pending_gap = None
-        if self.pending_overlap is not None:
-            self.ledger.overlaps_removed.append(self.pending_overlap)
-            self.pending_overlap = None
+        if session_start and self.last_end is not None:
+            # The one place a gap is reckoned: from the end of the last file's audio.
+            ledger.gaps.append(Gap(0.0, max(0.0, at - self.last_end), self.gap_cause))
+        if self._overlap is not None:
+            ledger.overlaps_removed.append(self._overlap)
+            self._overlap = None
         if self.title is not None:
-            self.ledger.titles.append({"at": 0.0, "byte": sink.bytes_written, "title": self.title})
+            ledger.titles.append(Title(0.0, sink.bytes_written, self.title))
         try:
-            write_sidecar(sink.path, self.ledger, self.tz)
+            write_sidecar(sink.path, ledger, self.tz)
         except OSError as exc:  # written again at close
-            self.log.error("cannot write the sidecar of %s: %s", self.ledger.file, exc)
-        self.log.info("opened %s", self.ledger.file)
+            self.log.error("cannot write the sidecar of %s: %s", ledger.file, exc)
+        self.log.info("opened %s", ledger.file)
         if self.on_open is not None:
-            self.on_open(sink, at)
-        return sink
+            self.on_open(sink, ledger)
 
     def close(self) -> None:
         """Close the current file (if any) with its ledger; safe to call twice."""
@@ -189,7 +187,7 @@ class Segmenter:
                 sidecar_path(sink.path).unlink()
             self.log.info("removed %s: no audio was written to it", ledger.file)
             if self.on_close is not None:
-                self.on_close(sink, ledger)
+                self.on_close(sink, ledger, False)
             return
         self.last_end = self.end_time
         failed, self.failed = self.failed, False
@@ -234,7 +232,7 @@ class Segmenter:
                 self.end_time - ledger.start,
             )
             if self.on_close is not None:
-                self.on_close(sink, ledger)
+                self.on_close(sink, ledger, True)
 
     def _retry_sidecars(self) -> None:
         """Sidecars that a full disk kept from being written at close: the disk takes
@@ -275,15 +273,13 @@ class Segmenter:
         """A new title starts with the next audio written."""
         self.title = title
         if self.sink is not None and self.ledger is not None:
-            entry = {
-                "at": round(self.end_time - self.ledger.start, 3),
-                "byte": self.sink.bytes_written,
-                "title": title,
-            }
+            entry = Title(
+                round(self.end_time - self.ledger.start, 3), self.sink.bytes_written, title
+            )
             titles = self.ledger.titles
-            if titles and titles[-1]["title"] == title:
+            if titles and titles[-1].title == title:
                 return  # the title in force already (an Ogg link's own, a file's first)
-            if titles and titles[-1]["byte"] == entry["byte"]:
+            if titles and titles[-1].byte == entry.byte:
                 titles[-1] = entry  # no audio aired under the one it replaces
             else:
                 titles.append(entry)
@@ -291,6 +287,22 @@ class Segmenter:
                 write_sidecar(self.sink.path, self.ledger, self.tz)
             except OSError as exc:  # written again at close
                 self.log.error("cannot write the sidecar of %s: %s", self.ledger.file, exc)
+
+    def clear_title(self) -> None:
+        """The station cleared its title: the next file opens with none."""
+        self.title = None
+
+    def note_overlap(self, nbytes: int, seconds: float) -> None:
+        """Audio the server sent again was dropped before the next file's start."""
+        self._overlap = Overlap(0.0, nbytes, seconds)
+
+    def note_cause(self, cause: str) -> None:
+        """Why the session ended: the cause of the gap before the next one's file."""
+        self.gap_cause = cause
+
+    def resume_after(self, last_end: float | None) -> None:
+        """The previous run's last audio ended then: the first file notes the gap."""
+        self.last_end = last_end
 
     # -- audio -----------------------------------------------------------------------
 
@@ -335,15 +347,7 @@ class Segmenter:
                 if frame.new_link and t < self.boundary:
                     # A change of stream setup ends its own file: the boundary holds,
                     # and the new file goes on where the last one ended (no gap).
-                    self.open(
-                        t,
-                        make_sink,
-                        fmt,
-                        named=t,
-                        writer=new_writer(),
-                        first=frame,
-                        join_sliver=False,
-                    )
+                    self.open(t, make_sink, fmt, named=t, writer=new_writer(), first=frame)
                 elif len(frames) - i < MIN_UNITS and _seconds(frames[i:]) < MIN_SECONDS:
                     # Too little yet to make a file that every tool opens (ffmpeg
                     # needs two MP3 or three ADTS frames in a row): hold it. Should

@@ -23,6 +23,42 @@ def iso(t: float, tz: tzinfo) -> str:
     return datetime.fromtimestamp(round(t, 3), tz).isoformat(timespec="milliseconds")
 
 
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Aired time missing before ``at`` (seconds of audio into the file)."""
+
+    at: float
+    seconds: float
+    cause: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"at": round(self.at, 3), "seconds": round(self.seconds, 3), "cause": self.cause}
+
+
+@dataclass(frozen=True, slots=True)
+class Overlap:
+    """Audio a server sent again (a reconnect's burst), dropped before ``at``."""
+
+    at: float
+    bytes: int
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"at": round(self.at, 3), "bytes": self.bytes, "seconds": round(self.seconds, 3)}
+
+
+@dataclass(frozen=True, slots=True)
+class Title:
+    """A title in force from ``at`` seconds (``byte`` bytes) into the file."""
+
+    at: float
+    byte: int
+    title: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"at": round(self.at, 3), "byte": self.byte, "title": self.title}
+
+
 @dataclass
 class Ledger:
     source: str
@@ -31,9 +67,9 @@ class Ledger:
     format: str
     start: float
     end: float | None = None
-    titles: list[dict[str, Any]] = field(default_factory=list)
-    gaps: list[dict[str, Any]] = field(default_factory=list)
-    overlaps_removed: list[dict[str, Any]] = field(default_factory=list)
+    titles: list[Title] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
+    overlaps_removed: list[Overlap] = field(default_factory=list)
 
     def to_json(self, tz: tzinfo) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -42,9 +78,9 @@ class Ledger:
             "format": self.format,
             "start": iso(self.start, tz),
             "end": iso(self.end, tz) if self.end is not None else None,
-            "titles": self.titles,
-            "gaps": self.gaps,
-            "overlaps_removed": self.overlaps_removed,
+            "titles": [t.to_json() for t in self.titles],
+            "gaps": [g.to_json() for g in self.gaps],
+            "overlaps_removed": [o.to_json() for o in self.overlaps_removed],
         }
         return out
 

@@ -36,12 +36,11 @@ class Frame:
 
 
 class FileWriter(Protocol):
-    """Turns the frames of one file into its bytes.
+    """Turns the frames of one file into its bytes."""
 
-    A writer may also have an ``extension`` attribute, set by ``begin``: the file's
-    extension as its first frame tells it (an Ogg link's codec), which wins over
-    the framer's current one.
-    """
+    extension: str | None
+    """The file's extension as its first frame tells it (an Ogg link's codec: set
+    by ``begin``), which wins over the framer's current one; None to leave it so."""
 
     def begin(self, first: Frame) -> bytes:
         """Bytes a new file starts with, before ``first`` (headers; may be empty)."""
@@ -62,6 +61,8 @@ class FileWriter(Protocol):
 
 class PassThrough:
     """The writer of formats whose frames stand alone as they are (ADTS, CBR MP3)."""
+
+    extension: str | None = None
 
     def begin(self, first: Frame) -> bytes:
         return b""

@@ -399,6 +399,8 @@ class FlacWriter:
     sample numbers; a variable one declares 16..65535 until the close patch.
     """
 
+    extension: str | None = None
+
     def __init__(self, fallback: StreamInfo | None = None) -> None:
         self.fallback = fallback
         self.info: StreamInfo | None = None

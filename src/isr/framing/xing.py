@@ -76,6 +76,8 @@ class XingWriter:
     they are.
     """
 
+    extension: str | None = None
+
     def __init__(self) -> None:
         self.tag_at = 0
         """Offset of the tag in the file; 0 = no tag."""

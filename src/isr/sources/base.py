@@ -106,16 +106,16 @@ class Source:
         if self.alerter is not None and self.alerter.fire(event, self.cfg.name, message):
             self._alerted = True
 
-    def _on_open(self, sink: Sink, at: float) -> None:
+    def _on_open(self, sink: Sink, ledger: Ledger) -> None:
         self._open_sinks.add(sink)
-        self.status.file = self.segmenter.ledger.file if self.segmenter.ledger else None
+        self.status.file = ledger.file
         self.status.sink = sink
-        self.status.since = at
+        self.status.since = ledger.start
         self.board.changed()
 
-    def _on_close(self, sink: Sink, ledger: Ledger) -> None:
+    def _on_close(self, sink: Sink, ledger: Ledger, kept: bool) -> None:
         self._open_sinks.discard(sink)
-        if ledger.end is not None and self.segmenter.last_end == ledger.end:
+        if kept:
             self.status.last_file = ledger.file
             self.status.last_end = ledger.end
         if sink.sync_fd is not None:
@@ -143,7 +143,7 @@ class Source:
         """Before the first session: what the previous run of this source wrote last,
         so the first file notes the gap (and a stream drops what repeats it).
         Blocking I/O is allowed here: the recorder calls it in a thread."""
-        self.segmenter.last_end = last_end
+        self.segmenter.resume_after(last_end)
         self.status.last_end = last_end
         if last_file is not None:
             self.status.last_file = self.segmenter.relative(last_file)
@@ -180,7 +180,7 @@ class Source:
                     # What broke a working recording is the cause of the gap that
                     # follows, whatever the retries then meet.
                     failures = 0
-                    self.segmenter.gap_cause = error
+                    self.segmenter.note_cause(error)
                     self.status.reconnects += 1
                 else:
                     failures += 1

@@ -26,8 +26,10 @@ STEP_SECONDS = 1.0
 real-time clock), not a crystal's drift: followed, and not counted as drift."""
 
 
-def make_pcm_sink(cfg: SourceConfig, directory: Path, stem: str) -> Sink:
-    """The sink for a PCM source's ``format``."""
+def make_pcm_sink(
+    cfg: SourceConfig, directory: Path, stem: str, extension: str | None = None
+) -> Sink:
+    """The sink for a PCM source's ``format`` (its own extension: ``.wav``, ``.flac``)."""
     if cfg.format == "wav":
         return WavSink(directory, stem, sample_rate=cfg.sample_rate, channels=cfg.channels)
     if cfg.format == "flac":

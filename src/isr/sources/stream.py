@@ -23,7 +23,7 @@ from isr.errors import SourceError, UnsupportedFormat
 from isr.framing.base import Frame, Framer
 from isr.framing.sniff import format_from_content_type, sniff, unsupported
 from isr.overlap import RecentFrames
-from isr.segment import Segmenter, SinkFactory
+from isr.segment import SinkFactory
 from isr.sinks.base import Sink
 from isr.sources.base import Source
 from isr.sources.http import StreamResponse, open_stream, redact_url
@@ -223,7 +223,7 @@ class _Connection:
         if title:
             self.source.segmenter.note_title(title)
         else:
-            self.source.segmenter.title = None
+            self.source.segmenter.clear_title()
 
     def with_titles(self, frames: list[Frame], dropped: int) -> tuple[list[Frame], list[str]]:
         """The held frames that are written, each held title on the frame it came
@@ -235,7 +235,10 @@ class _Connection:
         for index, title in self.held_titles:
             i = index - dropped
             if i <= 0:  # the title the first file opens with
-                seg.title = title or None
+                if title:
+                    seg.note_title(title)
+                else:
+                    seg.clear_title()
             elif i >= len(out):
                 after.append(title)
             elif title:
@@ -282,7 +285,7 @@ class _Connection:
             self.fmt = self.source.choose_format(self.resp, head)
             framer = self.framer = make_framer(self.fmt)
             self.last_frame_at = now
-            self.make_sink = _sink_factory(framer, self.source.segmenter)
+            self.make_sink = _sink_factory(framer)
             self.source.status.format = self.fmt
             audio = head
             self.head.clear()
@@ -349,15 +352,9 @@ class _Connection:
         if n:
             size = sum(len(f.data) for f in frames[:n])
             self.log.info("dropped %d bytes (%.3f s) the server sent again", size, seconds)
-            seg.pending_overlap = {"at": 0.0, "bytes": size, "seconds": round(seconds, 3)}
+            seg.note_overlap(size, seconds)
             self.written += seconds
             frames = frames[n:]
-        t0 = self.clock.aired(self.written)
-        seg.pending_gap = {
-            "at": 0.0,
-            "seconds": round(max(0.0, t0 - seg.last_end), 3),
-            "cause": seg.gap_cause,
-        }
         return frames
 
     @staticmethod
@@ -441,13 +438,12 @@ def file_frames(path: Path, framer: Framer) -> list[Frame]:
     return frames + framer.feed(tail) + framer.flush()
 
 
-def _sink_factory(framer: Framer, segmenter: Segmenter) -> SinkFactory:
+def _sink_factory(framer: Framer) -> SinkFactory:
     """Files take the extension their writer gives (an Ogg link's codec), else the
     framer's (an Ogg stream's codec is known only after its headers)."""
 
-    def make(directory: Path, stem: str) -> Sink:
-        ext = getattr(segmenter.writer, "extension", None)
-        return Sink(directory, stem, ext if isinstance(ext, str) else framer.extension)
+    def make(directory: Path, stem: str, extension: str | None) -> Sink:
+        return Sink(directory, stem, extension or framer.extension)
 
     return make
 
