@@ -123,12 +123,6 @@ def killed_flac(path: Path, samples: int, rate: int = 8000) -> None:
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product defect: repair_flac (src/isr/framing/repair.py) feeds its FlacFramer "
-    "without flush(), so the file's last frame, whole and CRC-checked, is never seen: it "
-    "is cut as 'partial', and a one-frame file keeps total samples 0",
-)
 @pytest.mark.parametrize("samples", [4096, 8192, 5000])
 def test_crash_recovery_keeps_the_whole_frames_of_a_killed_flac_file(
     tmp_path: Path, samples: int

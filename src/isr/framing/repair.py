@@ -105,7 +105,10 @@ def repair_flac(path: Path) -> str | None:
     # the last metadata block (libsndfile writes more after it), so the framer takes
     # the tail for frames, not for more metadata.
     data = _last_metadata(head) + tail
-    frames = FlacFramer().feed(data)
+    framer = FlacFramer()
+    # flush(): the file's end is the stream's end, so a last frame whose CRC-16
+    # holds there is whole (feed alone waits for a next header that never comes).
+    frames = framer.feed(data) + framer.flush()
     if not frames:
         return None
     last = frames[-1].data
