@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from isr import formats
+from isr.config import extension_hint, load
 from isr.framing.oggcodecs import Codec
 from isr.framing.repair import holds_audio, repair_ogg, repairer_for
 from isr.framing.sniff import format_from_content_type, sniff, sniff_scores
@@ -152,3 +153,19 @@ def test_importing_the_registry_imports_no_framer() -> None:
         check=True,
     )
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "hint"),
+    [
+        ("mp3", ".mp3"),
+        ("aac", ".aac"),
+        ("flac", ".flac"),
+        ("opus", ".opus"),
+        ("ogg", ".<by stream>"),
+        ("auto", ".<by stream>"),
+    ],
+)
+def test_isr_check_names_the_extension_only_when_the_format_tells_it(fmt: str, hint: str) -> None:
+    cfg = load(text=f"[r]\ntype = stream\nurl = http://127.0.0.1:8000/x\nformat = {fmt}\n")
+    assert extension_hint(cfg.sources[0]) == hint

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from isr import formats
 from isr.errors import ConfigError
 
 log = logging.getLogger("isr.config")
@@ -660,11 +661,12 @@ def describe(cfg: Config) -> str:
 
 
 def extension_hint(src: SourceConfig) -> str:
+    """The files' extension, if the format alone tells it (an Ogg stream's comes
+    from its first link: ``.ogg`` or ``.oga``)."""
     if src.type != "stream":
         return "." + src.format
-    return {"mp3": ".mp3", "aac": ".aac", "flac": ".flac", "opus": ".opus"}.get(
-        src.format, ".<by stream>"
-    )
+    entry = formats.by_name(src.format)
+    return entry.extensions[0] if entry and len(entry.extensions) == 1 else ".<by stream>"
 
 
 _EXAMPLE_SECTIONS = (
