@@ -47,7 +47,7 @@ def run(data: bytes, out: Path) -> None:
         log=logging.getLogger("bench"),
     )
 
-    def make_sink(directory: Path, stem: str) -> Sink:
+    def make_sink(directory: Path, stem: str, ext: str | None = None) -> Sink:
         return Sink(directory, stem, framer.extension)
 
     t = 1e9

@@ -4,6 +4,7 @@ audio even when its writer held the last page back until close."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections.abc import Sequence
@@ -123,3 +124,56 @@ def test_frames_held_past_a_boundary_start_the_next_file(tmp_path: Path) -> None
     assert second.name == "140003.opus"
     assert second.read_bytes() == b"".join(f.data for f in frames[75:])
     assert span(ledgers(tmp_path)[1]) == 2.5
+
+
+def three_second_segmenter(tmp_path: Path) -> Segmenter:
+    return Segmenter(
+        source="s",
+        directory=tmp_path,
+        base_dir=tmp_path,
+        pattern="%H%M%S",
+        split_seconds=3.0,
+        tz=UTC,
+        log=logging.getLogger("test"),
+    )
+
+
+def test_a_young_session_moves_back_as_one_run(tmp_path: Path) -> None:
+    """While a connection is young its clock's estimate settles: a move back in its
+    second file moves the first too, so the files abut and each spans its audio."""
+    seg = three_second_segmenter(tmp_path)
+    seg.resume_after(T0 - 10.0)
+    frames = [Frame(b"%03d" % i, 960, RATE) for i in range(400)]  # 20 ms, 3 bytes each
+    t0 = T0 + 0.505  # the first file: 1.5 s to the boundary at 14:00:12
+    seg.write_frames(frames[:150], t0, make, "opus", PassThrough)  # 3 s: into file two
+    seg.write_frames(frames[150:], t0 + 3.0 - 0.7, make, "opus", PassThrough)
+    seg.close()
+    files = ledgers(tmp_path)
+    assert len(files) >= 3
+    for ledger in files:
+        audio = (tmp_path / str(ledger["file"])).stat().st_size / 3 * 0.02
+        assert abs(span(ledger) - audio) < 1e-6, ledger
+    for one, two in itertools.pairwise(files):
+        assert two["start"] == one["end"]
+    first = files[0]
+    assert datetime.fromisoformat(str(first["start"])).timestamp() == t0 - 0.7
+    assert first["gaps"] == [
+        {"at": 0.0, "seconds": round(10.505 - 0.7, 3), "cause": "the recorder was not running"}
+    ]
+
+
+def test_later_only_the_open_file_moves(tmp_path: Path) -> None:
+    """A sender whose clock runs fast moves the clock back bit by bit for ever: what
+    was closed was dated right when it was, and stays."""
+    seg = three_second_segmenter(tmp_path)
+    frames = [Frame(b"%04d" % i, 960, RATE) for i in range(4000)]  # 80 s
+    t0 = T0 + 1.5 + 0.005
+    seg.write_frames(frames[:3500], t0, make, "opus", PassThrough)  # 70 s
+    before = {p.name: p.read_text() for p in tmp_path.glob("*.json")}
+    seg.write_frames(frames[3500:], t0 + 70.0 - 0.2, make, "opus", PassThrough)
+    seg.close()
+    after = {p.name: p.read_text() for p in tmp_path.glob("*.json") if p.name in before}
+    open_one = max(before)  # the file open at the move
+    assert {k: v for k, v in after.items() if k != open_one} == {
+        k: v for k, v in before.items() if k != open_one
+    }

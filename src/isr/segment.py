@@ -31,6 +31,10 @@ MIN_SECONDS = 0.5
 """A file started at a boundary gets at least this many frames (pages) or seconds,
 or none: a stop just after a boundary ends the last file instead."""
 
+SESSION_YOUNG = 60.0
+"""Seconds from a session's first audio during which a media clock that moves back
+moves the session's earlier files too (the anchor's estimate settling)."""
+
 CLOCK_SLACK = 0.001
 """Seconds a frame's time may fall short of the last one's end (float residue)."""
 
@@ -86,6 +90,11 @@ class Segmenter:
         """Closed files whose sidecar could not be written yet."""
         self.held: list[Frame] = []
         """Frames past a boundary, too few yet to start the next file with."""
+        self._session: list[tuple[Path, Ledger]] = []
+        """Files the session closed while young, which a clock moved back moves too."""
+        self._session_start = math.inf
+        """When the session's first audio was aired."""
+        self._session_first: Ledger | None = None
 
     # -- files -----------------------------------------------------------------------
 
@@ -146,6 +155,10 @@ class Segmenter:
         ledger = self.ledger = Ledger(
             source=self.source, file=self.relative(sink.path), format=fmt, start=at
         )
+        if session_start:
+            self._session = []
+            self._session_start = at
+            self._session_first = ledger
         if session_start and self.last_end is not None:
             # The one place a gap is reckoned: from the end of the last file's audio.
             ledger.gaps.append(Gap(0.0, max(0.0, at - self.last_end), self.gap_cause))
@@ -233,6 +246,8 @@ class Segmenter:
             )
             if self.on_close is not None:
                 self.on_close(sink, ledger, True)
+            if ledger.start < self._session_start + SESSION_YOUNG:
+                self._session.append((sink.path, ledger))
 
     def _retry_sidecars(self) -> None:
         """Sidecars that a full disk kept from being written at close: the disk takes
@@ -365,12 +380,30 @@ class Segmenter:
         self._write_frames(frames[start:], t)
 
     def _clock_moved_back(self, moved: float) -> None:
-        """The media clock moved back (audio came faster than real time after a
-        stall: it was aired earlier than thought). The file's audio is one run, so
-        its start moves with the clock: its span stays its audio's."""
+        """The media clock moved back: audio came faster than real time (after a
+        stall, or as a young connection's estimate of when its audio was aired
+        improves), so it was aired earlier than thought. The file's audio is one
+        run, so its start moves with the clock and its span stays its audio's; a
+        young session's earlier files, all on the same clock, move with it, so its
+        files still abut. Later (a sender whose clock runs fast) only the open file
+        moves: what was closed was dated right when it was."""
         assert self.ledger is not None
         self.ledger.start -= moved
         self.end_time -= moved
+        young = self._session if self.end_time < self._session_start + SESSION_YOUNG else []
+        self._session_start -= moved
+        first = self._session_first
+        if first is not None and first.gaps and (first is self.ledger or young):
+            gap = first.gaps[0]  # the session's gap ended earlier too
+            first.gaps[0] = Gap(0.0, max(0.0, gap.seconds - moved), gap.cause)
+        for path, ledger in young:
+            ledger.start -= moved
+            if ledger.end is not None:
+                ledger.end -= moved
+            try:
+                write_sidecar(path, ledger, self.tz)
+            except OSError as exc:
+                self.log.error("cannot write the sidecar of %s: %s", ledger.file, exc)
         if moved >= 0.1:  # not every millisecond of network jitter
             self.log.info("media clock moved back %.3f s in %s", moved, self.ledger.file)
 
