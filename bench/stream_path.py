@@ -97,7 +97,7 @@ def run_path(stream: bytes, chunk: int, out: Path) -> dict[str, float]:
     recent = RecentFrames()
     t0 = 1_800_000_000.0  # a fixed media start: files split on its minutes
 
-    def make(directory: Path, stem: str) -> Sink:
+    def make(directory: Path, stem: str, ext: str | None = None) -> Sink:
         return Sink(directory, stem, framer.extension)
 
     stages = {"icy": 0.0, "framer": 0.0, "sums": 0.0, "segmenter": 0.0, "recent": 0.0}
