@@ -11,7 +11,8 @@ and files sent byte for byte with their ID3v2/ID3v1 tags and Info frame (ezstrea
 Tracks are generated at test time (ffmpeg lavfi, each tagged) and played back to back
 from a playlist, so track changes happen while ISR records. Every client talks only
 to the Icecast on 127.0.0.1 and runs in its own directory under the server's workdir
-(liquidsoap, ices2 and ezstream are run as root here; only Icecast needs another user).
+(liquidsoap, ices2, ezstream and darkice run as whoever runs the tests; only Icecast
+needs another user).
 
 Versions these were written against (Debian 12): liquidsoap 2.1.3, ices2 2.0.3,
 ezstream 1.0.2, darkice 1.3.
@@ -33,7 +34,10 @@ from tests.support.icecast import Icecast
 from tests.support.tools import popen, require_tool, stop_process
 
 LONG_COMMENT = 3000
-"""A COMMENT tag this long spans a dozen lacing segments of its header page."""
+"""A COMMENT tag this long spans a dozen lacing segments of its header page. Not for
+liquidsoap's MP3/AAC/FLAC mounts: it sends every tag in the query of its ICY title
+update, and Icecast 2.4.4 drops a request line that long without an answer (liquidsoap
+logs "Metadata update may have failed ... Connection reset by peer")."""
 PAGE_SPANNING_COMMENT = 70000
 """A COMMENT tag this long makes a comment header longer than one Ogg page (64 KiB).
 Not for liquidsoap 2.1.3: a track tagged so stalls its clock for ~25 s at 100 % CPU,
