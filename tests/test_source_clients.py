@@ -242,7 +242,9 @@ def decoded(path: Path) -> tuple[str, float]:
     per file instead of three keeps the module's judging short on a busy machine."""
     import mutagen
 
-    info = mutagen.File(str(path)).info
+    parsed = mutagen.File(str(path))
+    assert parsed is not None, f"mutagen does not recognise {path.name}"
+    info = parsed.info
     rate, channels = int(getattr(info, "sample_rate", 48000)), int(info.channels)
     args = [require_tool("ffmpeg"), "-nostdin", "-v", "error", "-i", str(path)]
     result = subprocess.run(
