@@ -645,10 +645,12 @@ class Soak:
             self.phase_icecast_restart()
             time.sleep(p.steady)
             self.phase_recorder_kill()
-        time.sleep(p.tail)
-        if p.stop_after_boundary is not None:
+        if p.stop_after_boundary is None:
+            time.sleep(p.tail)
+        else:  # the tail, give or take half a split (no longer on average)
             split = SPLIT_MINUTES * 60  # divides a day: local boundaries fall on these
-            time.sleep((p.stop_after_boundary - time.time()) % split)
+            soonest = time.time() + max(0.0, p.tail - split / 2)
+            time.sleep(soonest - time.time() + (p.stop_after_boundary - soonest) % split)
             self.summary["stopped_after_boundary"] = round(time.time() % split, 3)
         with self._watch_lock:
             code = self.end_recorder(signal.SIGTERM)
