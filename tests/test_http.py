@@ -322,6 +322,29 @@ def test_header_timeout_when_server_never_answers() -> None:
             run(open_stream(f"http://127.0.0.1:{port}/x", timeout=0.3))
 
 
+def test_not_http_is_refused_and_the_connection_closed() -> None:
+    said: list[bytes] = []
+
+    def serve(listener: socket.socket) -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(10)
+            conn.recv(4096)
+            conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
+            said.append(conn.recv(4096))  # b"": the client hung up
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        server = threading.Thread(target=serve, args=(listener,), daemon=True)
+        server.start()
+        port = listener.getsockname()[1]
+        with pytest.raises(HttpError, match="not an HTTP or ICY status line"):
+            run(open_stream(f"http://127.0.0.1:{port}/", timeout=5))
+        server.join(10)
+    assert said == [b""]
+
+
 def test_drop_gives_eof_then_reconnect_continues(srv: FakeStreamServer) -> None:
     async def go() -> tuple[bytes, bytes]:
         async with await open_stream(srv.url("/drop"), timeout=5) as resp:
