@@ -308,6 +308,11 @@ class SyncFramer(FramerBase):
         buf = self._buf
         end = len(buf)
         hl = self.HEADER_LEN
+        parse = self._parse
+        ahead_at = ahead2_at = -1
+        ahead: Header | None = None
+        ahead2: Header | None = None
+        """Headers already parsed at the next two frames' positions."""
         out: list[Frame] = []
         p = 0
         while p < end:
@@ -317,7 +322,7 @@ class SyncFramer(FramerBase):
             if self._locked:
                 if end - p < hl:
                     break
-                h = self._parse(buf, p)
+                h = ahead if ahead_at == p else parse(buf, p)
                 if h is not None and h.key == self._key:
                     q = p + h.length
                     if q > end:
@@ -328,7 +333,21 @@ class SyncFramer(FramerBase):
                                 p = r
                                 continue
                         break
-                    whole = self._follows(buf, q, end, h.key, eof)
+                    # The common case inline, each header parsed once: two frames of
+                    # this stream follow (kept for the next two turns).
+                    whole = 0
+                    key = h.key
+                    if end - q >= hl:
+                        hq = ahead2 if ahead2_at == q else parse(buf, q)
+                        if hq is not None and hq.key == key:
+                            q2 = q + hq.length
+                            if end - q2 >= hl:
+                                h2 = parse(buf, q2)
+                                if h2 is not None and h2.key == key:
+                                    whole = 1
+                                    ahead_at, ahead, ahead2_at, ahead2 = q, hq, q2, h2
+                    if not whole:
+                        whole = self._follows(buf, q, end, key, eof)
                     if whole == _NEED:
                         break
                     if not whole:

@@ -18,9 +18,15 @@ from dataclasses import dataclass
 from typing import Protocol
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Frame:
-    """One unit the segmenter may cut before: a codec frame or an Ogg page."""
+    """One unit the segmenter may cut before: a codec frame or an Ogg page.
+
+    A value: never changed once made (``dataclasses.replace`` makes another). Not
+    declared frozen because a thousand streams make tens of thousands a second,
+    and a frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__``, at several times the cost.
+    """
 
     data: bytes
     samples: int

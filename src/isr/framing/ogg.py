@@ -123,7 +123,7 @@ class Link:
     header_pages: list[bytes] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OggFrame(Frame):
     """A page, with what the file writer needs to rewrite it."""
 
