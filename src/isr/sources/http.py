@@ -180,6 +180,7 @@ class StreamResponse:
             self._body.linger = seconds
 
     def _start(self) -> None:
+        """Arm the idle watchdog once the header is in (bench/isr_variants.py hooks it)."""
         if self._body is not None:
             self._body.start()
 
