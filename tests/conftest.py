@@ -18,12 +18,44 @@ from tests.support.tools import descendants, require_tool
 STRAY_GRACE_SECONDS = 3.0
 
 
+SLOW_MODULES = frozenset(
+    {
+        "test_alsa",
+        "test_browser",
+        "test_docker",
+        "test_fd_leak",
+        "test_http",
+        "test_liveness",
+        "test_ogg_fuzz",
+        "test_recovery",
+        "test_soak",
+        "test_soundcard",
+        "test_source_clients",
+        "test_support_icecast",
+        "test_symlinks",
+        "test_urls",
+        "test_web_guard",
+        "test_web_jobs",
+        "test_xing",
+    }
+)
+"""Modules whose tests run real time (recorders, servers, browsers, containers), with
+every ``test_record_*``: ``make check`` leaves them out (``-m "not slow"``)."""
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "allow_stray_processes: the test may leave child processes running "
         "(e.g. one a wider-scoped fixture starts lazily)",
     )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
+        if module in SLOW_MODULES or module.startswith("test_record_"):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

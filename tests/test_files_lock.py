@@ -4,6 +4,7 @@ keeper so, without opening what is not a recording."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 
@@ -25,9 +26,6 @@ def test_a_new_file_is_locked_even_when_a_lock_probe_meets_it(
 ) -> None:
     """``is_locked`` elsewhere holds the exclusive lock for an instant: the shared
     lock of a file just created must wait it out, not give up."""
-    import fcntl
-
-    import isr.sinks.files as files
 
     real_flock = fcntl.flock
     refused: list[int] = []
@@ -38,8 +36,8 @@ def test_a_new_file_is_locked_even_when_a_lock_probe_meets_it(
             raise BlockingIOError(11, "Resource temporarily unavailable")
         real_flock(fd, op)
 
-    monkeypatch.setattr(files.fcntl, "flock", flock)
+    monkeypatch.setattr(fcntl, "flock", flock)
     path, fd = create_exclusive(tmp_path, "c", ".wav")
-    monkeypatch.setattr(files.fcntl, "flock", real_flock)
+    monkeypatch.setattr(fcntl, "flock", real_flock)
     assert len(refused) == 2 and is_locked(path)
     os.close(fd)

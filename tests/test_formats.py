@@ -15,7 +15,7 @@ from isr.config import extension_hint, load
 from isr.framing.oggcodecs import Codec
 from isr.framing.repair import holds_audio, repair_ogg, repairer_for
 from isr.framing.sniff import format_from_content_type, sniff, sniff_scores
-from isr.retention import AUDIO_EXTENSIONS as RETENTION_EXTENSIONS
+from isr.retention import AUDIO_EXTENSIONS as RETENTION_EXTENSIONS  # type: ignore[attr-defined]
 from isr.sources.stream import make_framer
 from isr.web.paths import is_audio
 from tests.support.tools import require_tool

@@ -213,7 +213,6 @@ def test_a_lock_probe_does_not_keep_a_recorder_from_starting(
     """The probe holds a shared lock for an instant; a recorder starting then waits
     it out (the probe lets go while the recorder waits), and one that stays is a
     recorder: refused."""
-    import isr.recorder
 
     root = tmp_path / "recordings"
     os.close(lock_directory(root))
@@ -225,7 +224,7 @@ def test_a_lock_probe_does_not_keep_a_recorder_from_starting(
         waits.append(seconds)
         fcntl.flock(probe, fcntl.LOCK_UN)  # the probe is done
 
-    monkeypatch.setattr(isr.recorder.time, "sleep", wait)
+    monkeypatch.setattr(time, "sleep", wait)
     fd = lock_directory(root)
     os.close(fd)
     assert len(waits) == 1
@@ -247,7 +246,7 @@ def test_the_recorders_own_process_never_opens_its_lock_to_probe_it(
     root = tmp_path / "recordings"
     fd = lock_directory(root)
     opened: list[object] = []
-    real_open = isr.liveness.open_regular
+    real_open = isr.liveness.open_regular  # type: ignore[attr-defined]
 
     def spy(path: Path, flags: int, **kwargs: bool) -> int:
         opened.append(path)

@@ -268,7 +268,8 @@ def test_vorbis_table_count_agrees_with_the_packet_by_packet_count(
     codec = next(f for f in frames if f.link is not None).link.codec  # type: ignore[union-attr]
     packets = [f.data[a:b] for f in frames if not f.header for a, b, _ in page_packets(f.data)]
     pages = repage(packets, 1000)[start:]
-    general = table = (None, 0)  # (head, prev): a decoder starting at this page
+    general: tuple[bytes | None, int] = (None, 0)  # (head, prev): a decoder starting here
+    table = general
     opened = 0
     for page in pages:
         continued = bool(page[5] & 1)

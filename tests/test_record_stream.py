@@ -16,7 +16,7 @@ from tests.support.judge import ffmpeg_errors, ffprobe_duration, mp3val_problems
 from tests.support.media import MediaFactory
 from tests.support.recorder import RecorderProcess, wait_for
 
-TITLES = [
+TITLES: list[str | bytes] = [
     "Artist - It's a 'quoted'; song",
     "Ünïcödé – Läuft",
     "Plain Title",

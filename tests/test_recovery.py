@@ -345,7 +345,7 @@ def test_a_failed_write_leaves_a_whole_file_and_its_sidecar_comes_later(
         tz=UTC,
         log=logging.getLogger("test"),
     )
-    real = segment.write_sidecar
+    real = segment.write_sidecar  # type: ignore[attr-defined]
     full = {"on": True}
 
     def sidecar_on_a_full_disk(*args: object) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -105,7 +106,7 @@ def test_a_query_token_reaches_no_log_status_file_or_api(tmp_path: Path, mp3: by
         assert "TOKEN-1234" not in text and "KEY-5678" not in text, where
 
 
-async def _api_status(root: Path) -> dict[str, object]:
+async def _api_status(root: Path) -> dict[str, Any]:
     async with TestClient(TestServer(create_app(root), host="127.0.0.1")) as client:
         resp = await client.get("/api/status")
         assert resp.status == 200

@@ -10,7 +10,7 @@ import base64
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -193,7 +193,7 @@ def root(tmp_path: Path) -> Path:
     return r
 
 
-def run(main: Callable[[], Awaitable[None]]) -> None:
+def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     asyncio.run(main())
 
 
@@ -310,7 +310,7 @@ def test_failed_logins_are_logged_and_slowed(root: Path, caplog: pytest.LogCaptu
                 async with s.get(base + "/api/files", headers=_basic("ann", "y")) as r:
                     return r.status
 
-            assert await asyncio.gather(attempt(), attempt()) == [401, 401]
+            assert list(await asyncio.gather(attempt(), attempt())) == [401, 401]
             assert time.monotonic() - t0 >= 1.9
             # the right password still gets in (after its turn), and is forgiven
             async with s.get(base + "/api/files", headers=_basic("ann", "pw")) as r:
