@@ -49,9 +49,6 @@ __all__ = ["Link", "OggFrame", "OggFramer", "crc32_ogg", "page_packets", "rewrit
 _REV = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
 """Each byte with its bits reversed."""
 
-HEADER = struct.Struct("<4sBBqIIIB")
-"""Capture pattern, version, flags, granule, serial, sequence, CRC, segment count."""
-
 CONTINUED, BOS, EOS = 1, 2, 4
 
 MAX_HEADER_PACKET = 1 << 20
@@ -151,7 +148,6 @@ class OggFramer(FramerBase):
         """Candidate pages rejected for their CRC."""
         self.granule_mismatches = 0
         """Pages whose granule delta disagreed with their packets' sample count."""
-        self.page_count = 0
         self._refused = False
         """The stream is of a codec ISR cannot record (``UnsupportedFormat`` raised)."""
         self._reset()
@@ -243,7 +239,6 @@ class OggFramer(FramerBase):
                 p += 1
                 continue
             p += need
-            self.page_count += 1
             try:
                 self._page(page, out)
             except UnsupportedFormat:
