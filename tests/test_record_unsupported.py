@@ -51,3 +51,15 @@ def test_unsupported_streams_fail_with_their_name(tmp_path: Path, media: MediaFa
     log = (tmp_path / "rec.log").read_text()
     assert "Traceback" not in log
     assert "were not audio" not in log
+
+
+def test_each_drop_line_tells_what_is_new() -> None:
+    """A periodic "dropped N bytes" line breaks N down by reason since the last line,
+    not since the connection began (it said "xing: 1251" for 834 new bytes)."""
+    from isr.framing.mp3 import Mp3Framer
+    from isr.sources.stream import _drops
+
+    framer = Mp3Framer()
+    framer.drops = {"xing": 1251, "id3v2": 300}
+    assert _drops(framer) == "id3v2: 300, xing: 1251"
+    assert _drops(framer, {"xing": 417, "id3v2": 300}) == "xing: 834"

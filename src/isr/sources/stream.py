@@ -165,6 +165,8 @@ class _Connection:
         """Seconds of audio handed to the segmenter (or dropped as a repeat)."""
         self.last_frame_at = self.connected
         self.dropped_logged = 0
+        self.drops_logged: dict[str, int] = {}
+        """The framer's drops by reason when last logged: each line tells what is new."""
         self.dropped_log_at = self.connected
 
     async def run(self) -> None:
@@ -323,6 +325,7 @@ class _Connection:
                     _drops(framer),
                 )
                 self.dropped_logged = framer.dropped_bytes
+                self.drops_logged = dict(getattr(framer, "drops", {}))
             held, self.pending = self.pending, []
             frames = self.drop_repeat(held)
             frames, after = self.with_titles(frames, len(held) - len(frames))
@@ -409,9 +412,10 @@ class _Connection:
         self.log.warning(
             "dropped %d bytes that were not audio (%s)",
             framer.dropped_bytes - self.dropped_logged,
-            _drops(framer),
+            _drops(framer, self.drops_logged),
         )
         self.dropped_logged = framer.dropped_bytes
+        self.drops_logged = dict(getattr(framer, "drops", {}))
         self.dropped_log_at = now
 
 
@@ -448,8 +452,10 @@ def _sink_factory(framer: Framer) -> SinkFactory:
     return make
 
 
-def _drops(framer: Framer) -> str:
+def _drops(framer: Framer, before: dict[str, int] | None = None) -> str:
+    """The framer's drops by reason, since ``before`` when given."""
     drops = getattr(framer, "drops", None)
     if isinstance(drops, dict) and drops:
-        return ", ".join(f"{k}: {v}" for k, v in sorted(drops.items()))
+        since = {k: v - (before or {}).get(k, 0) for k, v in sorted(drops.items())}
+        return ", ".join(f"{k}: {v}" for k, v in since.items() if v) or "junk"
     return "junk"
