@@ -4,17 +4,15 @@ holds that audio, at its offset (issue 11 items 4 and 5)."""
 from __future__ import annotations
 
 import json
-import logging
-from datetime import UTC
 from pathlib import Path
 
 from isr.framing.base import Frame, PassThrough
 from isr.framing.xing import leading_tag_length
-from isr.segment import Segmenter
 from isr.sinks.base import Sink
 from tests.support.fake_server import FakeStreamServer, Mount
 from tests.support.media import MediaFactory
 from tests.support.recorder import RecorderProcess, wait_for
+from tests.support.segmenting import make_segmenter
 
 MP3_RATE = 16000  # 128 kbps in bytes per second
 
@@ -73,22 +71,10 @@ def test_titles_that_change_before_the_first_file_opens(
             assert -3 * frame <= at - o <= frame, (noted, want)
 
 
-def segmenter(tmp_path: Path) -> Segmenter:
-    return Segmenter(
-        source="s",
-        directory=tmp_path,
-        base_dir=tmp_path,
-        pattern="%Y%m%d_%H%M%S",
-        split_seconds=3600,
-        tz=UTC,
-        log=logging.getLogger("test"),
-    )
-
-
 def test_a_title_is_listed_once_at_one_moment(tmp_path: Path) -> None:
     """An Ogg link's title arrives on its first frame while the file opens with the
     same title: one entry. A newer title at the same byte replaces an older one."""
-    seg = segmenter(tmp_path)
+    seg = make_segmenter(tmp_path)
     seg.title = "Same"
     make = lambda d, stem, _e: Sink(d, stem, ".mp3")  # noqa: E731
     frame = Frame(b"\xff" * 100, 1152, 44100, title="Same")

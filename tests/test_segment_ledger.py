@@ -6,28 +6,15 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from isr.framing.base import Frame, PassThrough
-from isr.segment import Segmenter
 from isr.sinks.base import Sink
+from tests.support.segmenting import make_segmenter
 
 RATE = 48000
-
-
-def segmenter(tmp_path: Path) -> Segmenter:
-    return Segmenter(
-        source="s",
-        directory=tmp_path,
-        base_dir=tmp_path,
-        pattern="%Y%m%d_%H%M%S",
-        split_seconds=3600,
-        tz=UTC,
-        log=logging.getLogger("test"),
-    )
 
 
 def make(d: Path, stem: str, ext: str | None = None) -> Sink:
@@ -48,7 +35,7 @@ T0 = datetime(2026, 11, 24, 14, 0, 10, tzinfo=UTC).timestamp()
 
 
 def test_a_new_file_for_a_new_setup_is_no_gap(tmp_path: Path) -> None:
-    seg = segmenter(tmp_path)
+    seg = make_segmenter(tmp_path)
     seg.resume_after(T0 - 5.0)  # a previous session: its gap belongs to the first file only
     seg.note_cause("connection reset")
     a = [Frame(b"a%d" % i, 960, RATE) for i in range(100)]  # 2 s
@@ -77,7 +64,7 @@ class HoldingWriter(PassThrough):
 
 
 def test_the_end_is_the_end_of_the_audio_held_back(tmp_path: Path) -> None:
-    seg = segmenter(tmp_path)
+    seg = make_segmenter(tmp_path)
     frames = [Frame(b"x" * 10, 960, RATE) for _ in range(300)]  # 6 s
     seg.write_frames(frames[:1], T0, make, "opus", HoldingWriter)
     seg.write_frames(frames[1:], T0 + 0.02, make, "opus", HoldingWriter)
@@ -90,7 +77,7 @@ def test_the_end_is_the_end_of_the_audio_held_back(tmp_path: Path) -> None:
 def test_a_clock_moved_back_moves_the_start_with_it(tmp_path: Path) -> None:
     """A stream that stalled, then caught up, proves its audio was aired earlier:
     the file's span stays the length of its audio (was 1 s short)."""
-    seg = segmenter(tmp_path)
+    seg = make_segmenter(tmp_path)
     frames = [Frame(b"x" * 10, 960, RATE) for _ in range(250)]  # 5 s
     seg.write_frames(frames[:150], T0, make, "opus", PassThrough)  # 3 s
     seg.write_frames(frames[150:], T0 + 3.0 - 1.0, make, "opus", PassThrough)
@@ -103,15 +90,7 @@ def test_a_clock_moved_back_moves_the_start_with_it(tmp_path: Path) -> None:
 def test_frames_held_past_a_boundary_start_the_next_file(tmp_path: Path) -> None:
     """One frame past the boundary is held, not written: the next call's frames
     join it and the new file, named after the boundary, starts with it."""
-    seg = Segmenter(
-        source="s",
-        directory=tmp_path,
-        base_dir=tmp_path,
-        pattern="%H%M%S",
-        split_seconds=3.0,
-        tz=UTC,
-        log=logging.getLogger("test"),
-    )
+    seg = make_segmenter(tmp_path, split_seconds=3.0, pattern="%H%M%S")
     boundary = datetime(2026, 11, 24, 14, 0, 3, tzinfo=UTC).timestamp()
     frames = [Frame(b"%03d" % i, 960, RATE) for i in range(200)]  # 20 ms each
     t0 = boundary - 1.5 + 0.005  # clear of float residue at the boundary
@@ -126,22 +105,10 @@ def test_frames_held_past_a_boundary_start_the_next_file(tmp_path: Path) -> None
     assert span(ledgers(tmp_path)[1]) == 2.5
 
 
-def three_second_segmenter(tmp_path: Path) -> Segmenter:
-    return Segmenter(
-        source="s",
-        directory=tmp_path,
-        base_dir=tmp_path,
-        pattern="%H%M%S",
-        split_seconds=3.0,
-        tz=UTC,
-        log=logging.getLogger("test"),
-    )
-
-
 def test_a_young_session_moves_back_as_one_run(tmp_path: Path) -> None:
     """While a connection is young its clock's estimate settles: a move back in its
     second file moves the first too, so the files abut and each spans its audio."""
-    seg = three_second_segmenter(tmp_path)
+    seg = make_segmenter(tmp_path, split_seconds=3.0, pattern="%H%M%S")
     seg.resume_after(T0 - 10.0)
     frames = [Frame(b"%03d" % i, 960, RATE) for i in range(400)]  # 20 ms, 3 bytes each
     t0 = T0 + 0.505  # the first file: 1.5 s to the boundary at 14:00:12
@@ -165,7 +132,7 @@ def test_a_young_session_moves_back_as_one_run(tmp_path: Path) -> None:
 def test_later_only_the_open_file_moves(tmp_path: Path) -> None:
     """A sender whose clock runs fast moves the clock back bit by bit for ever: what
     was closed was dated right when it was, and stays."""
-    seg = three_second_segmenter(tmp_path)
+    seg = make_segmenter(tmp_path, split_seconds=3.0, pattern="%H%M%S")
     frames = [Frame(b"%04d" % i, 960, RATE) for i in range(4000)]  # 80 s
     t0 = T0 + 1.5 + 0.005
     seg.write_frames(frames[:3500], t0, make, "opus", PassThrough)  # 70 s

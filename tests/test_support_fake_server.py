@@ -7,31 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Coroutine, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import TypeVar
 
 import pytest
 
 from isr.errors import SourceError
-from isr.sources.http import StreamResponse, open_stream
+from isr.sources.http import open_stream
 from tests.support.fake_server import FakeStreamServer, Mount
+from tests.test_http import read_n, run
 
 T = TypeVar("T")
 PAYLOAD = random.Random(1).randbytes(200_000)
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
-
-
-async def read_n(resp: StreamResponse, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        data = await resp.read(n - len(buf))
-        if not data:
-            break
-        buf += data
-    return bytes(buf)
 
 
 @pytest.fixture
