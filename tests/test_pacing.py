@@ -128,6 +128,39 @@ def test_a_paced_read_and_a_stop_between_ticks_lose_nothing() -> None:
     asyncio.run(go())
 
 
+def test_bytes_a_tick_handed_to_a_reader_stopped_at_once_are_kept() -> None:
+    """A stop that cancels the reader after a tick served it but before it ran:
+    the bytes were already out of the socket, and ``read_now`` must still give
+    them (they were lost once in ten clean-clone runs of test_record_stop)."""
+
+    async def go() -> None:
+        more = asyncio.Event()
+
+        async def serve(writer: asyncio.StreamWriter) -> None:
+            writer.write(PAYLOAD[:1000])
+            await writer.drain()
+            await more.wait()
+            writer.write(PAYLOAD[1000:1700])
+            await writer.drain()
+
+        async with connected(serve, linger=1000.0, timeout=10_000.0) as (reader, _):
+            assert await reader.read(65536) == PAYLOAD[:1000]  # small: pace from now on
+            task = asyncio.create_task(reader.read(65536))
+            await until(lambda: reader.fileno >= 0)
+            more.set()
+            await asyncio.sleep(0.3)  # the bytes are in the socket; no tick for 1,000 s
+            assert not task.done()
+            ticker = reader._ticker
+            assert ticker is not None
+            ticker._tick()  # serves the reader: its future has the bytes ...
+            task.cancel()  # ... and the stop comes before the reader runs
+            await asyncio.gather(task, return_exceptions=True)
+            assert task.cancelled()
+            assert reader.read_now() == PAYLOAD[1000:1700]
+
+    asyncio.run(go())
+
+
 def test_a_paced_reader_sees_the_peer_hang_up_without_a_tick() -> None:
     async def go() -> None:
         async def serve(writer: asyncio.StreamWriter) -> None:

@@ -329,7 +329,15 @@ class PacedReader(asyncio.Protocol):
         data = None if self._small and not self._hup else self.poll(self._loop.time())
         if data is None:
             assert self._ticker is not None
-            data = await self._ticker.wait(self)
+            fut = self._ticker.wait(self)
+            try:
+                data = await fut
+            except asyncio.CancelledError:
+                # A tick handed the bytes over, but the reader was stopped before it
+                # ran to take them: keep them first in line for ``read_now``.
+                if fut.done() and not fut.cancelled() and fut.exception() is None:
+                    self._buffer[:0] = fut.result()
+                raise
         return data
 
     async def _linger(self) -> None:
