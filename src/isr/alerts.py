@@ -78,12 +78,14 @@ class Alerter:
             await asyncio.wait({previous})
         if self.cfg.webhook_url:
             try:
-                await asyncio.wait_for(self._post(payload), DELIVERY_TIMEOUT)
+                async with asyncio.timeout(DELIVERY_TIMEOUT):
+                    await self._post(payload)
             except Exception as exc:  # delivery must never hurt recording
                 log.error("alert webhook failed: %s", exc or type(exc).__name__)
         if self.cfg.command:
             try:
-                await asyncio.wait_for(self._run(payload), DELIVERY_TIMEOUT)
+                async with asyncio.timeout(DELIVERY_TIMEOUT):
+                    await self._run(payload)
             except Exception as exc:
                 log.error("alert command failed: %s", exc or type(exc).__name__)
 

@@ -141,7 +141,8 @@ class StatusBoard:
                 failing = True
             self._dirty.clear()
             try:
-                await asyncio.wait_for(self._dirty.wait(), self.interval)
+                async with asyncio.timeout(self.interval):
+                    await self._dirty.wait()
                 await asyncio.sleep(0.2)  # coalesce a burst of changes
             except TimeoutError:
                 pass

@@ -123,8 +123,10 @@ class SoundcardSource(Source):
                     self.count_bytes(len(data))
                     self.watch_level(data, len(data) / bytes_per_second)
             try:
-                rc = await asyncio.wait_for(proc.wait(), STOP_SECONDS)
-                await asyncio.wait_for(stderr_task, STOP_SECONDS)
+                async with asyncio.timeout(STOP_SECONDS):
+                    rc = await proc.wait()
+                async with asyncio.timeout(STOP_SECONDS):
+                    await stderr_task
             except TimeoutError:
                 rc = None
             said = " | ".join(tail) or "no message"
@@ -161,7 +163,8 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError):
         proc.terminate()
     try:
-        await asyncio.wait_for(proc.wait(), STOP_SECONDS)
+        async with asyncio.timeout(STOP_SECONDS):
+            await proc.wait()
     except TimeoutError:
         _kill(proc)
         await proc.wait()

@@ -116,7 +116,8 @@ class _Worker:
         if self.proc.returncode is None and self.proc.stdin is not None and not self.killed:
             self.proc.stdin.close()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.proc.wait(), grace)
+                async with asyncio.timeout(grace):
+                    await self.proc.wait()
         if self.proc.returncode is None:
             self.kill()
         await self.proc.wait()
@@ -239,7 +240,8 @@ class AnalysisJobs:
         job.running, job.worker = True, worker
         t0 = time.monotonic()
         try:
-            result = await asyncio.wait_for(worker.ask(job.path), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                result = await worker.ask(job.path)
         except TimeoutError:
             worker.kill()
             self.stats.timed_out += 1
