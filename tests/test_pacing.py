@@ -99,27 +99,35 @@ def test_flow_control_pauses_the_transport_and_loses_nothing() -> None:
     asyncio.run(go())
 
 
+@asynccontextmanager
+async def paced_read_waiting() -> AsyncIterator[tuple[PacedReader, asyncio.Task[bytes]]]:
+    """A reader gone paced (its first read came back small) with a read waiting on
+    it, and 700 more bytes sent by the peer since. The ticker's grid is 1,000 s: the
+    next tick is, almost always, far away."""
+    more = asyncio.Event()
+
+    async def serve(writer: asyncio.StreamWriter) -> None:
+        writer.write(PAYLOAD[:1000])
+        await writer.drain()
+        await more.wait()
+        writer.write(PAYLOAD[1000:1700])
+        await writer.drain()
+
+    async with connected(serve, linger=1000.0, timeout=10_000.0) as (reader, _):
+        assert await reader.read(65536) == PAYLOAD[:1000]  # small: pace from now on
+        task = asyncio.create_task(reader.read(65536))
+        await until(lambda: reader.fileno >= 0)
+        more.set()
+        await asyncio.sleep(0.3)  # the bytes are in the socket
+        yield reader, task
+
+
 def test_a_paced_read_and_a_stop_between_ticks_lose_nothing() -> None:
     """Once a read comes back small the socket is read on the ticker's grid; bytes
     that came since the last tick are taken by ``read_now`` at a stop."""
 
     async def go() -> None:
-        more = asyncio.Event()
-
-        async def serve(writer: asyncio.StreamWriter) -> None:
-            writer.write(PAYLOAD[:1000])
-            await writer.drain()
-            await more.wait()
-            writer.write(PAYLOAD[1000:1700])
-            await writer.drain()
-
-        # A grid of 1,000 s: the next tick is, almost always, far away.
-        async with connected(serve, linger=1000.0, timeout=10_000.0) as (reader, _):
-            assert await reader.read(65536) == PAYLOAD[:1000]  # small: pace from now on
-            task = asyncio.create_task(reader.read(65536))
-            await until(lambda: reader.fileno >= 0)
-            more.set()
-            await asyncio.sleep(0.3)
+        async with paced_read_waiting() as (reader, task):
             got = task.result() if task.done() else b""
             task.cancel()
             got += reader.read_now()
@@ -134,22 +142,8 @@ def test_bytes_a_tick_handed_to_a_reader_stopped_at_once_are_kept() -> None:
     them (they were lost once in ten clean-clone runs of test_record_stop)."""
 
     async def go() -> None:
-        more = asyncio.Event()
-
-        async def serve(writer: asyncio.StreamWriter) -> None:
-            writer.write(PAYLOAD[:1000])
-            await writer.drain()
-            await more.wait()
-            writer.write(PAYLOAD[1000:1700])
-            await writer.drain()
-
-        async with connected(serve, linger=1000.0, timeout=10_000.0) as (reader, _):
-            assert await reader.read(65536) == PAYLOAD[:1000]  # small: pace from now on
-            task = asyncio.create_task(reader.read(65536))
-            await until(lambda: reader.fileno >= 0)
-            more.set()
-            await asyncio.sleep(0.3)  # the bytes are in the socket; no tick for 1,000 s
-            assert not task.done()
+        async with paced_read_waiting() as (reader, task):
+            assert not task.done()  # no tick for 1,000 s
             ticker = reader._ticker
             assert ticker is not None
             ticker._tick()  # serves the reader: its future has the bytes ...

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import wave
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -17,21 +16,14 @@ from isr.segment import Segmenter
 from isr.sinks.base import Sink
 from isr.sinks.wav import WavSink
 from isr.sources.tone import tone_block
+from tests.support import segmenting
 
 T0 = datetime(2026, 11, 24, 13, 59, 58, 500000, tzinfo=UTC).timestamp()
 
 
-def make_segmenter(
-    tmp_path: Path, split: float = 3.0, pattern: str = "{source}/%H%M%S"
-) -> Segmenter:
-    return Segmenter(
-        source="radio1",
-        directory=tmp_path,
-        base_dir=tmp_path,
-        pattern=pattern,
-        split_seconds=split,
-        tz=UTC,
-        log=logging.getLogger("test"),
+def make_segmenter(tmp_path: Path, split: float = 3.0) -> Segmenter:
+    return segmenting.make_segmenter(
+        tmp_path, split_seconds=split, pattern="{source}/%H%M%S", source="radio1"
     )
 
 
@@ -257,14 +249,12 @@ def test_a_session_after_an_outage_notes_the_gap_and_its_cause(tmp_path: Path) -
 
 
 def test_files_outside_the_output_directory_have_absolute_names(tmp_path: Path) -> None:
-    seg = Segmenter(
-        source="far",
-        directory=tmp_path / "elsewhere",
+    seg = segmenting.make_segmenter(
+        tmp_path / "elsewhere",
         base_dir=tmp_path / "recordings",
+        source="far",
         pattern="%H%M%S",
         split_seconds=60,
-        tz=UTC,
-        log=logging.getLogger("test"),
     )
     seg.write_frames(frames(3), T0, raw(".mp3"), "mp3", PassThrough)
     assert seg.ledger is not None

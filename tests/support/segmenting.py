@@ -10,12 +10,17 @@ from isr.segment import Segmenter
 
 
 def make_segmenter(
-    directory: Path, *, split_seconds: float = 3600.0, pattern: str = "%Y%m%d_%H%M%S"
+    directory: Path,
+    *,
+    split_seconds: float = 3600.0,
+    pattern: str = "%Y%m%d_%H%M%S",
+    source: str = "s",
+    base_dir: Path | None = None,
 ) -> Segmenter:
     return Segmenter(
-        source="s",
+        source=source,
         directory=directory,
-        base_dir=directory,
+        base_dir=base_dir or directory,
         pattern=pattern,
         split_seconds=split_seconds,
         tz=UTC,
