@@ -17,7 +17,7 @@ from isr.framing.flac import frame_header
 from tests.support.fake_server import FakeStreamServer, Mount
 from tests.support.icecast import Icecast
 from tests.support.judge import ffprobe_duration, ffprobe_start_time, flac_test, mutagen_duration
-from tests.support.recorder import RecorderProcess, wait_for
+from tests.support.recorder import RecorderProcess
 from tests.test_flac import audio_start, encode, make_wav
 
 SPLIT = 3.0
@@ -72,7 +72,7 @@ def test_raw_flac_joined_mid_frame(tmp_path: Path, flac_source: tuple[Path, Path
     with FakeStreamServer(mount) as srv:
         config = CONFIG + f"[radio]\ntype = stream\nurl = {srv.url('/live.flac')}\n"
         with RecorderProcess(tmp_path, config) as rec:
-            assert wait_for(lambda: rec.status()["sources"]["radio"]["state"] == "recording")
+            rec.wait_recording()
             time.sleep(10)
             status = rec.status()["sources"]["radio"]
             assert rec.stop() == 0, rec.output
@@ -101,7 +101,7 @@ def test_flac_mount_on_icecast(
     time.sleep(2)  # a burst of older audio is waiting for the recorder
     config = CONFIG + f"[radio]\ntype = stream\nurl = {icecast.url('/radio.flac')}\n"
     with RecorderProcess(tmp_path, config) as rec:
-        assert wait_for(lambda: rec.status()["sources"]["radio"]["state"] == "recording")
+        rec.wait_recording()
         time.sleep(10)
         assert rec.stop() == 0, rec.output
     files = sorted((tmp_path / "recordings").glob("*.flac"))

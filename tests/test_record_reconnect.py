@@ -120,7 +120,7 @@ def test_a_burst_larger_than_a_read_and_late_is_dated_whole(
         with RecorderProcess(tmp_path, config) as rec:
             assert wait_for(lambda: srv.connections_to("/live"), step=0.01)
             connected = time.time()
-            assert wait_for(lambda: rec.status()["sources"]["radio"]["state"] == "recording")
+            rec.wait_recording()
             time.sleep(1)
             assert rec.stop() == 0, rec.output
     (run,) = sessions(sorted((tmp_path / "recordings").glob("*.mp3")))
@@ -150,7 +150,7 @@ def test_quick_restart_neither_doubles_nor_hides_anything(
         text = config.format(url=srv.url("/live"))
         for _ in range(2):
             with RecorderProcess(tmp_path, text) as rec:
-                assert wait_for(lambda: rec.status()["sources"]["radio"]["state"] == "recording")
+                rec.wait_recording()
                 time.sleep(1.5)
                 assert rec.stop() == 0, rec.output
         conns = srv.connections_to("/live")

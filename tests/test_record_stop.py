@@ -78,9 +78,7 @@ def test_stop_writes_what_the_server_sent(kind: str, media: MediaFactory, tmp_pa
             f"[radio]\ntype = stream\nurl = {srv.url('/live')}\n"
         )
         with RecorderProcess(tmp_path, config) as rec:
-            assert wait_for(
-                lambda: rec.status()["sources"]["radio"]["state"] == "recording", timeout=20
-            ), rec.output
+            rec.wait_recording()
             conn = srv.wait_connections(1, "/live")[0]
             # Past the settling of the first file, then a stop at no special moment.
             assert wait_for(lambda: len(conn.audio) > len(payload) * 0.4, timeout=20)

@@ -39,9 +39,7 @@ def test_titles_that_change_before_the_first_file_opens(
             f"[radio]\ntype = stream\nurl = {srv.url('/live')}\n"
         )
         with RecorderProcess(tmp_path, config) as rec:
-            assert wait_for(
-                lambda: rec.status()["sources"]["radio"]["state"] == "recording", timeout=20
-            ), rec.output
+            rec.wait_recording()
             conn = srv.wait_connections(1, "/live")[0]
             assert wait_for(lambda: len(conn.titles) >= 6, timeout=20)
             assert rec.stop() == 0, rec.output

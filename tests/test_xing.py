@@ -22,7 +22,7 @@ from tests.support.judge import (
     mutagen_duration,
 )
 from tests.support.media import MediaFactory
-from tests.support.recorder import RecorderProcess, wait_for
+from tests.support.recorder import RecorderProcess
 from tests.support.tools import require_tool
 
 SOURCE = ["-f", "lavfi", "-i", "aevalsrc='0.4*sin(2*PI*440*t*(1+t/4))+0.1*(random(0)-0.5)':d=12"]
@@ -150,7 +150,7 @@ def test_recorded_vbr_files_report_true_durations(tmp_path: Path, media: MediaFa
             f"[radio]\ntype = stream\nurl = {srv.url('/vbr')}\n"
         )
         with RecorderProcess(tmp_path, config) as rec:
-            assert wait_for(lambda: rec.status()["sources"]["radio"]["state"] == "recording")
+            rec.wait_recording()
             time.sleep(8.5)
             assert rec.stop() == 0, rec.output
         sent = bytes(srv.connections_to("/vbr")[0].audio)

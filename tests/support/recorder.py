@@ -69,6 +69,17 @@ class RecorderProcess:
         data: dict[str, Any] = json.loads(path.read_text())
         return data
 
+    def wait_recording(self, source: str = "radio", timeout: float = 20.0) -> None:
+        """Until the status file says ``source`` records (its output if it never does)."""
+
+        def recording() -> bool:
+            state: str = self.status()["sources"][source]["state"]
+            return state == "recording"
+
+        if not wait_for(recording, timeout=timeout):
+            self.stop()
+            raise AssertionError(f"{source} never recorded:\n{self.output}")
+
     def stop(self, sig: int = signal.SIGTERM) -> int:
         """Signal the recorder (if still running) and collect its output."""
         if self.proc.poll() is None:
