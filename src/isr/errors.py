@@ -4,6 +4,11 @@
      ├── ConfigError(file, section, key)   bad config: `isr` exits with status 2
      ├── LockError                          another recorder owns the output directory
      ├── OutputError                        the output directory cannot be used at start
+     ├── QueryError                         a question about the archive that has no answer:
+     │    │                                 HTTP 400/404, `isr timeline` exits with status 2
+     │    ├── BadTime(QueryError, ValueError)       a time that does not parse, FROM not
+     │    │                                         before TO, a span over the limit
+     │    └── UnknownSource(QueryError, LookupError) no recording of that source
      └── SourceError                        one source failed; it retries, others go on
           ├── SourceTimeout(SourceError, TimeoutError)   no byte for timeout_seconds
           ├── HttpError                      a status, header or redirect we cannot use
@@ -40,6 +45,18 @@ class LockError(IsrError):
 
 class OutputError(IsrError):
     """The output directory cannot be created or locked."""
+
+
+class QueryError(IsrError):
+    """A time, span or source asked for that cannot be answered (the asker's mistake)."""
+
+
+class BadTime(QueryError, ValueError):
+    """A time or span that does not parse or makes no sense (FROM after TO, too long)."""
+
+
+class UnknownSource(QueryError, LookupError):
+    """No recording of that source is known."""
 
 
 class SourceError(IsrError):
