@@ -78,14 +78,15 @@ def web_process(cwd: Path, directory: Path, *extra: str) -> Iterator[str]:
 
 
 @contextmanager
-def chromium() -> Iterator[Any]:
-    """A Playwright Browser on /usr/bin/chromium with a fresh profile."""
+def chromium(**options: Any) -> Iterator[Any]:
+    """A Playwright Browser on /usr/bin/chromium with a fresh profile; ``options`` go to
+    ``launch_persistent_context`` (``locale``, ``timezone_id``, ``viewport``, …)."""
     exe = require_tool("chromium")
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory(prefix="isr-chromium-") as profile, sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
-            profile, executable_path=exe, args=CHROMIUM_ARGS, headless=True
+            profile, executable_path=exe, args=CHROMIUM_ARGS, headless=True, **options
         )
         try:
             yield context
