@@ -231,3 +231,11 @@ def test_dataclass_defaults_come_from_the_key_table() -> None:
     fields = SourceConfig.__dataclass_fields__
     assert fields["timeout_seconds"].default == default_of("stream", "timeout_seconds")
     assert fields["sample_rate"].default == default_of("soundcard", "sample_rate")
+
+
+def test_evidence_signing_key_is_relative_to_the_config(tmp_path: Path) -> None:
+    ini = tmp_path / "isr.ini"
+    ini.write_text("[t]\ntype = tone\n[evidence]\nsigning_key = keys/isr.key\n")
+    cfg = load(ini)
+    assert cfg.evidence.signing_key == tmp_path / "keys" / "isr.key"
+    assert load(ini, text="[t]\ntype = tone\n").evidence.signing_key is None

@@ -28,7 +28,7 @@ from isr.errors import ConfigError
 
 log = logging.getLogger("isr.config")
 
-RESERVED_SECTIONS = ("general", "web", "alerts")
+RESERVED_SECTIONS = ("general", "web", "alerts", "evidence")
 SOURCE_TYPES = ("stream", "soundcard", "tone")
 STREAM_FORMATS = ("auto", "mp3", "ogg", "aac", "flac", "opus")
 PCM_FORMATS = ("wav", "flac")
@@ -46,7 +46,8 @@ class Key:
     help: str
     scope: str
     """``general`` (inherited by sources), ``stream``, ``soundcard``, ``tone``,
-    ``pcm`` (soundcard and tone), ``source`` (every source), ``web``, ``alerts``."""
+    ``pcm`` (soundcard and tone), ``source`` (every source), ``web``, ``alerts``,
+    ``evidence``."""
     choices: tuple[str, ...] = ()
     minimum: float | None = None
     maximum: float | None = None
@@ -233,6 +234,14 @@ KEYS: tuple[Key, ...] = (
         "alerts",
         positive=True,
     ),
+    # [evidence]
+    Key(
+        "signing_key",
+        "path",
+        "",
+        "Ed25519 private key from `isr keygen` that signs each day's chain head; empty = unsigned.",
+        "evidence",
+    ),
 )
 
 _SOURCE_SCOPES = {
@@ -344,6 +353,12 @@ class AlertsConfig:
 
 
 @dataclass(frozen=True)
+class EvidenceConfig:
+    signing_key: Path | None = None
+    """Absolute, or relative to the config file's directory; None = unsigned."""
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole config file, validated."""
 
@@ -356,6 +371,7 @@ class Config:
     web: WebConfig
     alerts: AlertsConfig
     warnings: tuple[str, ...] = ()
+    evidence: EvidenceConfig = EvidenceConfig()
 
 
 DEMO_CONFIG = """\
@@ -468,6 +484,13 @@ def _build(file: str, parser: configparser.ConfigParser) -> Config:
     alerts_vals = _defaults("alerts")
     if alerts_name is not None:
         alerts_vals.update(_section_values(file, parser, alerts_name, "alerts", warnings))
+    evidence_name = lowered.get("evidence")
+    evidence_vals = _defaults("evidence")
+    if evidence_name is not None:
+        evidence_vals.update(_section_values(file, parser, evidence_name, "evidence", warnings))
+    signing_key = Path(evidence_vals["signing_key"]) if evidence_vals["signing_key"] else None
+    if signing_key is not None and not signing_key.is_absolute():
+        signing_key = base_dir / signing_key
 
     sources: list[SourceConfig] = []
     for section in parser.sections():
@@ -506,6 +529,7 @@ def _build(file: str, parser: configparser.ConfigParser) -> Config:
             silence_seconds=float(alerts_vals["silence_seconds"]),
         ),
         warnings=tuple(warnings),
+        evidence=EvidenceConfig(signing_key=signing_key),
     )
 
 
@@ -680,6 +704,7 @@ _EXAMPLE_SECTIONS = (
     ("tone", "tone", "A generated test tone: a demo, and a health check of disk and pipeline."),
     ("web", "web", "The web UI (`isr web`, `isr run`)."),
     ("alerts", "alerts", "Alerts on failures, low disk and dead air."),
+    ("evidence", "evidence", "The hash chain's signing key (see `isr keygen`, `isr verify`)."),
 )
 _EXAMPLE_VALUES = {
     ("general", "max_retries"): "0",
