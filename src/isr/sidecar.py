@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from isr.sinks.files import write_all
+from isr.sinks.files import read_regular, write_all
 
 
 def iso(t: float, tz: tzinfo) -> str:
@@ -71,6 +72,41 @@ class Ledger:
     gaps: list[Gap] = field(default_factory=list)
     overlaps_removed: list[Overlap] = field(default_factory=list)
 
+    @classmethod
+    def from_json(cls, data: object) -> Ledger | None:
+        """The ledger a sidecar's JSON holds; None when it holds none (no source or no
+        readable start). Malformed titles, gaps and overlaps are left out, not fatal:
+        a sidecar edited by hand or cut short still dates its file."""
+        if not isinstance(data, dict):
+            return None
+        source, start = data.get("source"), _time(data.get("start"))
+        if not isinstance(source, str) or not source or start is None:
+            return None
+        fmt, file = data.get("format"), data.get("file")
+        return cls(
+            source=source,
+            file=file if isinstance(file, str) else "",
+            format=fmt if isinstance(fmt, str) else "",
+            start=start,
+            end=_time(data.get("end")),
+            titles=[
+                Title(at, _int(t.get("byte")), t["title"])
+                for t in _objects(data.get("titles"))
+                if (at := _number(t.get("at"))) is not None and isinstance(t.get("title"), str)
+            ],
+            gaps=[
+                Gap(at, seconds, cause if isinstance(cause := g.get("cause"), str) else "")
+                for g in _objects(data.get("gaps"))
+                if (at := _number(g.get("at"))) is not None
+                and (seconds := _number(g.get("seconds"))) is not None
+            ],
+            overlaps_removed=[
+                Overlap(at, _int(o.get("bytes")), _number(o.get("seconds")) or 0.0)
+                for o in _objects(data.get("overlaps_removed"))
+                if (at := _number(o.get("at"))) is not None
+            ],
+        )
+
     def to_json(self, tz: tzinfo) -> dict[str, Any]:
         out: dict[str, Any] = {
             "source": self.source,
@@ -85,8 +121,45 @@ class Ledger:
         return out
 
 
+def _time(value: object) -> float | None:
+    """Unix seconds of an ISO 8601 time with an offset (a sidecar always has one)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.timestamp() if parsed.tzinfo is not None else None
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _objects(value: object) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def sidecar_path(audio: Path) -> Path:
     return audio.with_name(audio.name + ".json")
+
+
+def read_ledger(audio: Path) -> Ledger | None:
+    """The ledger in ``audio``'s sidecar; None when there is none or it holds none.
+
+    Read without following a symlink or blocking on a FIFO planted in its place.
+    """
+    try:
+        data = json.loads(read_regular(sidecar_path(audio), limit=16 << 20))
+    except (OSError, ValueError):
+        return None
+    return Ledger.from_json(data)
 
 
 TMP_TRIES = 8

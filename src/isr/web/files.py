@@ -7,23 +7,30 @@ and only that directory is scanned again. What a directory mtime does not reveal
 file growing, so the files the recorder reports as being written ("hot") are
 re-statted on each call. Sidecars and WAV headers are read only for the rows of the
 page being shown.
+
+Each entry also carries its sidecar's mtime, and each directory a generation that
+changes with its entries, so that the timeline index (``isr.timeline.index``) follows
+the same scans instead of making its own (:meth:`FileIndex.changes`).
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 import os
 import re
 import struct
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from isr.sinks.files import is_locked
+from isr.timeline.times import local_instant
 from isr.web.paths import is_audio
 
 LOCK_CHECK_SECONDS = 30.0
@@ -32,13 +39,30 @@ RACY_NS = 3_000_000_000
 """A directory modified less than this before its scan is scanned again next time."""
 
 
+class Stat(NamedTuple):
+    """What tells whether a recording changed: its size and mtime, and its sidecar's."""
+
+    size: int
+    mtime_ns: int
+    sidecar_mtime_ns: int | None
+    """None: no sidecar."""
+
+
 @dataclass
 class Entry:
     name: str
     folder: str
     size: int
     mtime_ns: int
-    has_sidecar: bool
+    sidecar_mtime_ns: int | None = None
+
+    @property
+    def has_sidecar(self) -> bool:
+        return self.sidecar_mtime_ns is not None
+
+    @property
+    def stat(self) -> Stat:
+        return Stat(self.size, self.mtime_ns, self.sidecar_mtime_ns)
 
     @property
     def mtime(self) -> float:
@@ -56,6 +80,8 @@ class _Dir:
     subdirs: list[str]
     scanned_ns: int = 0
     """Wall-clock time the scan started."""
+    generation: int = 0
+    """Changes whenever the directory's entries do (see :meth:`FileIndex.changes`)."""
 
     def trusted(self, mtime_ns: int) -> bool:
         """The scan still holds: the mtime is unchanged and was not "racy".
@@ -66,6 +92,18 @@ class _Dir:
         is scanned again until its mtime is safely older than the scan.
         """
         return mtime_ns == self.mtime_ns and self.scanned_ns - mtime_ns >= RACY_NS
+
+
+@dataclass(frozen=True)
+class Changes:
+    """The listing since a consumer last looked (see :meth:`FileIndex.changes`)."""
+
+    generations: dict[str, int]
+    """Every directory listed now, with its generation."""
+    directories: dict[str, dict[str, Stat]]
+    """The entries of each directory whose generation the consumer did not know."""
+    named: dict[str, Stat | None]
+    """The names asked for: their facts now, None when they are not listed."""
 
 
 @dataclass
@@ -89,6 +127,7 @@ class FileIndex:
         self._filtered: list[Entry] = []
         self.version = 0
         self.scans = 0
+        self._generations = itertools.count(1)
 
     # -- scanning ---------------------------------------------------------------
 
@@ -96,8 +135,8 @@ class FileIndex:
         scanned_ns = time.time_ns()
         files: list[Entry] = []
         subdirs: list[str] = []
-        names: set[str] = set()
         audio: list[os.DirEntry[str]] = []
+        sidecars: dict[str, os.DirEntry[str]] = {}
         path = os.path.join(self.root, rel) if rel else str(self.root)
         with os.scandir(path) as it:
             for de in it:
@@ -105,12 +144,13 @@ class FileIndex:
                     continue  # .isr/, temporary files, editors' droppings
                 if not _utf8(de.name):
                     continue  # no URL can name it (names are UTF-8), no page can show it
-                names.add(de.name)
                 try:
                     if de.is_dir(follow_symlinks=False):
                         subdirs.append(f"{rel}/{de.name}" if rel else de.name)
                     elif de.is_file(follow_symlinks=False) and is_audio(de.name):
                         audio.append(de)
+                    elif de.name.endswith(".json"):
+                        sidecars[de.name] = de
                 except OSError:
                     continue
         for de in audio:
@@ -118,10 +158,17 @@ class FileIndex:
                 st = de.stat(follow_symlinks=False)
             except OSError:
                 continue  # deleted meanwhile
+            side = sidecars.get(de.name + ".json")
+            side_ns: int | None = None
+            if side is not None:
+                try:
+                    side_ns = side.stat(follow_symlinks=False).st_mtime_ns
+                except OSError:
+                    side_ns = None
             name = f"{rel}/{de.name}" if rel else de.name
-            files.append(Entry(name, rel, st.st_size, st.st_mtime_ns, de.name + ".json" in names))
+            files.append(Entry(name, rel, st.st_size, st.st_mtime_ns, side_ns))
         self.scans += 1
-        return _Dir(mtime_ns, files, subdirs, scanned_ns)
+        return _Dir(mtime_ns, files, subdirs, scanned_ns, next(self._generations))
 
     def _refresh(self, hot: set[str]) -> None:
         changed = False
@@ -191,6 +238,7 @@ class FileIndex:
         d = self._dirs.get(entry.folder)
         if d is not None:
             d.files = [e for e in d.files if e is not entry]
+            d.generation = next(self._generations)
         self._facts.pop(name, None)
         self.version += 1
 
@@ -207,6 +255,27 @@ class FileIndex:
         return gone
 
     # -- queries ----------------------------------------------------------------
+
+    def changes(
+        self, known: Mapping[str, int], *, hot: set[str], names: Iterable[str] = ()
+    ) -> Changes:
+        """Refresh, then what a consumer that mirrors the listing needs to catch up.
+
+        ``known`` maps each directory to the generation the consumer last saw; only
+        the directories whose generation differs come back with their entries. A
+        growing file changes no directory: the consumer asks for it by name (``hot``
+        files are re-statted first, as for a page).
+        """
+        with self._lock:
+            self._refresh(hot)
+            generations = {rel: d.generation for rel, d in self._dirs.items()}
+            changed = {
+                rel: {e.name: e.stat for e in d.files}
+                for rel, d in self._dirs.items()
+                if known.get(rel) != d.generation
+            }
+            named = {n: (e.stat if (e := self._by_name.get(n)) else None) for n in names}
+        return Changes(generations, changed, named)
 
     def query(
         self, *, q: str = "", folder: str = "", offset: int = 0, limit: int = 100, hot: set[str]
@@ -250,21 +319,15 @@ class FileIndex:
     def describe(
         self, entry: Entry, recording: set[str], now: float, *, alive: bool = True
     ) -> dict[str, Any]:
-        """One row for the API and the page: the entry plus its sidecar's facts.
-
-        While the recorder's heartbeat is fresh its status file says what is being
-        recorded; the lock is asked only when it is not (the recorder keeps a closed
-        file's descriptor until its next fsync, so a lock outlives the recording).
-        """
+        """One row for the API and the page: the entry plus its sidecar's facts
+        (``recording`` as :func:`being_recorded` judges it)."""
         out: dict[str, Any] = {
             "name": entry.name,
             "folder": entry.folder,
             "size": entry.size,
             "mtime": entry.mtime,
         }
-        rec = entry.name in recording
-        if not rec and not alive and now - entry.mtime < LOCK_CHECK_SECONDS:
-            rec = is_locked(self.root / entry.name)
+        rec = being_recorded(self.root, entry.name, entry.mtime, recording, now, alive=alive)
         out["recording"] = rec
         facts = self._sidecar(entry) if entry.has_sidecar else {}
         start = _ts(facts.get("start"))
@@ -311,6 +374,21 @@ class FileIndex:
         return data
 
 
+def being_recorded(
+    root: Path, name: str, mtime: float, recording: set[str], now: float, *, alive: bool
+) -> bool:
+    """Whether the file ``name`` is being recorded.
+
+    While the recorder's heartbeat is fresh its status file says (``recording``); the
+    lock is asked only when it is not, and only for a file written lately (the
+    recorder keeps a closed file's descriptor until its next fsync, so a lock
+    outlives the recording).
+    """
+    if name in recording:
+        return True
+    return not alive and now - mtime < LOCK_CHECK_SECONDS and is_locked(root / name)
+
+
 def _utf8(name: str) -> bool:
     """False for a name the filesystem gave with undecodable bytes (surrogates)."""
     try:
@@ -332,14 +410,16 @@ def _ts(value: object) -> float | None:
 _STAMP = re.compile(r"(\d{8})[_T-]?(\d{6})")
 
 
-def start_from_name(name: str) -> float | None:
-    """The default pattern ``%Y%m%d_%H%M%S`` read back as local time, when it fits."""
+def start_from_name(name: str, tz: tzinfo | None = None) -> float | None:
+    """The default pattern ``%Y%m%d_%H%M%S`` read back as local time, when it fits
+    (in ``tz`` by the timeline's DST rule, else in the system's zone)."""
     m = _STAMP.search(name.rsplit("/", 1)[-1])
     if m is None:
         return None
     try:
-        return datetime.strptime(m.group(1) + m.group(2), "%Y%m%d%H%M%S").timestamp()
-    except ValueError:
+        wall = datetime.strptime(m.group(1) + m.group(2), "%Y%m%d%H%M%S")
+        return local_instant(wall, tz) if tz is not None else wall.timestamp()
+    except (ValueError, OverflowError, OSError):
         return None
 
 

@@ -1,0 +1,254 @@
+"""What the index's rows say about a span of time: pure functions, no I/O.
+
+The index (``index.py``) hands over the rows of one source around a span; this
+module turns them into the timeline the web UI and ``isr timeline`` show:
+
+- **segments**: the whole files that overlap ``[from, to)`` (not cut to it), by start;
+- **gaps**: each sidecar gap that overlaps the span, dated absolutely (a gap at ``at``
+  seconds into a file that starts at ``S`` ends at ``S + at`` and started ``seconds``
+  before), and each *hole* between two consecutive files of the source that no sidecar
+  gap explains (the recorder was stopped, say), with the cause ``not recorded``;
+- **titles**: the title in force at ``from`` and each title set before ``to``;
+- **covered_seconds**: how much of the span the files cover (their union, clipped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import tzinfo
+from typing import Any
+
+from isr.sidecar import iso
+
+__all__ = [
+    "HOLE_CAUSE",
+    "MIN_HOLE_SECONDS",
+    "Gap",
+    "Recording",
+    "SourceSummary",
+    "Timeline",
+    "Title",
+    "covered_seconds",
+    "holes",
+    "make_timeline",
+    "sources_json",
+    "titles_in_span",
+]
+
+HOLE_CAUSE = "not recorded"
+"""The cause of a hole between two files that no sidecar gap explains."""
+MIN_HOLE_SECONDS = 1.0
+"""Shorter holes between consecutive files are the rounding of their times (ms) and
+frame alignment at a split, not missing audio; a sidecar gap is listed at any length."""
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    """One audio file as the index knows it: the row a clip planner reads."""
+
+    path: str
+    """Relative to the recordings directory, ``/``-separated."""
+    source: str | None
+    """From the sidecar; None for a file without a (readable) sidecar."""
+    format: str | None
+    start: float
+    end: float
+    """Unix seconds. A file whose sidecar has no end yet (being recorded, or cut by a
+    crash not yet recovered) ends at its last write (its mtime)."""
+    size: int
+    mtime_ns: int
+    open: bool = False
+    """The sidecar has no end yet."""
+    recording: bool = False
+    """Being recorded now (the status file, or the recorder's lock): set per query."""
+
+    @property
+    def seconds(self) -> float:
+        return max(0.0, self.end - self.start)
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Aired time missing from ``start`` to ``end`` (Unix seconds)."""
+
+    start: float
+    end: float
+    seconds: float
+    cause: str
+    file: str | None = None
+    """The file whose sidecar lists it (None for a hole between files)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Title:
+    at: float
+    title: str
+    file: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSummary:
+    name: str
+    format: str | None
+    """The format of its latest file."""
+    first: float
+    last: float
+    recording: bool = False
+
+
+@dataclass(frozen=True)
+class Timeline:
+    source: str
+    start: float
+    end: float
+    segments: tuple[Recording, ...]
+    gaps: tuple[Gap, ...]
+    titles: tuple[Title, ...]
+    covered_seconds: float
+
+    @property
+    def span_seconds(self) -> float:
+        return self.end - self.start
+
+    def to_json(self, tz: tzinfo) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "from": iso(self.start, tz),
+            "to": iso(self.end, tz),
+            "segments": [
+                {
+                    "file": r.path,
+                    "start": iso(r.start, tz),
+                    "end": iso(r.end, tz),
+                    "recording": r.recording,
+                    "format": r.format,
+                    "size": r.size,
+                }
+                for r in self.segments
+            ],
+            "gaps": [
+                {
+                    "start": iso(g.start, tz),
+                    "end": iso(g.end, tz),
+                    "seconds": round(g.seconds, 3),
+                    "cause": g.cause,
+                }
+                for g in self.gaps
+            ],
+            "titles": [{"at": iso(t.at, tz), "title": t.title} for t in self.titles],
+            "covered_seconds": round(self.covered_seconds, 3),
+        }
+
+
+def covered_seconds(rows: Iterable[Recording], t0: float, t1: float) -> float:
+    """Seconds of ``[t0, t1)`` that the rows cover: their union, clipped to the span."""
+    spans = sorted((max(r.start, t0), min(r.end, t1)) for r in rows)
+    total = 0.0
+    cur_a = cur_b = None
+    for a, b in spans:
+        if b <= a:
+            continue
+        if cur_b is None or a > cur_b:
+            if cur_a is not None and cur_b is not None:
+                total += cur_b - cur_a
+            cur_a, cur_b = a, b
+        else:
+            cur_b = max(cur_b, b)
+    if cur_a is not None and cur_b is not None:
+        total += cur_b - cur_a
+    return total
+
+
+def holes(
+    rows: Sequence[Recording],
+    gaps: Iterable[Gap],
+    t0: float,
+    t1: float,
+    *,
+    min_seconds: float = MIN_HOLE_SECONDS,
+) -> list[Gap]:
+    """Holes between consecutive rows (sorted by start) that overlap ``[t0, t1)`` and
+    that no gap in ``gaps`` overlaps. ``rows`` may include the file just before the
+    span and the one just after it, so a hole at the span's edge is found too. Before
+    a source's first file and after its last there is no hole: it was not recorded
+    yet, or no longer (or it is recording now)."""
+    known = list(gaps)
+    out = []
+    reach: float | None = None
+    for r in sorted(rows, key=lambda r: r.start):
+        if reach is not None and r.start - reach >= min_seconds:
+            a, b = reach, r.start
+            explained = any(g.start < b and g.end > a for g in known)
+            if not explained and a < t1 and b > t0:
+                out.append(Gap(a, b, b - a, HOLE_CAUSE))
+        reach = r.end if reach is None else max(reach, r.end)
+    return out
+
+
+def titles_in_span(titles: Iterable[Title], t0: float, t1: float) -> list[Title]:
+    """The title in force at ``t0`` (the last set at or before it), then each change
+    in ``(t0, t1)``, by time. A title that repeats the one before it is no change: each
+    file starts with the title in force, so a split repeats it."""
+    out: list[Title] = []
+    for t in sorted(titles, key=lambda t: (t.at, t.file)):
+        if t.at >= t1:
+            break
+        if out and out[-1].title == t.title:
+            continue
+        if t.at <= t0:
+            out = [t]
+        else:
+            out.append(t)
+    return out
+
+
+def make_timeline(
+    source: str,
+    t0: float,
+    t1: float,
+    rows: Sequence[Recording],
+    *,
+    neighbours: Sequence[Recording] = (),
+    gaps: Iterable[Gap] = (),
+    titles: Iterable[Title] = (),
+    recording: frozenset[str] | set[str] = frozenset(),
+) -> Timeline:
+    """The timeline of ``source`` over ``[t0, t1)`` from the index's rows.
+
+    ``rows`` are the files that overlap the span, ``neighbours`` the last file before
+    it and the first after (for holes at its edges), ``gaps`` the sidecar gaps near it
+    and ``titles`` those of ``rows``; ``recording`` names the files being recorded.
+    """
+    segments = tuple(
+        replace(r, recording=r.path in recording)
+        for r in sorted(rows, key=lambda r: (r.start, r.path))
+        if (r.start < t1 and r.end > t0) or (r.start == r.end and t0 <= r.start < t1)
+    )
+    listed = sorted({g for g in gaps if g.start < t1 and g.end > t0}, key=lambda g: g.start)
+    found = holes([*segments, *neighbours], listed, t0, t1)
+    all_gaps = tuple(sorted([*listed, *found], key=lambda g: (g.start, g.end)))
+    return Timeline(
+        source=source,
+        start=t0,
+        end=t1,
+        segments=segments,
+        gaps=all_gaps,
+        titles=tuple(titles_in_span(titles, t0, t1)),
+        covered_seconds=covered_seconds(segments, t0, t1),
+    )
+
+
+def sources_json(sources: Iterable[SourceSummary], tz: tzinfo) -> dict[str, Any]:
+    return {
+        "sources": [
+            {
+                "name": s.name,
+                "format": s.format,
+                "first": iso(s.first, tz),
+                "last": iso(s.last, tz),
+                "recording": s.recording,
+            }
+            for s in sources
+        ]
+    }
