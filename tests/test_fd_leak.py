@@ -62,6 +62,8 @@ def test_files_reconnects_and_requests_leak_no_descriptor(
                 files = get(f"{base}/api/files?limit=5")
                 assert files.startswith(b"{")
                 get(f"{base}/api/status")
+                get(f"{base}/api/sources")  # the index by time: SQLite, WAL
+                get(f"{base}/api/timeline?source=tone")
                 get(f"{base}/metrics")
                 get(f"{base}/")
 
@@ -82,7 +84,7 @@ def test_files_reconnects_and_requests_leak_no_descriptor(
             requests = 0
             while time.monotonic() < deadline:
                 traffic()
-                requests += 4
+                requests += 6
                 time.sleep(0.05)
             after = fds_settled()
             reconnects = len(srv.connections_to("/live")) - connections

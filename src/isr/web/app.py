@@ -16,22 +16,29 @@ import json
 import logging
 import math
 import os
+import sqlite3
 import stat
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import jinja2
 from aiohttp import web
 
+from isr.clock import local_zone
 from isr.config import WebConfig
+from isr.errors import BadTime, UnknownSource
 from isr.formats import served_type
 from isr.metrics import make_registry, render
 from isr.retention import log_deletion
 from isr.sinks.files import is_locked
+from isr.timeline.index import IndexClosed, TimelineIndex
+from isr.timeline.query import sources_json
+from isr.timeline.times import resolve_span
 from isr.web import analyse, guard, ranges
 from isr.web.files import FileIndex
 from isr.web.jobs import AnalysisJobs, JobError, QueueFull
@@ -53,6 +60,8 @@ ANALYSIS_TIMEOUT = 300.0
 """Seconds one analysis may take before its worker is killed (a day-long FLAC on a
 Raspberry Pi takes minutes; nothing legitimate takes this long here)."""
 CLIENT_POLL_SECONDS = 0.25
+MAX_TIMELINE_DAYS = 31
+"""The longest span ``/api/timeline`` answers, in local calendar days."""
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -83,6 +92,12 @@ class WebState:
     auth_failures: guard.AuthFailures = field(default_factory=guard.AuthFailures)
     jobs: AnalysisJobs = field(default_factory=AnalysisJobs)
     started: float = field(default_factory=time.time)
+    tz: tzinfo = field(default_factory=local_zone)
+    timeline: TimelineIndex | None = None
+    timeline_gate: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """One timeline job at a time: a request waiting for the index (its first build,
+    say) waits here, on the loop, rather than in one of the few worker threads."""
+    timeline_build: asyncio.Task[None] | None = None
 
     def status(self) -> RecorderStatus:
         return read_status(self.root)
@@ -466,6 +481,93 @@ def _write_cache(cache: Path, key: tuple[str, int, int], blob: bytes) -> None:
         log.warning("cannot cache analysis in %s: %s", cache, exc)
 
 
+# -- the timeline ----------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+def _json_error(cls: type[web.HTTPError], message: str) -> web.HTTPError:
+    return cls(text=json.dumps({"error": message}), content_type="application/json")
+
+
+async def _on_timeline(state: WebState, work: Callable[[TimelineIndex], T]) -> T:
+    """``work(index)`` in a worker thread, one at a time, with the index's errors
+    turned into statuses."""
+    index = state.timeline
+    if index is None:
+        raise _json_error(web.HTTPServiceUnavailable, "the timeline index is not running")
+    async with state.timeline_gate:
+        try:
+            return await asyncio.to_thread(work, index)
+        except UnknownSource as exc:
+            raise _json_error(web.HTTPNotFound, str(exc)) from None
+        except IndexClosed:
+            raise _json_error(web.HTTPServiceUnavailable, "the web UI is stopping") from None
+        except sqlite3.Error as exc:
+            log.error("the timeline index failed: %s", exc)
+            raise _json_error(
+                web.HTTPServiceUnavailable, "the timeline index is unavailable; see the log"
+            ) from None
+
+
+async def api_sources(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+
+    def answer(index: TimelineIndex) -> bytes:
+        return json.dumps(sources_json(index.sources(), state.tz)).encode()
+
+    body = await _on_timeline(state, answer)
+    return web.Response(body=body, content_type="application/json")
+
+
+async def api_timeline(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    source = request.query.get("source", "")
+    if not source:
+        raise _json_error(web.HTTPBadRequest, "source is required")
+    try:
+        t0, t1 = resolve_span(
+            request.query.get("from") or None,
+            request.query.get("to") or None,
+            state.tz,
+            time.time(),
+            max_days=MAX_TIMELINE_DAYS,
+        )
+    except BadTime as exc:
+        raise _json_error(web.HTTPBadRequest, str(exc)) from None
+
+    def answer(index: TimelineIndex) -> bytes:
+        return json.dumps(index.timeline(source, t0, t1).to_json(state.tz)).encode()
+
+    body = await _on_timeline(state, answer)
+    return web.Response(body=body, content_type="application/json")
+
+
+async def _start_timeline(app: web.Application) -> None:
+    """Build (or catch up) the index in the background: the server answers at once,
+    and a timeline request made meanwhile waits for the build, off the loop."""
+    state = app[STATE]
+
+    async def build() -> None:
+        try:
+            await _on_timeline(state, lambda index: index.refresh())
+        except web.HTTPError:
+            pass  # logged where it happened, or the server is stopping
+        except Exception:
+            log.exception("the timeline index could not be built")
+
+    state.timeline_build = asyncio.create_task(build())
+
+
+async def _stop_timeline(app: web.Application) -> None:
+    state = app[STATE]
+    if state.timeline is not None:
+        await asyncio.to_thread(state.timeline.close)  # a build under way gives up
+    if state.timeline_build is not None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await state.timeline_build
+
+
 class _Busy(Exception):
     pass
 
@@ -622,12 +724,13 @@ def create_app(
         raise ValueError("a web user name needs a password")
     root = Path(directory).resolve()
     app = web.Application(middlewares=[_guard], client_max_size=1024)
+    files = FileIndex(root)
     app[STATE] = WebState(
         root=root,
         threshold=threshold,
         username=username,
         password=password,
-        index=FileIndex(root),
+        index=files,
         templates=_templates(),
         registry=make_registry(root),
         jobs=AnalysisJobs(
@@ -635,7 +738,11 @@ def create_app(
         ),
         allowed_hosts=frozenset(guard.parse_allowed_hosts(" ".join(allowed_hosts))),
     )
+    state = app[STATE]
+    state.timeline = TimelineIndex(root, state.tz, files)
     app.on_startup.append(_learn_own_names)
+    app.on_startup.append(_start_timeline)
+    app.on_cleanup.append(_stop_timeline)
     app.on_response_prepare.append(_security_headers)
     app.on_cleanup.append(_stop_jobs)
     app.router.add_get("/", index_page)
@@ -643,6 +750,8 @@ def create_app(
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/status", api_status)
     app.router.add_get("/api/files", api_files)
+    app.router.add_get("/api/sources", api_sources)
+    app.router.add_get("/api/timeline", api_timeline)
     app.router.add_get(r"/api/files/{name:[\s\S]+}", _method_not_allowed)
     app.router.add_delete(r"/api/files/{name:[\s\S]+}", api_delete)
     app.router.add_get(r"/api/analyse/{name:[\s\S]+}", api_analyse)
