@@ -133,6 +133,10 @@ class Segmenter:
         sink = make_sink(self.directory, stem, writer.extension if writer is not None else None)
         try:
             if header:
+                # What a writer begins a file with is all that its close may patch
+                # (an MP3's Xing frame, FLAC's STREAMINFO, an Ogg FLAC first page):
+                # kept in memory for the file's hash (isr.evidence.digest).
+                sink.digest.set_reserve(len(header))
                 sink.write(header)
         except BaseException:
             sink.discard()
@@ -232,6 +236,9 @@ class Segmenter:
         try:
             sink.close()
         finally:
+            written = sink.digest.result()
+            ledger.bytes = written.size
+            ledger.sha256 = written.sha256  # None until the check, for a patched head
             try:
                 write_sidecar(sink.path, ledger, self.tz)
             except OSError as exc:

@@ -71,6 +71,13 @@ class Ledger:
     titles: list[Title] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
     overlaps_removed: list[Overlap] = field(default_factory=list)
+    sha256: str | None = None
+    """The file's SHA-256, once known: at close when the write path hashed every
+    byte in order, else after its check (``isr.evidence.digest``)."""
+    bytes: int | None = None
+    """The file's size at close."""
+    check: dict[str, Any] | None = None
+    """The check of the closed file: ``{"ok", "problems", "at"}``."""
 
     @classmethod
     def from_json(cls, data: object) -> Ledger | None:
@@ -105,6 +112,9 @@ class Ledger:
                 for o in _objects(data.get("overlaps_removed"))
                 if (at := _number(o.get("at"))) is not None
             ],
+            sha256=sha if isinstance(sha := data.get("sha256"), str) else None,
+            bytes=size if isinstance(size := data.get("bytes"), int) else None,
+            check=check if isinstance(check := data.get("check"), dict) else None,
         )
 
     def to_json(self, tz: tzinfo) -> dict[str, Any]:
@@ -117,7 +127,11 @@ class Ledger:
             "titles": [t.to_json() for t in self.titles],
             "gaps": [g.to_json() for g in self.gaps],
             "overlaps_removed": [o.to_json() for o in self.overlaps_removed],
+            "sha256": self.sha256,
+            "bytes": self.bytes,
         }
+        if self.check is not None:
+            out["check"] = self.check
         return out
 
 

@@ -6,6 +6,7 @@ import contextlib
 import os
 from pathlib import Path
 
+from isr.evidence.digest import WriteHash
 from isr.sinks.files import create_exclusive, write_all
 
 
@@ -15,6 +16,9 @@ class Sink:
     Writes go straight to the kernel (no user-space buffer to lose in a crash);
     ``sync_fd`` is a ``dup`` that the recorder's syncer fsyncs off the event loop and
     closes after the file is closed, so a close never races an fsync.
+
+    Every byte goes through ``digest`` as it is written (``isr.evidence.digest``):
+    the file's SHA-256 is computed on its way to the disk, never by reading it back.
     """
 
     def __init__(self, directory: Path, stem: str, extension: str) -> None:
@@ -22,6 +26,7 @@ class Sink:
         self.sync_fd: int | None = os.dup(self.fd)
         self.bytes_written = 0
         self.closed = False
+        self.digest = WriteHash()
 
     def write(self, data: bytes | memoryview) -> None:
         """All of ``data`` or nothing: a write that fails part-way (a full disk) is cut
@@ -33,12 +38,14 @@ class Sink:
                 os.ftruncate(self.fd, self.bytes_written)
             raise
         self.bytes_written += len(data)
+        self.digest.update(data)
 
     def pwrite(self, data: bytes, offset: int) -> None:
         """Overwrite in place (a header's totals); never extends the file."""
         if offset + len(data) > self.bytes_written:
             raise ValueError("pwrite past the end of the file")
         os.pwrite(self.fd, data, offset)
+        self.digest.patch(offset, data)
 
     def discard(self) -> None:
         """Close and remove a file that never received audio (its creation or first

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import errno
+import io
 import logging
 import os
 import threading
@@ -25,9 +26,13 @@ from pathlib import Path
 
 import soundfile
 
+from isr.evidence.digest import WriteHash
 from isr.sinks.base import Sink
 
 log = logging.getLogger("isr.flac")
+
+STREAMINFO_END = 4 + 4 + 34
+"""``fLaC``, the block header and STREAMINFO: the bytes a close patches."""
 
 STALL_SECONDS = 2.0
 """The longest the event loop waits for the encoder, in a write or at close."""
@@ -68,8 +73,13 @@ class FlacSink(Sink):
         self._error: BaseException | None = None
         self._warned = False
         self._closing = False
+        # libFLAC rewrites STREAMINFO (length, frame sizes, MD5) at the close:
+        # "fLaC" and that block are kept in memory for the hash.
+        self.digest.set_reserve(STREAMINFO_END)
         try:
-            self._raw = os.fdopen(self.fd, "wb", buffering=0, closefd=False)
+            self._raw = _HashedFile(
+                os.fdopen(self.fd, "wb", buffering=0, closefd=False), self.digest
+            )
             self._sf = soundfile.SoundFile(
                 self._raw,
                 mode="w",
@@ -176,6 +186,9 @@ class FlacSink(Sink):
             if not self._cond.wait_for(lambda: not self._busy, timeout=STALL_SECONDS):
                 self._closing = True
                 self.closed = True
+                # Its STREAMINFO is written after this close: the write path's
+                # account ends here, and the file's check hashes it from the disk.
+                self.digest.broken = True
                 log.warning("%s: the FLAC encoder finishes this file in the background", self.path)
                 return
         try:
@@ -192,3 +205,35 @@ class FlacSink(Sink):
                 self._raise_error()
         finally:
             super().close()
+
+
+class _HashedFile:
+    """The file object libsndfile writes through: each write is told to the file's
+    ``WriteHash`` where it lands (libFLAC seeks back to STREAMINFO at the end)."""
+
+    def __init__(self, raw: io.FileIO, digest: WriteHash) -> None:
+        self.raw = raw
+        self.digest = digest
+        self.pos = 0
+
+    def write(self, data: bytes) -> int:
+        n = self.raw.write(data) or 0
+        if self.pos == self.digest.size:
+            self.digest.update(data[:n])
+        else:
+            self.digest.patch(self.pos, data[:n])
+        self.pos += n
+        return n
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        self.pos = self.raw.seek(offset, whence)
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def read(self, n: int = -1) -> bytes:
+        return b""  # libFLAC's encoder never reads back what it wrote
+
+    def close(self) -> None:
+        self.raw.close()

@@ -72,6 +72,7 @@ class WavSink(Sink):
         self.channels = channels
         self.header_seconds = header_seconds
         self._header_at: float | None = None
+        self.digest.set_reserve(HEADER_BYTES)  # rewritten in place until the close
         try:
             self.write_raw(wav_header(sample_rate, channels, 0))
         except BaseException:
@@ -96,7 +97,9 @@ class WavSink(Sink):
 
     def update_header(self) -> None:
         """Rewrite the whole header in one ``pwrite``: it is never half old, half new."""
-        os.pwrite(self.fd, wav_header(self.sample_rate, self.channels, self.data_bytes), 0)
+        header = wav_header(self.sample_rate, self.channels, self.data_bytes)
+        os.pwrite(self.fd, header, 0)
+        self.digest.patch(0, header)
 
     def close(self) -> None:
         try:
