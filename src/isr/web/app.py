@@ -39,10 +39,10 @@ from isr.sinks.files import is_locked
 from isr.timeline.index import IndexClosed, TimelineIndex
 from isr.timeline.query import sources_json
 from isr.timeline.times import resolve_span
-from isr.web import analyse, guard, ranges
+from isr.web import analyse, guard, ranges, timeline_page
 from isr.web.files import FileIndex
 from isr.web.jobs import AnalysisJobs, JobError, QueueFull
-from isr.web.paths import BadName, encode_name, resolve
+from isr.web.paths import BadName, breakable, encode_name, resolve
 from isr.web.recorder_status import RecorderStatus, read_status
 
 log = logging.getLogger("isr.web")
@@ -680,6 +680,7 @@ def _templates() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["urlname"] = encode_name
+    env.filters["breakable"] = breakable
     env.filters["rowid"] = lambda name: "f" + hashlib.sha1(name.encode()).hexdigest()[:12]
     env.filters["size"] = human_size
     env.filters["duration"] = human_duration
@@ -752,6 +753,12 @@ def create_app(
     app.router.add_get("/api/files", api_files)
     app.router.add_get("/api/sources", api_sources)
     app.router.add_get("/api/timeline", api_timeline)
+    app.router.add_get(
+        "/timeline",
+        timeline_page.handler(
+            state.templates, state.tz, max_clip_hours=timeline_page.DEFAULT_MAX_CLIP_HOURS
+        ),
+    )
     app.router.add_get(r"/api/files/{name:[\s\S]+}", _method_not_allowed)
     app.router.add_delete(r"/api/files/{name:[\s\S]+}", api_delete)
     app.router.add_get(r"/api/analyse/{name:[\s\S]+}", api_analyse)

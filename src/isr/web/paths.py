@@ -11,8 +11,11 @@ is refused too.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import quote, unquote
+
+from markupsafe import Markup, escape
 
 from isr.formats import AUDIO_EXTENSIONS
 
@@ -50,6 +53,15 @@ def is_audio(name: str) -> bool:
 def encode_name(name: str) -> str:
     """The URL form of a ``/``-separated name: each segment percent-encoded."""
     return "/".join(quote(seg, safe="") for seg in name.split("/"))
+
+
+_BREAK_AFTER = re.compile(r"([/_\-])")
+
+
+def breakable(name: str) -> Markup:
+    """``name`` as HTML that a narrow screen may wrap after each ``/``, ``_`` or ``-``
+    (a ``<wbr>``, which copying the name does not copy) rather than inside a word."""
+    return Markup(_BREAK_AFTER.sub(r"\1<wbr>", str(escape(name))))
 
 
 def resolve(root: Path, raw: str, *, audio_only: bool = True) -> tuple[str, Path]:
