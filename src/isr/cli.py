@@ -6,20 +6,23 @@ import argparse
 import asyncio
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from isr import __version__
 from isr.config import DEMO_CONFIG, Config, WebConfig, describe, load
-from isr.errors import ConfigError, IsrError
+from isr.errors import ConfigError, IsrError, QueryError
 from isr.log import setup_logging
 
 EXIT_CONFIG = 2
+EXIT_USAGE = 2
+"""A question the archive cannot answer: a bad time or span, an unknown source."""
 log = logging.getLogger("isr")
 
 
-def _add_config(p: argparse.ArgumentParser) -> None:
+def _add_config(p: argparse.ArgumentParser | argparse._MutuallyExclusiveGroup) -> None:
     p.add_argument(
         "-c",
         "--config",
@@ -58,6 +61,22 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="recorder and web UI together")
     _add_config(run)
     _add_web_options(run)
+    tl = sub.add_parser(
+        "timeline",
+        help="what was recorded of a source in a span: files, gaps, titles, coverage",
+        description="Prints what was recorded of SOURCE from --from to --to: its files, "
+        "the gaps with their causes and lengths, the titles and the coverage. Times are "
+        "ISO 8601 with an offset, or local (2026-11-24T14:23, '2026-11-24 14:23:05'); a "
+        "day (2026-11-24) is its local midnight. A local time the clock showed twice "
+        "(DST ends) is its first occurrence; one it skipped (DST starts) is the moment "
+        "it went forward.",
+    )
+    where = tl.add_mutually_exclusive_group()
+    _add_config(where)
+    where.add_argument("--dir", default=None, help="recordings directory (default: the config's)")
+    tl.add_argument("source", metavar="SOURCE", help="the source (config section) name")
+    tl.add_argument("--from", dest="start", metavar="T", help="from (default: today 00:00)")
+    tl.add_argument("--to", dest="end", metavar="T", help="to (default: now)")
     return parser
 
 
@@ -175,6 +194,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recordings_dir(args: argparse.Namespace) -> Path:
+    """``--dir``, else the config's output directory (``isr web``'s rule)."""
+    if args.dir:
+        return Path(args.dir)
+    named = args.config or os.environ.get("ISR_CONFIG")
+    if named or Path("config.ini").exists():
+        return resolve_config(args.config, allow_demo=False).output_directory
+    return Path("recordings")
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    import time
+
+    from isr.clock import local_zone
+    from isr.timeline.index import TimelineIndex
+    from isr.timeline.text import render
+    from isr.timeline.times import resolve_span
+
+    root = _recordings_dir(args)
+    tz = local_zone()
+    t0, t1 = resolve_span(args.start, args.end, tz, time.time())
+    if not root.is_dir():
+        raise QueryError(f"no recordings directory {str(root)!r}")
+    index = TimelineIndex(root, tz)
+    try:
+        timeline = index.timeline(args.source, t0, t1)
+    finally:
+        index.close()
+    zone = getattr(tz, "key", "")
+    sys.stdout.write(render(timeline, tz, zone_name=zone if zone != "localtime" else ""))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {
@@ -183,12 +235,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "devices": cmd_devices,
         "web": cmd_web,
         "run": cmd_run,
+        "timeline": cmd_timeline,
     }[args.command]
     try:
         return handler(args)
     except ConfigError as exc:
         print(f"isr: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except QueryError as exc:
+        print(f"isr: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except sqlite3.Error as exc:  # the index by time (a disk error, a lock held too long)
+        print(f"isr: the timeline index failed: {exc}", file=sys.stderr)
+        return 1
     except IsrError as exc:
         print(f"isr: {exc}", file=sys.stderr)
         return 1
