@@ -3,6 +3,7 @@ rebuilt when missing, stale or damaged, and kept up to date as files come and go
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -118,6 +119,8 @@ def test_overlapping_is_the_clip_planners_question(archive: Archive) -> None:
             "20261124_113000.mp3",
         ]  # the file from 12:00:04 starts after TO: not in it
         assert all(r.format == "mp3" and r.size == 1800 * 100 and not r.recording for r in rows)
+        for r in rows:  # the manifest's sha256: the sidecar's
+            assert r.sha256 == hashlib.sha256((archive.root / r.path).read_bytes()).hexdigest()
         assert rows == sorted(rows, key=lambda r: r.start)
         assert index.overlapping("radio1", NEXT_DAY, NEXT_DAY + 3600) == []
     finally:
@@ -206,7 +209,8 @@ def test_files_added_grown_changed_and_deleted_are_reflected(archive: Archive) -
         assert (seg["file"], seg["recording"]) == (name, True)
         assert sidecar(root / name)["end"] is None
         mtime = (root / name).stat().st_mtime
-        assert index.overlapping("radio1", DAY, NEXT_DAY)[-1].end == pytest.approx(mtime)
+        row = index.overlapping("radio1", DAY, NEXT_DAY)[-1]
+        assert row.end == pytest.approx(mtime) and row.sha256 is None
         assert {s.name: s.recording for s in index.sources()}["radio1"] is True
         # it grows (its directory does not change): its size and end follow
         age(root)
@@ -222,6 +226,9 @@ def test_files_added_grown_changed_and_deleted_are_reflected(archive: Archive) -
         seg = answer(index)["segments"][-1]
         assert (seg["end"], seg["recording"]) == ("2026-11-24T16:01:30.000+01:00", False)
         assert index.last_refresh.changed == 1
+        assert (
+            index.overlapping("radio1", DAY, NEXT_DAY)[-1].sha256 == sidecar(root / name)["sha256"]
+        )
         # retention deletes the morning's first file, with its sidecar
         first = root / "radio1" / "20261124_100000.mp3"
         old = time.time() - 100 * 86400

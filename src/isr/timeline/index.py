@@ -28,7 +28,7 @@ Schema (``SCHEMA_VERSION``; times are Unix seconds)::
 
     meta(key, value)                          schema version
     recordings(id, path UNIQUE, source, format, start_at, end_at, open, dated,
-               size, mtime_ns, sidecar_mtime_ns)
+               size, mtime_ns, sidecar_mtime_ns, sha256)
         index (source, start_at), index (source, end_at)
     gaps(recording, source, start_at, end_at, seconds, cause)   index (source, start_at)
     titles(recording, at, byte, title)                          index (recording, at)
@@ -64,7 +64,8 @@ log = logging.getLogger("isr.timeline")
 
 __all__ = ["INDEX_FILE", "SCHEMA_VERSION", "IndexClosed", "Refreshed", "TimelineIndex"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: the first; 2: each recording's SHA-256 from its sidecar."""
 INDEX_FILE = "index.sqlite"
 BUSY_SECONDS = 10.0
 """How long a write waits for another process (``isr timeline``, a second web UI)."""
@@ -85,7 +86,8 @@ CREATE TABLE recordings (
     dated TEXT NOT NULL,
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
-    sidecar_mtime_ns INTEGER
+    sidecar_mtime_ns INTEGER,
+    sha256 TEXT
 );
 CREATE INDEX recordings_source_start ON recordings (source, start_at);
 CREATE INDEX recordings_source_end ON recordings (source, end_at);
@@ -108,7 +110,7 @@ CREATE TABLE titles (
 CREATE INDEX titles_recording ON titles (recording, at);
 """
 
-_ROW = "r.path, r.source, r.format, r.start_at, r.end_at, r.size, r.mtime_ns, r.open"
+_ROW = "r.path, r.source, r.format, r.start_at, r.end_at, r.size, r.mtime_ns, r.open, r.sha256"
 
 _DAMAGED = {11, 26}
 """SQLITE_CORRUPT, SQLITE_NOTADB: the file is not a database we can trust."""
@@ -156,6 +158,7 @@ class _Facts:
     dated: str
     gaps: list[tuple[float, float, float, str]]
     titles: list[tuple[float, int, str]]
+    sha256: str | None = None
 
 
 def _folder(name: str) -> str:
@@ -163,8 +166,8 @@ def _folder(name: str) -> str:
 
 
 def _row(values: Sequence[Any]) -> Recording:
-    path, source, fmt, start, end, size, mtime_ns, is_open = values
-    return Recording(path, source, fmt, start, end, size, mtime_ns, bool(is_open))
+    path, source, fmt, start, end, size, mtime_ns, is_open, sha256 = values
+    return Recording(path, source, fmt, start, end, size, mtime_ns, bool(is_open), sha256)
 
 
 class TimelineIndex:
@@ -450,7 +453,7 @@ class TimelineIndex:
     def _insert(self, conn: sqlite3.Connection, name: str, st: Stat, f: _Facts) -> None:
         cur = conn.execute(
             "INSERT INTO recordings (path, source, format, start_at, end_at, open, dated, "
-            "size, mtime_ns, sidecar_mtime_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "size, mtime_ns, sidecar_mtime_ns, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 name,
                 f.source,
@@ -462,6 +465,7 @@ class TimelineIndex:
                 st.size,
                 st.mtime_ns,
                 st.sidecar_mtime_ns,
+                f.sha256,
             ),
         )
         rid = cur.lastrowid
@@ -500,6 +504,7 @@ class TimelineIndex:
                     for g in ledger.gaps
                 ],
                 titles=[(start + t.at, t.byte, t.title) for t in ledger.titles],
+                sha256=ledger.sha256,
             )
         duration = 0.0
         if name.lower().endswith(".wav"):

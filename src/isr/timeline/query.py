@@ -60,6 +60,9 @@ class Recording:
     mtime_ns: int
     open: bool = False
     """The sidecar has no end yet."""
+    sha256: str | None = None
+    """The file's SHA-256 as its sidecar records it (None while it is recorded, or
+    when the sidecar has none)."""
     recording: bool = False
     """Being recorded now (the status file, or the recorder's lock): set per query."""
 
