@@ -21,6 +21,7 @@ import pytest
 import soundfile
 
 from isr.config import load
+from isr.evidence.digest import WriteHash
 from isr.recorder import Recorder
 from isr.segment import Segmenter
 from isr.sinks.wav import HEADER_BYTES, WavSink, parse_wav_header
@@ -45,6 +46,7 @@ class FakeSink:
         self.bytes_written = 0
         self.sync_fd: int | None = None
         self.closed = False
+        self.digest = WriteHash()  # not fed: nothing here reads the hash
 
     def write(self, data: bytes | memoryview) -> None:
         self.bytes_written += len(data)

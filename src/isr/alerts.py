@@ -2,7 +2,10 @@
 
 Events: ``source_failed`` (max_retries reached), ``source_recovered``,
 ``disk_low``, ``dead_air`` (PCM level below ``silence_threshold_db`` for
-``silence_seconds``, or a stream with no byte for ``timeout_seconds``).
+``silence_seconds``, or a stream with no byte for ``timeout_seconds``),
+``file_check_failed`` (a closed file's check found the disk holding other bytes
+than were written, or a frame, page or CRC wrong: ``isr.evidence.check``; the
+payload names the ``file``).
 Delivery never blocks recording: each alert is a task of its own with a timeout,
 the same event for the same source is sent at most once per ``repeat_seconds``,
 and failures are logged.

@@ -42,6 +42,7 @@ class Keeper:
         *,
         retention_interval: float = RETENTION_INTERVAL,
         disk_interval: float = DISK_INTERVAL,
+        on_delete: Callable[[retention.Recording, str], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.alerter = alerter
@@ -57,6 +58,8 @@ class Keeper:
         self.min_free = min((s.min_free_mb for s in cfg.sources), default=0) * 1024 * 1024
         self.deleted = 0
         self.low = False
+        self.on_delete = on_delete
+        """Told of each file retention deleted, and why (for the hash chain)."""
 
     @property
     def active(self) -> bool:
@@ -81,6 +84,8 @@ class Keeper:
                 continue  # opened since the plan was made, or written by someone
             if retention.delete(rec, root, reason):
                 self.deleted += 1
+                if self.on_delete is not None:
+                    self.on_delete(rec, reason)
                 freed += rec.size
                 if limit_bytes and freed >= limit_bytes:
                     break

@@ -26,8 +26,11 @@ from isr.alerts import Alerter
 from isr.clock import local_zone
 from isr.config import Config, SourceConfig
 from isr.errors import ConfigError, LockError, OutputError
+from isr.evidence.keys import SigningKeyError, load_signer
+from isr.evidence.service import Evidence, read_sidecar_json
 from isr.keeper import Keeper
 from isr.recovery import previous_positions, recover, sweep
+from isr.retention import Recording
 from isr.sinks.base import Sink
 from isr.sinks.files import NOFOLLOW, open_regular
 from isr.sources.base import Source
@@ -142,12 +145,29 @@ class Recorder:
         self.retired: list[int] = []
         self.alerter = Alerter(cfg.alerts)
         self.sources = [self._make(src) for src in cfg.sources]
+        sign = None
+        if cfg.evidence.signing_key is not None:
+            try:
+                sign = load_signer(cfg.evidence.signing_key)
+            except SigningKeyError as exc:
+                raise ConfigError(
+                    str(exc), file=cfg.path, section="evidence", key="signing_key"
+                ) from None
+        self.evidence = Evidence(cfg.output_directory, self.tz, self.alerter, sign)
         for source in self.sources:
             source.alerter = self.alerter
-        self.keeper = Keeper(cfg, self.alerter, self.recording_paths)
+            source.evidence = self.evidence
+        self.keeper = Keeper(
+            cfg, self.alerter, self.recording_paths, on_delete=self._retention_deleted
+        )
         self.lock_fd: int | None = None
         fsync = min((s.fsync_seconds for s in cfg.sources), default=10.0)
         self.syncer = Syncer(self.sinks, self.retired, fsync)
+
+    def _retention_deleted(self, rec: Recording, why: str) -> None:
+        """Retention deleted ``rec`` (in the keeper's thread): a chain line says so."""
+        if rec.source is not None:
+            self.evidence.deleted(rec.source, rec.path, rec.size, "retention", why)
 
     def recording_paths(self) -> set[Path]:
         """Files open right now (safe to call from a thread)."""
@@ -188,7 +208,11 @@ class Recorder:
         try:
             extra = [s.output_directory for s in self.cfg.sources]
             started = time.time()
+            names: list[str] = []
             recovery = await asyncio.to_thread(recover, directory, extra)
+            names = [source.cfg.name for source in self.sources]
+            self.evidence.start(names)
+            await asyncio.to_thread(self._chain_repaired, recovery.repaired)
             previous = await asyncio.to_thread(previous_positions, directory)
             for source in self.sources:
                 last_file, last_end = previous.get(source.cfg.name, (None, None))
@@ -216,12 +240,15 @@ class Recorder:
                     tasks.append(group.create_task(self.board.run(), name="status"))
                     tasks.append(group.create_task(self.syncer.run(), name="syncer"))
                     tasks.append(group.create_task(self.keeper.run(), name="keeper"))
+                    tasks.append(group.create_task(self.evidence.run(names), name="days"))
                     for source in self.sources:
                         tasks.append(group.create_task(source.run(), name=source.cfg.name))
                     if recovery.sweep:
                         tasks.append(
                             group.create_task(
-                                sweep_in_background(directory, recovery.sweep, started),
+                                sweep_in_background(
+                                    directory, recovery.sweep, started, self._chain_repaired
+                                ),
                                 name="sweep",
                             )
                         )
@@ -233,6 +260,7 @@ class Recorder:
                 for source in self.sources:
                     source._close_file()
                 await self.syncer.sync()
+                await asyncio.to_thread(self.evidence.stop, names)
                 await self.alerter.drain()
                 if metrics is not None:
                     await metrics.cleanup()
@@ -244,12 +272,29 @@ class Recorder:
         finally:
             self.unlock()
 
+    def _chain_repaired(self, repaired: list[tuple[Path, str]]) -> None:
+        """Files crash recovery finished: each is hashed (by its check) and chained."""
+        for path, note in repaired:
+            data = read_sidecar_json(path) or {}
+            source = data.get("source")
+            if isinstance(source, str) and source:
+                self.evidence.repaired(source, path, note)
 
-async def sweep_in_background(directory: Path, roots: list[Path], started: float) -> None:
-    """``recovery.sweep`` in a thread, told to give up when the recorder stops."""
+
+async def sweep_in_background(
+    directory: Path,
+    roots: list[Path],
+    started: float,
+    then: Callable[[list[tuple[Path, str]]], None] | None = None,
+) -> None:
+    """``recovery.sweep`` in a thread, told to give up when the recorder stops;
+    ``then`` hears of the files it repaired."""
     halt = threading.Event()
+    repaired: list[tuple[Path, str]] = []
     try:
-        done = await asyncio.to_thread(sweep, directory, roots, started, halt)
+        done = await asyncio.to_thread(sweep, directory, roots, started, halt, repaired)
+        if then is not None:
+            await asyncio.to_thread(then, repaired)
     except Exception:  # a failed check must not take the recording down with it
         log.exception("sweeping %s for crashed files failed", ", ".join(map(str, roots)))
         return

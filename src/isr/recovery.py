@@ -183,7 +183,13 @@ def _scan(roots: list[Path], since: float) -> tuple[list[Path], list[Path]]:
     return unfinished, wavs
 
 
-def sweep(directory: Path, roots: list[Path], before: float, stop: threading.Event) -> list[str]:
+def sweep(
+    directory: Path,
+    roots: list[Path],
+    before: float,
+    stop: threading.Event,
+    repaired: list[tuple[Path, str]] | None = None,
+) -> list[str]:
     """Repair every crashed file under ``roots`` last written before ``before``
     (this run's start: its own files are left alone): files whose sidecar has no
     end, and WAVs whose sizes do not match their data. For when no status file
@@ -203,7 +209,7 @@ def sweep(directory: Path, roots: list[Path], before: float, stop: threading.Eve
                 except OSError:
                     continue  # deleted meanwhile
                 if audio is not None and old:
-                    _repair_crashed(audio, done)
+                    _repair_crashed(audio, done, repaired)
             else:
                 _repair_wav(path, done)
     (directory / ".isr" / SWEEP_PENDING).unlink(missing_ok=True)
@@ -246,12 +252,17 @@ class Recovery:
     sweep: list[Path] = field(default_factory=list)
     """Roots still to be swept whole (no status file told what the last run
     touched, or a sweep was cut short): ``sweep`` once recording runs."""
+    repaired: list[tuple[Path, str]] = field(default_factory=list)
+    """Crashed files kept after their repair, with what was done: each is hashed
+    and chained as ``repaired`` (``isr.evidence``)."""
 
 
-def _repair_crashed(path: Path, done: list[str]) -> None:
+def _repair_crashed(
+    path: Path, done: list[str], repaired: list[tuple[Path, str]] | None = None
+) -> None:
     """Finish a file a crash left open: cut it back to whole frames, complete its
     sidecar; remove it when it holds no audio. Logs what it did and appends it to
-    ``done``."""
+    ``done``, and the file kept to ``repaired``."""
     try:
         mode = path.lstat().st_mode
     except OSError:
@@ -263,13 +274,15 @@ def _repair_crashed(path: Path, done: list[str]) -> None:
         return
     before = len(done)
     try:
-        _finish(path, done)
+        if _finish(path, done) and repaired is not None:
+            repaired.append((path, "; ".join(line.split(": ", 1)[-1] for line in done[before:])))
     finally:
         for line in done[before:]:
             log.warning("crash recovery: repaired %s", line)
 
 
-def _finish(path: Path, done: list[str]) -> None:
+def _finish(path: Path, done: list[str]) -> bool:
+    """Repair ``path``; True when it was kept (its hash is owed then)."""
     try:
         mtime = path.stat().st_mtime  # the last write of the crash, before we write
         fix = _repairer(path)
@@ -282,16 +295,18 @@ def _finish(path: Path, done: list[str]) -> None:
             path.unlink()
             sidecar_path(path).unlink(missing_ok=True)
             done.append(f"{path}: removed, no audio was written before the crash")
-            return
+            return False
         note = "the recorder stopped unexpectedly; end is the file's last write"
         if finish_sidecar(path, note, mtime):
             done.append(f"{path}: sidecar completed")
+        return True
     except FileNotFoundError:
         pass  # deleted meanwhile (retention, the web UI)
     except OSError as exc:
         log.error("cannot repair %s: %s", path, exc.strerror or exc)
     except Exception:  # a damaged file must not keep the recorder from starting
         log.exception("cannot repair %s", path)
+    return False
 
 
 def _repair_wav(path: Path, done: list[str]) -> None:
@@ -326,7 +341,7 @@ def recover(directory: Path, extra_dirs: list[Path]) -> Recovery:
         unfinished, wavs = _scan(roots, since)
         paths += [p for p in unfinished if p not in seen]
     for path in paths:
-        _repair_crashed(path, done)
+        _repair_crashed(path, done, result.repaired)
     repaired = set(paths)
     for path in wavs:
         if path not in repaired:

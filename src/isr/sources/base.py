@@ -15,6 +15,7 @@ import random
 import time
 from datetime import tzinfo
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from isr.alerts import Alerter
 from isr.config import SourceConfig
@@ -24,6 +25,9 @@ from isr.sidecar import Ledger
 from isr.silence import SilenceWatch, level_dbfs
 from isr.sinks.base import Sink
 from isr.status import StatusBoard
+
+if TYPE_CHECKING:
+    from isr.evidence.service import Evidence
 
 
 class Source:
@@ -48,6 +52,8 @@ class Source:
         """Set by a session once it wrote audio: resets the failure count."""
         self.alerter: Alerter | None = None
         """Set by the recorder."""
+        self.evidence: Evidence | None = None
+        """Set by the recorder: hears of every file closed, for its chain and check."""
         self._alerted = False
         self.silence: SilenceWatch | None = None
         self.segmenter = Segmenter(
@@ -118,6 +124,8 @@ class Source:
         if kept:
             self.status.last_file = ledger.file
             self.status.last_end = ledger.end
+            if self.evidence is not None:
+                self.evidence.closed(self.cfg.name, sink.path, ledger, sink.digest.result())
         if sink.sync_fd is not None:
             self._retired_fds.append(sink.sync_fd)
             sink.sync_fd = None

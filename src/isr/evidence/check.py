@@ -1,0 +1,458 @@
+"""The check of a closed recording: one read, every CRC its format carries.
+
+Each closed file is read once, off the event loop (``isr.evidence.checker``):
+
+- its SHA-256, and the write path's account of it (``isr.evidence.digest``): the
+  size, the head kept in memory and the SHA-256 of the rest must be those of the
+  bytes on the disk, so the disk holds what was received. The file's SHA-256 is
+  taken from this read when its head was patched at close;
+- its frames or pages, each parsed, with the CRCs the format carries: every Ogg
+  page's CRC-32 and sequence number; every FLAC frame's header CRC-8 and frame
+  CRC-16, and STREAMINFO's sample count against the frames; every MP3 frame
+  header, and the CRC-16 of protected layer III frames; every ADTS frame header
+  and length (an ADTS CRC covers bits chosen by the AAC syntax inside the raw
+  data block, which takes an AAC decoder to find: FFmpeg and FAAD do not check it
+  either, nor does this check; neither does it check layer I/II CRCs, which
+  depend on the bit allocation tables); a WAV file's sizes against its size.
+
+A problem is a short sentence naming the byte where it is; the first
+``MAX_PROBLEMS`` are kept, the rest counted.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from isr.evidence.digest import Written
+from isr.framing._sync import Header
+from isr.sinks.files import open_regular
+
+CHUNK = 1 << 20
+MAX_PROBLEMS = 10
+
+
+class Walker(Protocol):
+    def feed(self, data: bytes) -> None: ...
+
+    def finish(self) -> list[str]: ...
+
+
+@dataclass
+class Result:
+    """What a check found."""
+
+    sha256: str
+    """Of the file as it is on the disk."""
+    size: int
+    problems: list[str] = field(default_factory=list)
+    attested: bool = False
+    """The disk holds exactly what the write path wrote."""
+    at: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self, iso: Any) -> dict[str, Any]:
+        return {"ok": self.ok, "problems": list(self.problems), "at": iso(self.at)}
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self.more = 0
+
+    def add(self, text: str) -> None:
+        if len(self.items) < MAX_PROBLEMS:
+            self.items.append(text)
+        else:
+            self.more += 1
+
+    def out(self) -> list[str]:
+        return self.items + ([f"and {self.more} more problems"] if self.more else [])
+
+
+# -- MP3 ---------------------------------------------------------------------------------
+
+
+def _crc16_mpeg(data: bytes) -> int:
+    from isr.framing.flac import crc16  # poly 0x8005, not reflected, as ISO 11172-3
+
+    return crc16(data, 0xFFFF)
+
+
+@functools.cache
+def _mp3_tables() -> tuple[tuple[Header | None, ...], npt.NDArray[np.int64]]:
+    from isr.framing.mp3 import _TABLE
+
+    return _TABLE, np.array([h.length if h else 0 for h in _TABLE], dtype=np.int64)
+
+
+class Mp3Walker:
+    """MPEG audio frames back to back; protected layer III frames' CRC-16.
+
+    A file ISR wrote is frames and nothing else, so the walk is done in numpy: every
+    place that could start a frame is found at once, each one's length looked up,
+    and the frames are followed from the file's first byte through those places;
+    the Python loop runs per frame on a list of ints (an hour at 128 kbps is 138,000
+    frames). Where that chain breaks, the chunk is walked byte by byte to say where
+    and how much is wrong.
+    """
+
+    def __init__(self) -> None:
+        self._table, self._lengths = _mp3_tables()
+        self.buf = b""
+        self.offset = 0
+        self.frames = 0
+        self.crcs = 0
+        self.problems = _Problems()
+        self._lost_at = -1
+
+    def feed(self, data: bytes) -> None:
+        buf = self.buf + data if self.buf else data
+        pos = self._fast(buf) if self._lost_at < 0 else -1
+        if pos < 0:
+            pos = self._slow(buf)
+        self.buf = buf[pos:]
+        self.offset += pos
+
+    def _fast(self, buf: bytes) -> int:
+        """Where the frames from ``buf``'s start end (the last one may be cut off
+        by the chunk's end); -1 when they do not follow each other to there."""
+        n = len(buf)
+        if n < 8:
+            return 0
+        arr = np.frombuffer(buf, np.uint8)
+        b1 = arr[1:-2]
+        starts = np.flatnonzero((arr[:-3] == 0xFF) & (b1 >= 0xE0))
+        if not len(starts) or starts[0] != 0:
+            return -1
+        keys = (b1[starts].astype(np.int64) & 0x1F) << 8 | arr[2:-1][starts]
+        lengths = self._lengths[keys]
+        ends = starts + lengths
+        j = np.searchsorted(starts, ends)
+        linked = (lengths > 0) & (starts[np.minimum(j, len(starts) - 1)] == ends)
+        successor = np.where(linked, j, -1).tolist()
+        i = 0
+        visited = [0]
+        while (k := successor[i]) >= 0:
+            i = k
+            visited.append(k)
+        end = int(ends[i])
+        if lengths[i] == 0:
+            return -1
+        if end > n:  # the last frame goes on in the next chunk
+            visited.pop()
+            end = int(starts[i])
+        elif end + 4 <= n:
+            return -1  # something that is not a frame follows
+        frames = starts[np.array(visited, dtype=np.int64)] if visited else starts[:0]
+        protected = frames[(arr[frames + 1] & 1 == 0) & ((arr[frames + 1] >> 1) & 3 == 1)]
+        for p in protected.tolist():
+            self._crc(buf, p, buf[p + 1])
+        self.frames += len(visited)
+        return end
+
+    def _slow(self, buf: bytes) -> int:
+        n = len(buf)
+        pos = 0
+        table = self._table
+        while pos + 4 <= n:
+            b1 = buf[pos + 1]
+            h = table[(b1 & 0x1F) << 8 | buf[pos + 2]] if buf[pos] == 0xFF and b1 >= 0xE0 else None
+            if h is None:
+                if self._lost_at < 0:
+                    self._lost_at = self.offset + pos
+                nxt = buf.find(b"\xff", pos + 1)
+                pos = nxt if nxt >= 0 else n
+                continue
+            end = pos + h.length
+            if end > n:
+                break
+            if self._lost_at >= 0:
+                self._lost(self.offset + pos)
+            if not b1 & 1 and (b1 >> 1) & 3 == 1:
+                self._crc(buf, pos, b1)
+            self.frames += 1
+            pos = end
+        return pos
+
+    def _lost(self, found: int) -> None:
+        at = self._lost_at
+        self.problems.add(f"byte {at}: no MP3 frame ({found - at} bytes skipped)")
+        self._lost_at = -1
+
+    def _crc(self, buf: bytes, pos: int, b1: int) -> None:
+        mono = buf[pos + 3] >> 6 == 3
+        side = (17 if mono else 32) if (b1 >> 3) & 3 == 3 else (9 if mono else 17)
+        covered = buf[pos + 2 : pos + 4] + buf[pos + 6 : pos + 6 + side]
+        stored = buf[pos + 4] << 8 | buf[pos + 5]
+        self.crcs += 1
+        if _crc16_mpeg(covered) != stored:
+            self.problems.add(f"byte {self.offset + pos}: MP3 frame CRC-16 does not match")
+
+    def finish(self) -> list[str]:
+        if self.buf:
+            at = self._lost_at if self._lost_at >= 0 else self.offset
+            end = self.offset + len(self.buf)
+            self.problems.add(f"byte {at}: the file ends inside a frame ({end - at} bytes)")
+            self._lost_at = -1
+        elif self._lost_at >= 0:
+            self._lost(self.offset)
+        if self.frames == 0:
+            self.problems.add("no MP3 frame in the file")
+        return self.problems.out()
+
+
+# -- ADTS --------------------------------------------------------------------------------
+
+
+class AdtsWalker:
+    """ADTS frames back to back, by their headers' lengths."""
+
+    def __init__(self) -> None:
+        self.buf = b""
+        self.offset = 0
+        self.frames = 0
+        self.problems = _Problems()
+        self._lost_at = -1
+
+    def feed(self, data: bytes) -> None:
+        buf = self.buf + data if self.buf else data
+        n = len(buf)
+        pos = 0
+        while pos + 7 <= n:
+            b1 = buf[pos + 1]
+            ok = buf[pos] == 0xFF and b1 & 0xF6 == 0xF0 and (buf[pos + 2] >> 2) & 0x0F < 13
+            length = (buf[pos + 3] & 3) << 11 | buf[pos + 4] << 3 | buf[pos + 5] >> 5
+            if not ok or length <= (7 if b1 & 1 else 9):
+                if self._lost_at < 0:
+                    self._lost_at = self.offset + pos
+                nxt = buf.find(b"\xff", pos + 1)
+                pos = nxt if nxt >= 0 else n
+                continue
+            if pos + length > n:
+                break
+            if self._lost_at >= 0:
+                at = self._lost_at
+                self.problems.add(f"byte {at}: no ADTS frame ({self.offset + pos - at} bytes)")
+                self._lost_at = -1
+            self.frames += 1
+            pos += length
+        self.buf = buf[pos:]
+        self.offset += pos
+
+    def finish(self) -> list[str]:
+        if self.buf or self._lost_at >= 0:
+            at = self._lost_at if self._lost_at >= 0 else self.offset
+            end = self.offset + len(self.buf)
+            self.problems.add(f"byte {at}: no whole ADTS frame ({end - at} bytes to the end)")
+        if self.frames == 0:
+            self.problems.add("no ADTS frame in the file")
+        return self.problems.out()
+
+
+# -- Ogg ---------------------------------------------------------------------------------
+
+
+class OggWalker:
+    """Ogg pages back to back, each with its CRC-32, sequence numbers without a gap."""
+
+    def __init__(self) -> None:
+        from isr.framing.ogg import page_crc_ok
+
+        self._crc_ok = page_crc_ok
+        self.buf = b""
+        self.offset = 0
+        self.pages = 0
+        self.problems = _Problems()
+        self._seq: dict[int, int] = {}
+        self._lost_at = -1
+
+    def feed(self, data: bytes) -> None:
+        buf = self.buf + data if self.buf else data
+        n = len(buf)
+        pos = 0
+        while pos + 27 <= n:
+            if not buf.startswith(b"OggS", pos) or buf[pos + 4] != 0:
+                if self._lost_at < 0:
+                    self._lost_at = self.offset + pos
+                nxt = buf.find(b"OggS", pos + 1)
+                pos = nxt if nxt >= 0 else max(pos + 1, n - 3)
+                continue
+            segs = buf[pos + 26]
+            if pos + 27 + segs > n:
+                break
+            length = 27 + segs + sum(buf[pos + 27 : pos + 27 + segs])
+            if pos + length > n:
+                break
+            page = buf[pos : pos + length]
+            at = self.offset + pos
+            if self._lost_at >= 0:
+                self.problems.add(f"byte {self._lost_at}: no Ogg page ({at - self._lost_at} bytes)")
+                self._lost_at = -1
+            if not self._crc_ok(page):
+                self.problems.add(f"byte {at}: Ogg page CRC-32 does not match")
+            serial = int.from_bytes(page[14:18], "little")
+            seq = int.from_bytes(page[18:22], "little")
+            last = self._seq.get(serial)
+            if last is not None and seq != last + 1:
+                self.problems.add(f"byte {at}: Ogg page sequence {seq} follows {last}")
+            self._seq[serial] = seq
+            self.pages += 1
+            pos += length
+        self.buf = buf[pos:]
+        self.offset += pos
+
+    def finish(self) -> list[str]:
+        if self.buf or self._lost_at >= 0:
+            at = self._lost_at if self._lost_at >= 0 else self.offset
+            end = self.offset + len(self.buf)
+            self.problems.add(f"byte {at}: no whole Ogg page ({end - at} bytes to the end)")
+        if self.pages == 0:
+            self.problems.add("no Ogg page in the file")
+        return self.problems.out()
+
+
+# -- FLAC --------------------------------------------------------------------------------
+
+
+class FlacWalker:
+    """FLAC metadata, then frames each with its CRC-8 and CRC-16 (the FLAC framer)."""
+
+    def __init__(self) -> None:
+        from isr.framing.flac import FlacFramer
+
+        self.framer = FlacFramer()
+        self.samples = 0
+        self.head = b""
+
+    def feed(self, data: bytes) -> None:
+        if len(self.head) < 42:
+            self.head += data[: 42 - len(self.head)]
+        for frame in self.framer.feed(data):
+            self.samples += frame.samples
+
+    def finish(self) -> list[str]:
+        from isr.framing.flac import STREAMINFO_OFFSET, parse_streaminfo
+
+        for frame in self.framer.flush():
+            self.samples += frame.samples
+        problems = _Problems()
+        if not self.head.startswith(b"fLaC"):
+            problems.add("byte 0: no fLaC signature")
+        for reason, n in sorted(self.framer.drops.items()):
+            if reason != "metadata" and n:
+                what = "frames whose CRC does not match" if reason == "crc" else reason
+                problems.add(f"{n} bytes of {what}")
+        info = parse_streaminfo(self.head[STREAMINFO_OFFSET:42]) if len(self.head) == 42 else None
+        if info is not None and info.total_samples and info.total_samples != self.samples:
+            problems.add(
+                f"STREAMINFO says {info.total_samples} samples, the frames hold {self.samples}"
+            )
+        if self.framer.frame_count == 0:
+            problems.add("no FLAC frame in the file")
+        return problems.out()
+
+
+# -- WAV ---------------------------------------------------------------------------------
+
+
+class WavWalker:
+    """A WAV header's sizes against the file's size."""
+
+    def __init__(self) -> None:
+        self.head = b""
+        self.size = 0
+
+    def feed(self, data: bytes) -> None:
+        if len(self.head) < 4096:
+            self.head += data[: 4096 - len(self.head)]
+        self.size += len(data)
+
+    def finish(self) -> list[str]:
+        from isr.sinks.wav import parse_wav_header
+
+        layout = parse_wav_header(self.head)
+        if layout is None:
+            return ["byte 0: no PCM WAV header"]
+        problems = []
+        data = self.size - layout.data_offset
+        if layout.data_size != data:
+            problems.append(f"the header says {layout.data_size} data bytes, the file holds {data}")
+        if layout.form == b"RIFF" and layout.riff_size != self.size - 8:
+            problems.append(f"the RIFF size is {layout.riff_size}, the file's is {self.size - 8}")
+        if data % layout.block_align:
+            problems.append(f"{data % layout.block_align} bytes of a partial sample frame")
+        return problems
+
+
+WALKERS: dict[str, type[Walker]] = {
+    ".mp3": Mp3Walker,
+    ".aac": AdtsWalker,
+    ".ogg": OggWalker,
+    ".oga": OggWalker,
+    ".opus": OggWalker,
+    ".flac": FlacWalker,
+    ".wav": WavWalker,
+}
+
+
+def check_file(path: Path, written: Written | None, *, pause: float = 0.0) -> Result:
+    """Read ``path`` once: hash it, compare it with ``written`` (the write path's
+    account, if known) and walk its frames. ``pause`` seconds are slept after each
+    chunk (a check must never hold the event loop's thread from the GIL for long).
+    Raises OSError when the file cannot be read (e.g. deleted meanwhile)."""
+    walker_class = WALKERS.get(path.suffix.lower())
+    walker = walker_class() if walker_class is not None else None
+    full = hashlib.sha256()
+    rest = hashlib.sha256()
+    reserve = written.reserve if written is not None and not written.broken else 0
+    head = bytearray()
+    size = 0
+    fd = open_regular(path, os.O_RDONLY, single_link=False)
+    try:
+        while chunk := os.read(fd, CHUNK):
+            full.update(chunk)
+            if size >= reserve:
+                rest.update(chunk)
+            else:
+                take = min(len(chunk), reserve - size)
+                head += chunk[:take]
+                rest.update(chunk[take:])
+            size += len(chunk)
+            if walker is not None:
+                walker.feed(chunk)
+            if pause:
+                time.sleep(pause)
+            else:
+                time.sleep(0)  # let the loop's thread take the GIL
+    finally:
+        os.close(fd)
+    result = Result(sha256=full.hexdigest(), size=size, at=time.time())
+    problems = result.problems
+    if written is not None:
+        if size != written.size:
+            problems.append(f"the file holds {size} bytes, {written.size} were written")
+        elif written.broken:
+            pass  # nothing to compare with: the hash read here is the file's
+        elif reserve == 0 and result.sha256 != written.rest_sha256:
+            problems.append("its SHA-256 is not the one computed while it was written")
+        elif reserve and bytes(head) != written.head:
+            problems.append(f"its first {reserve} bytes are not those written")
+        elif reserve and rest.hexdigest() != written.rest_sha256:
+            problems.append(f"its bytes from {reserve} on are not those written (SHA-256)")
+        else:
+            result.attested = True
+    if walker is not None:
+        problems.extend(walker.finish())
+    return result

@@ -1,0 +1,117 @@
+"""The check of each closed file: a byte flipped on the disk between its close and
+its check is caught and alerted; each format's own CRCs and structure."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+from datetime import UTC
+from pathlib import Path
+
+import pytest
+
+from isr.alerts import Alerter
+from isr.config import AlertsConfig
+from isr.evidence.check import Mp3Walker, check_file
+from isr.evidence.service import Evidence
+from isr.sinks.wav import WavSink
+from isr.sources.tone import tone_block
+from tests.support import segmenting
+from tests.support.evidence import RATE, T0
+from tests.support.media import MediaFactory
+from tests.test_evidence_digest import _record
+
+
+def test_a_byte_flipped_between_close_and_check_is_caught_and_alerted(tmp_path: Path) -> None:
+    async def scenario() -> tuple[Alerter, list[Path]]:
+        alerter = Alerter(AlertsConfig())
+        ev = Evidence(tmp_path, UTC, alerter, check_pause=0.0)
+        ev.checking_enabled = False  # the checker starts once the byte is flipped
+        ev.start(["radio"])
+        seg = segmenting.make_segmenter(tmp_path, split_seconds=2.0, source="radio")
+        closed: list[Path] = []
+
+        def on_close(sink: WavSink, ledger: object, kept: bool) -> None:
+            closed.append(sink.path)
+            ev.closed("radio", sink.path, ledger, sink.digest.result())  # type: ignore[arg-type]
+
+        seg.on_close = on_close  # type: ignore[assignment]
+        pcm = tone_block(0, 5 * RATE, 440.0, RATE, 1)
+        make = lambda d, stem, ext: WavSink(d, stem, sample_rate=RATE, channels=1)  # noqa: E731
+        seg.write_pcm(pcm, 0, T0, RATE, 2, make, "wav")
+        seg.close()
+        data = bytearray(closed[0].read_bytes())
+        data[1000] ^= 0x10  # a sample, not the header
+        closed[0].write_bytes(data)
+        ev.start_checker()
+        assert await asyncio.to_thread(ev.drain)
+        await asyncio.sleep(0.05)  # the results are applied on the loop
+        await asyncio.to_thread(ev.stop, ["radio"])
+        return alerter, closed
+
+    alerter, closed = asyncio.run(scenario())
+    first = json.loads(closed[0].with_name(closed[0].name + ".json").read_text())
+    assert first["check"]["ok"] is False
+    assert first["check"]["problems"] == ["its bytes from 80 on are not those written (SHA-256)"]
+    alerts = [a for a in alerter.sent if a["event"] == "file_check_failed"]
+    assert len(alerts) == 1
+    assert alerts[0]["source"] == "radio" and alerts[0]["file"] == closed[0].name
+    for other in closed[1:]:
+        side = json.loads(other.with_name(other.name + ".json").read_text())
+        assert side["check"] == {"ok": True, "problems": [], "at": side["check"]["at"]}
+
+
+@pytest.mark.parametrize(
+    ("kind", "fmt", "problem"),
+    [
+        ("vorbis", "ogg", "Ogg page CRC-32 does not match"),
+        ("opus", "ogg", "Ogg page CRC-32 does not match"),
+        ("flac", "flac", "bytes of frames whose CRC does not match"),
+    ],
+)
+def test_a_flipped_byte_fails_the_formats_crc(
+    tmp_path: Path, media: MediaFactory, kind: str, fmt: str, problem: str
+) -> None:
+    path, _, written = _record(tmp_path, fmt, media(kind, 5.0).read_bytes())[0]
+    assert check_file(path, written).ok
+    data = bytearray(path.read_bytes())
+    data[len(data) * 2 // 3] ^= 0x40
+    path.write_bytes(data)
+    result = check_file(path, None)  # the format alone, no write-path account
+    assert any(problem in p for p in result.problems), result.problems
+
+
+def test_an_mp3_frame_header_damaged(tmp_path: Path, media: MediaFactory) -> None:
+    path, _, written = _record(tmp_path, "mp3", media("mp3", 5.0).read_bytes())[0]
+    assert check_file(path, written).ok
+    data = bytearray(path.read_bytes())
+    table = Mp3Walker()._table
+    pos = 0
+    while pos < len(data) // 2:  # from the Xing frame on, by the frames' lengths
+        h = table[(data[pos + 1] & 0x1F) << 8 | data[pos + 2]]
+        assert h is not None
+        pos += h.length
+    data[pos + 2] = 0xF0  # bitrate index 15: no frame starts here any more
+    path.write_bytes(data)
+    result = check_file(path, written)
+    assert (
+        result.problems[0] == f"its bytes from {written.reserve} on are not those written (SHA-256)"
+    )
+    assert result.problems[1].startswith(f"byte {pos}: no MP3 frame (")
+
+
+def test_a_wav_header_against_its_size(tmp_path: Path) -> None:
+    sink = WavSink(tmp_path, "x", sample_rate=RATE, channels=1)
+    sink.write(tone_block(0, RATE, 440.0, RATE, 1))
+    sink.close()
+    assert check_file(sink.path, sink.digest.result()).ok
+    with sink.path.open("ab") as fh:
+        fh.write(b"\0" * 3)
+    result = check_file(sink.path, None)
+    assert result.problems == [
+        f"the header says {2 * RATE} data bytes, the file holds {2 * RATE + 3}",
+        f"the RIFF size is {2 * RATE + 72}, the file's is {2 * RATE + 75}",
+        "1 bytes of a partial sample frame",
+    ]
+    assert struct.unpack("<I", sink.path.read_bytes()[4:8])[0] == 2 * RATE + 72
