@@ -7,7 +7,6 @@ in tests/test_evidence_crash.py.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import json
@@ -19,10 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from isr.cli import _add_config, resolve_config
+from isr.cli import main
 from isr.config import load
 from isr.evidence import chain
-from isr.evidence.commands import add_commands, cmd_verify
 from isr.evidence.keys import generate, load_signer
 from isr.evidence.service import Evidence
 from isr.evidence.verify import verify
@@ -48,14 +46,6 @@ def copy(archive: Path, tmp_path: Path) -> Path:
     out = tmp_path / "recordings"
     shutil.copytree(archive, out)
     return out
-
-
-def main(argv: list[str]) -> int:
-    """``isr verify ARGV`` as the command line runs it."""
-    parser = argparse.ArgumentParser(prog="isr")
-    add_commands(parser.add_subparsers(dest="command"), _add_config)
-    args = parser.parse_args(argv)
-    return cmd_verify(args, lambda name: resolve_config(name, allow_demo=False))
 
 
 def problems(root: Path, **kw: object) -> list[str]:
@@ -236,3 +226,21 @@ def test_narrowed_by_source_and_days(copy: Path) -> None:
     assert problems(copy, first=date(2026, 11, 19)) == []
     assert problems(copy, sources=["other"]) == ["chain other: there is none"]
     assert len(problems(copy, sources=["radio"])) == 1
+
+
+def test_keygen_writes_the_pair_and_prints_the_public_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ini = tmp_path / "isr.ini"
+    ini.write_text("[t]\ntype = tone\n[evidence]\nsigning_key = keys/isr.key\n")
+    assert main(["keygen", "-c", str(ini)]) == 0
+    public = capsys.readouterr().out.strip()
+    key = tmp_path / "keys" / "isr.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "keys" / "isr.key.pub").read_text().strip() == public
+    assert len(base64.b64decode(public)) == 32
+    assert main(["keygen", "-c", str(ini)]) == 1  # never over an existing key
+    assert "exists already" in capsys.readouterr().err
+    ini.write_text("[t]\ntype = tone\n")
+    assert main(["keygen", "-c", str(ini)]) == 2
+    assert "[evidence]: signing_key: not set" in capsys.readouterr().err

@@ -14,6 +14,9 @@ from pathlib import Path
 from isr import __version__
 from isr.config import DEMO_CONFIG, Config, WebConfig, describe, load
 from isr.errors import ConfigError, IsrError, QueryError
+from isr.evidence.commands import add_commands as add_evidence_commands
+from isr.evidence.commands import cmd_keygen as _keygen
+from isr.evidence.commands import cmd_verify as _verify
 from isr.log import setup_logging
 
 EXIT_CONFIG = 2
@@ -77,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     tl.add_argument("source", metavar="SOURCE", help="the source (config section) name")
     tl.add_argument("--from", dest="start", metavar="T", help="from (default: today 00:00)")
     tl.add_argument("--to", dest="end", metavar="T", help="to (default: now)")
+    add_evidence_commands(sub, _add_config)
     return parser
 
 
@@ -103,6 +107,18 @@ def resolve_config(arg: str | None, *, allow_demo: bool) -> Config:
         return load("config.ini")
     log.info("no config.ini here: recording the built-in tone demo")
     return load("<built-in demo config>", text=DEMO_CONFIG)
+
+
+def _load_named(arg: str | None) -> Config:
+    return resolve_config(arg, allow_demo=False)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    return _verify(args, _load_named)
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    return _keygen(args, _load_named)
 
 
 def log_warnings(cfg: Config) -> None:
@@ -236,6 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "web": cmd_web,
         "run": cmd_run,
         "timeline": cmd_timeline,
+        "verify": cmd_verify,
+        "keygen": cmd_keygen,
     }[args.command]
     try:
         return handler(args)
