@@ -244,3 +244,27 @@ def test_keygen_writes_the_pair_and_prints_the_public_key(
     ini.write_text("[t]\ntype = tone\n")
     assert main(["keygen", "-c", str(ini)]) == 2
     assert "[evidence]: signing_key: not set" in capsys.readouterr().err
+
+
+def test_a_file_deleted_through_the_web_ui_is_no_problem(copy: Path) -> None:
+    from isr.evidence.deletions import basic_user, source_of, web_deleted
+
+    _, line = ev.closed_files(copy)[1]
+    path = copy / line["file"]
+    source = source_of(path)
+    size = path.stat().st_size
+    path.unlink()
+    path.with_name(path.name + ".json").unlink()
+    user = basic_user("Basic " + base64.b64encode(b"alice:secret").decode())
+    assert web_deleted(copy, line["file"], size, source, client="192.0.2.7", user=user)
+    last = ev.lines(copy)[-1]
+    assert {k: last[k] for k in ("event", "file", "bytes", "by", "why", "client", "user")} == {
+        "event": "deleted",
+        "file": line["file"],
+        "bytes": size,
+        "by": "web",
+        "why": "deleted in the web UI",
+        "client": "192.0.2.7",
+        "user": "alice",
+    }
+    assert problems(copy) == []
