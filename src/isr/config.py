@@ -216,6 +216,14 @@ KEYS: tuple[Key, ...] = (
         "machine's own names (against DNS rebinding), separated by commas; * = any.",
         "web",
     ),
+    Key(
+        "max_clip_hours",
+        "float",
+        "24",
+        "Longest span a clip (/api/clip, the timeline page's export) may cover, in hours.",
+        "web",
+        positive=True,
+    ),
     # [alerts]
     Key("webhook_url", "str", "", "URL that receives a JSON POST for each alert.", "alerts"),
     Key("command", "str", "", "Command run for each alert, with the event in env.", "alerts"),
@@ -342,6 +350,7 @@ class WebConfig:
     username: str = ""
     password: str = field(default="", repr=False)
     allowed_hosts: tuple[str, ...] = ()
+    max_clip_hours: float = default_of("web", "max_clip_hours")
 
 
 @dataclass(frozen=True)
@@ -521,6 +530,7 @@ def _build(file: str, parser: configparser.ConfigParser) -> Config:
             username=web_vals["username"],
             password=web_vals["password"],
             allowed_hosts=_host_list(web_vals["allowed_hosts"]),
+            max_clip_hours=float(web_vals["max_clip_hours"]),
         ),
         alerts=AlertsConfig(
             webhook_url=alerts_vals["webhook_url"],

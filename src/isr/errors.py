@@ -8,7 +8,12 @@
      │    │                                 HTTP 400/404, `isr timeline` exits with status 2
      │    ├── BadTime(QueryError, ValueError)       a time that does not parse, FROM not
      │    │                                         before TO, a span over the limit
-     │    └── UnknownSource(QueryError, LookupError) no recording of that source
+     │    ├── UnknownSource(QueryError, LookupError) no recording of that source
+     │    ├── NoAudio(QueryError, LookupError)      no audio of the source in the span
+     │    │                                         (a clip of nothing: HTTP 404)
+     │    ├── FormatChanged(at)                     the codec parameters change inside a
+     │    │                                         clip's span: HTTP 409 naming the moment
+     │    └── NotClippable                          recordings of a format no cutter knows
      └── SourceError                        one source failed; it retries, others go on
           ├── SourceTimeout(SourceError, TimeoutError)   no byte for timeout_seconds
           ├── HttpError                      a status, header or redirect we cannot use
@@ -57,6 +62,23 @@ class BadTime(QueryError, ValueError):
 
 class UnknownSource(QueryError, LookupError):
     """No recording of that source is known."""
+
+
+class NoAudio(QueryError, LookupError):
+    """Nothing of the source was recorded in the span asked for."""
+
+
+class FormatChanged(QueryError):
+    """The codec parameters change at ``at`` (Unix seconds) inside a clip's span: one
+    file cannot hold both sides (export each side)."""
+
+    def __init__(self, message: str, at: float) -> None:
+        super().__init__(message)
+        self.at = at
+
+
+class NotClippable(QueryError):
+    """The recordings in the span are of a format that clips are not cut from yet."""
 
 
 class SourceError(IsrError):

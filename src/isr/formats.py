@@ -2,7 +2,8 @@
 
 An entry holds a format's name (as in the config), the file extensions it is
 recorded under with the Content-Type each is served with, the Content-Types a
-server announces it by, its framer, its crash repair and its sniffing score.
+server announces it by, its framer, its crash repair, its sniffing score and the
+cutter of its clips.
 Code is named by ``"module:attribute"`` strings and imported on first use, so
 importing this module costs nothing and cannot make an import cycle (the web UI
 and retention need the extensions, not the framers).
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from isr.clips.cutter import Cutter
     from isr.framing.base import Framer
 
 __all__ = [
@@ -63,6 +65,9 @@ class Format:
     """``"module:function"`` that finishes a file a crash or failed write cut."""
     scorer: str | None = None
     """``"module:attr"`` of the format's ``score(head)``; None: sniffing never says it."""
+    cutter: str | None = None
+    """``"module:attr"`` of the object that cuts clips of its recordings
+    (``isr.clips.cutter.Cutter``); None: its recordings cannot be clipped yet."""
 
     @property
     def extensions(self) -> tuple[str, ...]:
@@ -76,6 +81,11 @@ class Format:
     def repair(self) -> Callable[[Path], str | None] | None:
         fn: Callable[[Path], str | None] | None = _load(self.repairer) if self.repairer else None
         return fn
+
+    def clip_cutter(self) -> Cutter | None:
+        """The cutter of clips, imported now; None when the format has none."""
+        cutter: Cutter | None = _load(self.cutter) if self.cutter else None
+        return cutter
 
     def score(self, head: bytes) -> float:
         """Confidence in [0, 1] that ``head`` starts a stream of this format."""
@@ -100,6 +110,7 @@ FORMATS: tuple[Format, ...] = (
         framer="isr.framing.mp3:Mp3Framer",
         repairer="isr.framing.repair:repair_mp3",
         scorer="isr.framing.mp3:Mp3Framer.score",
+        cutter="isr.clips.mp3:CUTTER",
     ),
     Format(
         "aac",
@@ -108,6 +119,7 @@ FORMATS: tuple[Format, ...] = (
         framer="isr.framing.adts:AdtsFramer",
         repairer="isr.framing.repair:repair_aac",
         scorer="isr.framing.adts:AdtsFramer.score",
+        cutter="isr.clips.adts:CUTTER",
     ),
     Format(
         "ogg",
@@ -137,8 +149,9 @@ FORMATS: tuple[Format, ...] = (
         framer="isr.framing.flac:FlacFramer",
         repairer="isr.framing.repair:repair_flac",
         scorer="isr.framing.sniff:flac_score",
+        cutter="isr.clips.flac:CUTTER",
     ),
-    Format("wav", ((".wav", "audio/wav"),)),
+    Format("wav", ((".wav", "audio/wav"),), cutter="isr.clips.wav:CUTTER"),
 )
 """In sniffing's order: on equal scores the earlier format is named."""
 

@@ -37,6 +37,7 @@ __all__ = [
     "FlacWriter",
     "FrameHeader",
     "StreamInfo",
+    "coded_number",
     "crc8",
     "crc16",
     "frame_header",
@@ -218,6 +219,11 @@ def _utf8(value: int) -> bytes:
     return bytes([lead, *tail])
 
 
+def coded_number(value: int) -> bytes:
+    """A frame or sample number as a frame header codes it (§9.1.5)."""
+    return _utf8(value)
+
+
 def _header(buf: bytes | bytearray, i: int, end: int) -> FrameHeader | int | None:
     """The frame header at ``i``; ``_NEED`` if it may be one but is cut off at ``end``."""
     if end - i < 6:
@@ -299,18 +305,23 @@ def frame_header(data: bytes | bytearray, offset: int = 0) -> FrameHeader | None
     return h if isinstance(h, FrameHeader) else None
 
 
-def renumber_frame(data: bytes, h: FrameHeader, number: int) -> bytes:
+def renumber_frame(
+    data: bytes, h: FrameHeader, number: int, *, variable: bool | None = None
+) -> bytes:
     """The frame ``data`` (header ``h``, CRC-16 intact) with its frame or sample
-    number set to ``number``, both CRCs made right again.
+    number set to ``number``, both CRCs made right again; with ``variable`` its
+    blocking strategy bit set too (``number`` is then what that strategy counts).
 
     The header may change length; the CRC-16 is updated from the header
     difference alone (the CRC is linear), without reading the subframes.
     """
     coded = _utf8(number)
     old_head = data[: h.length]
-    if old_head[4 : 4 + h.number_len] == coded:
+    b1 = old_head[1] if variable is None else (old_head[1] & 0xFE) | int(variable)
+    if old_head[4 : 4 + h.number_len] == coded and b1 == old_head[1]:
         return data
     head = bytearray(old_head[:4])
+    head[1] = b1
     head += coded
     head += old_head[4 + h.number_len : -1]
     head.append(crc8(head))

@@ -29,6 +29,7 @@ from urllib.parse import quote
 import jinja2
 from aiohttp import web
 
+from isr.clips.clip import Clipper
 from isr.clock import local_zone
 from isr.config import WebConfig
 from isr.errors import BadTime, UnknownSource
@@ -39,7 +40,7 @@ from isr.sinks.files import is_locked
 from isr.timeline.index import IndexClosed, TimelineIndex
 from isr.timeline.query import sources_json
 from isr.timeline.times import resolve_span
-from isr.web import analyse, guard, ranges, timeline_page
+from isr.web import analyse, clips, guard, ranges, timeline_page
 from isr.web.files import FileIndex
 from isr.web.jobs import AnalysisJobs, JobError, QueueFull
 from isr.web.paths import BadName, breakable, encode_name, resolve
@@ -719,6 +720,7 @@ def create_app(
     username: str = "",
     password: str = "",
     allowed_hosts: Iterable[str] = (),
+    max_clip_hours: float = WEB_DEFAULTS.max_clip_hours,
 ) -> web.Application:
     if username and not password:
         # anyone would get in with an empty password while the config says auth is on
@@ -741,6 +743,11 @@ def create_app(
     )
     state = app[STATE]
     state.timeline = TimelineIndex(root, state.tz, files)
+    clips.setup(
+        app,
+        Clipper(root, state.tz, state.timeline, max_hours=max_clip_hours),
+        lambda work: _on_timeline(state, work),
+    )
     app.on_startup.append(_learn_own_names)
     app.on_startup.append(_start_timeline)
     app.on_cleanup.append(_stop_timeline)
@@ -755,9 +762,7 @@ def create_app(
     app.router.add_get("/api/timeline", api_timeline)
     app.router.add_get(
         "/timeline",
-        timeline_page.handler(
-            state.templates, state.tz, max_clip_hours=timeline_page.DEFAULT_MAX_CLIP_HOURS
-        ),
+        timeline_page.handler(state.templates, state.tz, max_clip_hours=max_clip_hours),
     )
     app.router.add_get(r"/api/files/{name:[\s\S]+}", _method_not_allowed)
     app.router.add_delete(r"/api/files/{name:[\s\S]+}", api_delete)
@@ -798,6 +803,7 @@ async def start_web(
     username: str = "",
     password: str = "",
     allowed_hosts: Iterable[str] = (),
+    max_clip_hours: float = WEB_DEFAULTS.max_clip_hours,
 ) -> web.AppRunner:
     """Serve on the running loop; the caller awaits ``runner.cleanup()`` to stop."""
     app = create_app(
@@ -806,6 +812,7 @@ async def start_web(
         username=username,
         password=password,
         allowed_hosts=allowed_hosts,
+        max_clip_hours=max_clip_hours,
     )
     runner = web.AppRunner(app, handle_signals=False, **runner_options())
     await runner.setup()
@@ -831,6 +838,7 @@ def run_web(
     username: str = "",
     password: str = "",
     allowed_hosts: Iterable[str] = (),
+    max_clip_hours: float = WEB_DEFAULTS.max_clip_hours,
 ) -> None:
     """``isr web``: serve until SIGINT or SIGTERM."""
     import signal
@@ -848,6 +856,7 @@ def run_web(
             username=username,
             password=password,
             allowed_hosts=allowed_hosts,
+            max_clip_hours=max_clip_hours,
         )
         try:
             await stop.wait()
