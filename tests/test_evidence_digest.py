@@ -8,6 +8,7 @@ the rest, which the check's one read turns into the file's hash.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from isr import formats
 from isr.evidence.check import check_file
 from isr.evidence.digest import WriteHash, Written
+from isr.framing.mp3 import Mp3Framer
 from isr.segment import Segmenter
 from isr.sidecar import Ledger
 from isr.sinks.base import Sink
@@ -117,3 +119,42 @@ def test_no_reserve_hashes_the_whole_file() -> None:
     h.update(b"abc")
     h.update(memoryview(b"def"))
     assert h.result().sha256 == hashlib.sha256(b"abcdef").hexdigest()
+
+
+def test_a_file_finished_by_repair_after_a_failed_write_is_hashed_from_the_disk(
+    tmp_path: Path, media: MediaFactory
+) -> None:
+    """A full disk: the file is finished by repair, not by its writer, so its head
+    is not the one in memory: the write path gives up its account, and the check's
+    read supplies the hash (of the repaired bytes), with no false alarm."""
+    framer = Mp3Framer()
+    closed: list[Written] = []
+    seg = segmenting.make_segmenter(tmp_path, split_seconds=3600.0)
+    seg.on_close = lambda sink, ledger, kept: closed.append(sink.digest.result())
+    writes = 0
+
+    def make_sink(d: Path, stem: str, ext: str | None) -> Sink:
+        class Failing(Sink):
+            def write(self, data: bytes | memoryview) -> None:
+                nonlocal writes
+                writes += 1
+                if writes == 20:
+                    raise OSError(errno.ENOSPC, "No space left on device")
+                super().write(data)
+
+        return Failing(d, stem, ".mp3")
+
+    data = media("mp3", 5.0).read_bytes()
+    t = T0
+    with pytest.raises(OSError):
+        for i in range(0, len(data), 4000):
+            frames = framer.feed(data[i : i + 4000])
+            seg.write_frames(frames, t, make_sink, "mp3", framer.file_writer)
+            t += sum(f.samples / f.sample_rate for f in frames)
+    seg.close()
+    (written,) = closed
+    assert written.broken and written.sha256 is None
+    path = next(tmp_path.glob("*.mp3"))
+    result = check_file(path, written)
+    assert result.ok, result.problems
+    assert result.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
