@@ -7,6 +7,7 @@ in tests/test_evidence_crash.py.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -267,4 +268,36 @@ def test_a_file_deleted_through_the_web_ui_is_no_problem(copy: Path) -> None:
         "client": "192.0.2.7",
         "user": "alice",
     }
+    assert problems(copy) == []
+
+
+def test_the_delete_route_appends_who_deleted_what(copy: Path) -> None:
+    """DELETE /api/files/<name> through the real app, with Basic auth."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from isr.web.app import create_app
+
+    _, line = ev.closed_files(copy)[0]
+    size = (copy / line["file"]).stat().st_size
+
+    async def scenario() -> int:
+        app = create_app(copy, username="alice", password="pw")
+        async with TestClient(TestServer(app, host="127.0.0.1")) as c:
+            auth = "Basic " + base64.b64encode(b"alice:pw").decode()
+            r = await c.delete("/api/files/" + line["file"], headers={"Authorization": auth})
+            return r.status
+
+    assert asyncio.run(scenario()) == 204
+    last = ev.lines(copy)[-1]
+    assert (last["event"], last["file"], last["bytes"], last["by"]) == (
+        "deleted",
+        line["file"],
+        size,
+        "web",
+    )
+    assert (last["client"], last["user"], last["why"]) == (
+        "127.0.0.1",
+        "alice",
+        "deleted in the web UI",
+    )
     assert problems(copy) == []

@@ -33,6 +33,7 @@ from isr.clips.clip import Clipper
 from isr.clock import local_zone
 from isr.config import WebConfig
 from isr.errors import BadTime, UnknownSource
+from isr.evidence.deletions import basic_user, source_of, web_deleted
 from isr.formats import served_type
 from isr.metrics import make_registry, render
 from isr.retention import log_deletion
@@ -602,7 +603,9 @@ def _companions(state: WebState, name: str, path: Path) -> list[tuple[str, Path]
     return out
 
 
-def _delete(state: WebState, name: str, path: Path) -> None:
+def _delete(
+    state: WebState, name: str, path: Path, client: str | None = None, user: str | None = None
+) -> None:
     """Remove a recording with its sidecar and cached analysis, unless it is recorded.
 
     The exclusive lock is held across the unlink: a recorder that locked the file a
@@ -611,6 +614,7 @@ def _delete(state: WebState, name: str, path: Path) -> None:
     import fcntl
 
     companions = _companions(state, name, path)
+    source = source_of(path)  # for the chain's deleted line, before the sidecar goes
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         for attempt in range(LOCK_TRIES):
@@ -644,6 +648,7 @@ def _delete(state: WebState, name: str, path: Path) -> None:
         removed.append(what)
     state.index.forget(name)
     log_deletion(state.root, name, size, "deleted in the web UI")
+    web_deleted(state.root, name, size, source, client=client, user=user)
     log.info(
         "deleted %s (%d bytes)%s at the web UI's request",
         name,
@@ -656,7 +661,8 @@ async def api_delete(request: web.Request) -> web.Response:
     state = request.app[STATE]
     name, path = _lookup(request, "/api/files/")
     try:
-        await asyncio.to_thread(_delete, state, name, path)
+        user = basic_user(request.headers.get("Authorization")) if state.username else None
+        await asyncio.to_thread(_delete, state, name, path, request.remote, user)
     except _Busy:
         raise web.HTTPConflict(text=f"{name} is being recorded") from None
     except _NotDeletable as exc:
