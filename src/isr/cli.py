@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from isr import __version__
+from isr.clips.export import add_command as add_clip_command
 from isr.config import DEMO_CONFIG, Config, WebConfig, describe, load
 from isr.errors import ConfigError, IsrError, QueryError
 from isr.evidence.commands import add_commands as add_evidence_commands
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     tl.add_argument("--from", dest="start", metavar="T", help="from (default: today 00:00)")
     tl.add_argument("--to", dest="end", metavar="T", help="to (default: now)")
     add_evidence_commands(sub, _add_config)
+    add_clip_command(sub, _add_config)
     return parser
 
 
@@ -180,6 +182,7 @@ def _web_settings(args: argparse.Namespace, cfg: Config | None) -> dict[str, obj
         "username": web.username,
         "password": web.password,
         "allowed_hosts": web.allowed_hosts,
+        "max_clip_hours": web.max_clip_hours,
     }
 
 
@@ -243,6 +246,12 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_clip(args: argparse.Namespace) -> int:
+    from isr.clips.export import cmd_clip as clip
+
+    return clip(args, lambda arg: resolve_config(arg, allow_demo=False))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {
@@ -252,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "web": cmd_web,
         "run": cmd_run,
         "timeline": cmd_timeline,
+        "clip": cmd_clip,
         "verify": cmd_verify,
         "keygen": cmd_keygen,
     }[args.command]

@@ -334,6 +334,7 @@ async def record_and_serve(
     username: str,
     password: str,
     allowed_hosts: tuple[str, ...] = (),
+    max_clip_hours: float = 24.0,
 ) -> None:
     """``isr run``: the recorder and the web UI on one loop."""
     from isr.web.app import start_web
@@ -352,6 +353,7 @@ async def record_and_serve(
             username=username,
             password=password,
             allowed_hosts=allowed_hosts,
+            max_clip_hours=max_clip_hours,
         )
         await recorder.run(stop)
     finally:
