@@ -69,6 +69,10 @@ SCHEMA_VERSION = 2
 INDEX_FILE = "index.sqlite"
 BUSY_SECONDS = 10.0
 """How long a write waits for another process (``isr timeline``, a second web UI)."""
+WAL_LIMIT = 4 << 20
+"""Bytes of WAL kept after a checkpoint."""
+CHECKPOINT_AFTER = 1000
+"""Rows written in one refresh after which the WAL is checkpointed and truncated."""
 CLOSE_CHECK_EVERY = 500
 """Files indexed between checks whether the index is being closed (a long first build
 gives way to a shutdown)."""
@@ -245,7 +249,8 @@ class TimelineIndex:
         try:
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA synchronous=NORMAL")  # a cache: a crash may lose the end
+                conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     tables = {
@@ -420,11 +425,20 @@ class TimelineIndex:
                     continue
                 self._delete(conn, name)
                 self._insert(conn, name, st, self._facts(name, st))
+                # Hand the GIL over after each file: the web UI's event loop (the
+                # recorder's too, in `isr run`) takes it back at once rather than
+                # after the interpreter's 5 ms switch interval, again and again.
+                time.sleep(0)
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
+        if len(fresh) + len(gone) >= CHECKPOINT_AFTER:
+            # A big write (the first build) leaves a WAL as large as the database:
+            # copy it in and cut it back now rather than keep both on disk.
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @staticmethod
     def _grown(conn: sqlite3.Connection, name: str, old: Stat | None, st: Stat) -> bool:
@@ -484,7 +498,7 @@ class TimelineIndex:
         self._longest[f.source] = max(self._longest.get(f.source) or 0.0, f.end - f.start)
 
     def _facts(self, name: str, st: Stat) -> _Facts:
-        path = self.root / name
+        path = os.path.join(self.root, name)  # a str: pathlib costs, over a year of files
         ledger = read_ledger(path) if st.sidecar_mtime_ns is not None else None
         mtime = st.mtime_ns / 1e9
         fmt = of_extension(os.path.splitext(name)[1])
@@ -508,7 +522,7 @@ class TimelineIndex:
             )
         duration = 0.0
         if name.lower().endswith(".wav"):
-            duration = wav_duration_of(path, st.size) or 0.0
+            duration = wav_duration_of(Path(path), st.size) or 0.0
         named = start_from_name(name, self.tz)
         dated = "name" if named is not None else "mtime"
         start = named if named is not None else mtime - duration
@@ -607,7 +621,7 @@ class TimelineIndex:
         kept = []
         for r in rows:
             try:
-                os.stat(self.root / r.path, follow_symlinks=False)
+                os.stat(os.path.join(self.root, r.path), follow_symlinks=False)
             except FileNotFoundError:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -703,11 +717,8 @@ class TimelineIndex:
     def _mark(self, rows: list[Recording], hot: set[str], *, alive: bool) -> list[Recording]:
         now = time.time()
         return [
-            replace(
-                r,
-                recording=being_recorded(
-                    self.root, r.path, r.mtime_ns / 1e9, hot, now, alive=alive
-                ),
-            )
+            replace(r, recording=True)
+            if being_recorded(self.root, r.path, r.mtime_ns / 1e9, hot, now, alive=alive)
+            else r
             for r in rows
         ]

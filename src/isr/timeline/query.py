@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import tzinfo
-from typing import Any
+from typing import Any, NamedTuple
 
 from isr.sidecar import iso
 
@@ -71,8 +71,7 @@ class Recording:
         return max(0.0, self.end - self.start)
 
 
-@dataclass(frozen=True, slots=True)
-class Gap:
+class Gap(NamedTuple):
     """Aired time missing from ``start`` to ``end`` (Unix seconds)."""
 
     start: float
@@ -83,8 +82,9 @@ class Gap:
     """The file whose sidecar lists it (None for a hole between files)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Title:
+class Title(NamedTuple):
+    """A title in force from ``at`` (Unix seconds)."""
+
     at: float
     title: str
     file: str
@@ -224,7 +224,7 @@ def make_timeline(
     and ``titles`` those of ``rows``; ``recording`` names the files being recorded.
     """
     segments = tuple(
-        replace(r, recording=r.path in recording)
+        r if r.recording == (r.path in recording) else replace(r, recording=r.path in recording)
         for r in sorted(rows, key=lambda r: (r.start, r.path))
         if (r.start < t1 and r.end > t0) or (r.start == r.end and t0 <= r.start < t1)
     )
