@@ -161,3 +161,12 @@ def test_the_file_list_lets_long_names_wrap_between_words(tmp_path: Path) -> Non
         assert "20261124_<wbr>140000_<wbr>morning_<wbr>show.wav" in rows
 
     serve(tmp_path, check)
+
+
+def test_the_page_asks_for_clips_no_longer_than_the_server_gives(tmp_path: Path) -> None:
+    async def main() -> None:
+        app = create_app(tmp_path, max_clip_hours=1.5)
+        async with TestClient(TestServer(app, host="127.0.0.1")) as c:
+            assert _data(await (await c.get("/timeline")).text())["max-clip-hours"] == "1.5"
+
+    asyncio.run(main())

@@ -18,10 +18,7 @@ from datetime import date, datetime, tzinfo
 import jinja2
 from aiohttp import web
 
-__all__ = ["DEFAULT_MAX_CLIP_HOURS", "handler", "zone_name"]
-
-DEFAULT_MAX_CLIP_HOURS = 24.0
-"""``[web] max_clip_hours``'s default (DESIGN.md): the longest clip the page asks for."""
+__all__ = ["handler", "zone_name"]
 
 ZONEINFO_DIRS = ("/usr/share/zoneinfo/", "/usr/lib/zoneinfo/", "/usr/share/lib/zoneinfo/")
 _ZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*$")

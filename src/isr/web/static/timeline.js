@@ -30,6 +30,7 @@
   const manifestLink = $("export-manifest");
   const spanInfo = $("span-info");
   const live = $("live");
+  const main = $("timeline");
 
   // -- time in the recorder's zone ---------------------------------------------------
 
@@ -133,7 +134,12 @@
   }
 
   async function getJson(url) {
-    const res = await fetch(url, { cache: "no-store" });
+    let res;
+    try {
+      res = await fetch(url, { cache: "no-store" });
+    } catch (err) {
+      return { status: 0, ok: false, body: { error: "the server did not answer" } };
+    }
     let body = null;
     try { body = await res.json(); } catch (err) { body = null; }
     return { status: res.status, ok: res.ok, body: body };
@@ -224,6 +230,12 @@
       const r = el("rect", { class: "rec", x: x(a), y: 22, width: Math.max(least, x(b) - x(a)), height: 78 });
       r.appendChild(el("title", {}, "Recorded " + clock(a) + " to " + clock(b)));
       plot.appendChild(r);
+    }
+    // Where one file ends and the next goes on, a hairline, when they are far enough
+    // apart on the screen to tell: playing crosses them without a pause.
+    const edges = tl.segments.filter((s) => s.start > dayStart && visible(s.start, s.start + 1));
+    if (edges.length && edges.length < px / 8) {
+      for (const s of edges) { plot.appendChild(vline("file-edge", s.start, 22, 100)); }
     }
     for (const g of tl.gaps) {
       if (!visible(g.start, g.end + 1)) { continue; }
@@ -381,9 +393,14 @@
     }));
   }
 
+  let loads = 0;
   async function loadDay(keep) {
     window.clearTimeout(refreshTimer);
+    const seq = ++loads;
+    main.setAttribute("aria-busy", "true");
     const r = await getJson("/api/timeline?" + query({ source: source, from: day, to: shiftDay(day, 1) }));
+    if (seq !== loads) { return false; } // another day or source was asked for meanwhile
+    main.removeAttribute("aria-busy");
     if (!r.ok) {
       $("summary").textContent = "Cannot show " + source + " on " + day + ": " + errorText(r);
       return false;
@@ -410,6 +427,7 @@
       setCursor(runs.length ? runs[0][0] : dayStart);
     }
     updateSpan();
+    bar.dataset.day = day; // drawn: what scripts and tests wait for
     if (nowMs() !== null) { refreshTimer = window.setTimeout(() => loadDay(true), REFRESH_MS); }
     return true;
   }
@@ -456,10 +474,26 @@
 
   // The wall-clock time of a position in the clip: the parts, one after another, are
   // what the clip holds (a gap between two parts takes no time in the clip).
+  function audioSpans(m) {
+    // The wall-clock spans the clip's audio covers, in order: its parts, less any gap
+    // that lies inside one (a source that lost audio but kept its connection).
+    const gaps = m.gaps.map((g) => [parseIso(g.start), parseIso(g.end)]);
+    const spans = [];
+    for (const p of m.parts) {
+      let a = parseIso(p.start);
+      const b = parseIso(p.end);
+      for (const [gs, ge] of gaps) {
+        if (gs > a && ge < b) { spans.push({ start: a, end: gs }); a = ge; }
+      }
+      spans.push({ start: a, end: b });
+    }
+    return spans;
+  }
+
   function wallAt(position) {
     if (!clip) { return null; }
     let acc = 0;
-    for (const p of clip.parts) {
+    for (const p of clip.spans) {
       const d = (p.end - p.start) / 1000;
       if (position < acc + d) { return p.start + (position - acc) * 1000; }
       acc += d;
@@ -477,11 +511,13 @@
     const params = { source: source, from: fromText || new Date(fromMs).toISOString(), to: new Date(toMs).toISOString() };
     let r = await getJson("/api/clip.json?" + query(params));
     if (r.status === 409) {
-      // The format changes inside: play to the end of this file, then go on.
+      // The format changes inside: play up to the change (the answer's `at`, else the
+      // end of this file), then go on from there.
       const seg = tl.segments.find((s) => s.start <= fromMs && fromMs < s.end) ||
         tl.segments.find((s) => s.start > fromMs);
-      if (seg && seg.end < toMs) {
-        toMs = seg.end;
+      const at = r.body && r.body.at ? parseIso(r.body.at) : (seg ? seg.end : NaN);
+      if (at > fromMs && at < toMs) {
+        toMs = at;
         params.to = new Date(toMs).toISOString();
         r = await getJson("/api/clip.json?" + query(params));
       }
@@ -494,7 +530,7 @@
     const m = r.body;
     clip = {
       query: query(params), start: parseIso(m.start), end: parseIso(m.end),
-      parts: m.parts.map((p) => ({ start: parseIso(p.start), end: parseIso(p.end) })),
+      spans: audioSpans(m),
     };
     player.src = "/api/clip?" + clip.query;
     hearing.textContent = clock(clip.start);
@@ -517,13 +553,27 @@
 
   function playCursor(text) { return playFrom(cursor, text, false); }
 
-  player.addEventListener("timeupdate", () => {
+  function showHeard() {
     const at = wallAt(player.currentTime);
     if (at === null) { return; }
-    hearing.textContent = clock(at);
-    hearingNote.textContent = dayOf(at) === day ? "" : "(" + dayOf(at) + ")";
-    drawPlayhead();
+    const text = clock(at);
+    if (hearing.textContent !== text) {
+      hearing.textContent = text;
+      hearingNote.textContent = dayOf(at) === day ? "" : "(" + dayOf(at) + ")";
+      drawPlayhead();
+    }
+  }
+  // timeupdate comes only four times a second: while playing, the clock follows every
+  // frame, so it turns with the second it shows (a clock's display, never ahead).
+  let ticking = false;
+  function tick() {
+    showHeard();
+    if (!player.paused && !player.ended) { window.requestAnimationFrame(tick); } else { ticking = false; }
+  }
+  player.addEventListener("playing", () => {
+    if (!ticking) { ticking = true; window.requestAnimationFrame(tick); }
   });
+  player.addEventListener("timeupdate", showHeard);
   player.addEventListener("ended", async () => {
     // A clip ends at the end of the day, after max_clip_hours, or where the format
     // changes; a source still recording has more by now. Go on from where it ended.
@@ -586,7 +636,7 @@
       return;
     }
     const m = r.body;
-    const held = m.parts.reduce((s, x) => s + (parseIso(x.end) - parseIso(x.start)), 0) / 1000;
+    const held = audioSpans(m).reduce((s, x) => s + (x.end - x.start), 0) / 1000;
     exports.hidden = false;
     spanInfo.textContent = asked + ": the clip holds " + human(held) + " from " +
       clock(parseIso(m.start)) + " to " + clock(parseIso(m.end)) + " in " +
