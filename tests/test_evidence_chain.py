@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import multiprocessing
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from isr.evidence import chain
+from isr.evidence.service import ChainWriter
 from isr.evidence.verify import Report, check_chain
 
 
@@ -71,3 +76,30 @@ def test_a_torn_last_line_is_ended_and_the_chain_goes_on(tmp_path: Path) -> None
     assert after["seq"] == 2  # after the last whole line
     assert after["prev"] == chain.line_hash(torn.splitlines()[1])
     assert _problems(path) == ["chain s line 2: torn (cut short by a crash); the chain goes on"]
+
+
+def test_lines_that_could_not_be_written_are_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk: the batch waits for the next one, and so does what waits on it."""
+    writer = ChainWriter(tmp_path, None)
+    real = chain.append
+    calls = 0
+
+    def flaky(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(chain, "append", flaky)
+    done: list[int] = []
+    writer.add("s", chain.entry("started"))
+    writer.then(lambda: done.append(1))
+    writer.flush_now()
+    assert done == [] and not chain.chain_path(tmp_path, "s").exists()
+    writer.add("s", chain.entry("stopped"))
+    writer.flush_now()
+    assert done == [1]
+    assert [x["event"] for x in _lines(chain.chain_path(tmp_path, "s"))] == ["started", "stopped"]

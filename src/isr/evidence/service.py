@@ -77,6 +77,8 @@ class ChainWriter:
         )
         self._thread: threading.Thread | None = None
         self.failed = 0
+        self._retry: dict[str, list[dict[str, Any]]] = {}
+        self._after_retry: list[Callable[[], None]] = []
 
     def start(self) -> None:
         if self._thread is None:
@@ -127,8 +129,13 @@ class ChainWriter:
                 return
 
     def _write(self, items: list[tuple[str, dict[str, Any]] | Callable[[], None]]) -> None:
-        batch: dict[str, list[dict[str, Any]]] = {}
-        after: list[Callable[[], None]] = []
+        """Append a batch; lines that could not be written (a full disk) are tried
+        again with the next batch, and what waits on them (the removal of a check's
+        entry) waits too."""
+        batch: dict[str, list[dict[str, Any]]] = self._retry
+        self._retry = {}
+        after: list[Callable[[], None]] = self._after_retry
+        self._after_retry = []
         for item in items:
             if callable(item):
                 after.append(item)
@@ -141,9 +148,13 @@ class ChainWriter:
                 )
             except OSError as exc:
                 self.failed += len(lines)
+                self._retry[source] = lines
                 log.error(
                     "cannot append %d line(s) to the chain of %s: %s", len(lines), source, exc
                 )
+        if self._retry:
+            self._after_retry = after
+            return
         for fn in after:
             try:
                 fn()
@@ -180,12 +191,14 @@ class Evidence:
         self.checking_enabled = True
         self._owed = 0
         self._idle = threading.Condition()
+        self._started = False
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self, sources: list[str]) -> None:
         """Recording starts: a ``started`` line per source, then the checks a previous
         run left owed, and the threads."""
+        self._started = True
         try:
             self._loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -207,6 +220,9 @@ class Evidence:
     def stop(self, sources: list[str]) -> None:
         """Recording stopped (every file is closed): a ``stopped`` line per source;
         the checks still owed stay in ``.isr/checks/`` for the next start."""
+        if not self._started:
+            return
+        self._started = False
         self._checks.put(None)  # after the checks queued so far
         if self._checker is not None:
             self._checker.join(CHECK_DRAIN)  # small files are checked now, big ones later
