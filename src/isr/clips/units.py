@@ -29,9 +29,10 @@ __all__ = ["EMPTY", "UnitTable", "join_arrays"]
 
 EMPTY: npt.NDArray[np.uint32] = np.zeros(0, dtype=np.uint32)
 
-_SNAP = 1e-6
-"""A sample position this close to a whole number is that number (float residue of
-``(time - start) * rate``): a time on a unit boundary belongs to the unit it starts."""
+_SNAP_SECONDS = 1e-6
+"""A sample position within a microsecond of a whole number is that number: the float
+residue of ``(time - start) * rate`` with Unix times (~2e-7 s today), so that a time
+on a unit boundary belongs to the unit it starts."""
 
 
 def join_arrays(a: npt.NDArray[np.uint32], b: list[int]) -> npt.NDArray[np.uint32]:
@@ -127,7 +128,7 @@ class UnitTable:
     def unit_at(self, position: float) -> int:
         """The unit that holds sample ``position`` (0 before the first; ``count`` past
         the last): where a clip from that moment starts."""
-        position = _snap(position)
+        position = _snap(position, self.rate)
         if position <= 0:
             return 0
         if self.uniform:
@@ -138,7 +139,7 @@ class UnitTable:
     def unit_end(self, position: float) -> int:
         """The end (exclusive) of the units a clip to sample ``position`` holds: the
         unit that holds the instant just before it is the last one."""
-        position = _snap(position)
+        position = _snap(position, self.rate)
         if position <= 0:
             return 0
         if self.uniform:
@@ -147,6 +148,6 @@ class UnitTable:
         return min(k, self.count)
 
 
-def _snap(position: float) -> float:
+def _snap(position: float, rate: int) -> float:
     nearest = round(position)
-    return float(nearest) if abs(position - nearest) < _SNAP else position
+    return float(nearest) if abs(position - nearest) < _SNAP_SECONDS * rate else position
