@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,21 @@ def test_a_chain_torn_by_a_crash_is_reported_once_and_goes_on(tmp_path: Path) ->
     assert report.problems == [
         f"chain tone line {torn_line}: torn (cut short by a crash); the chain goes on"
     ]
+
+
+def test_verify_while_recording_finds_nothing_wrong(tmp_path: Path) -> None:
+    """The open file, a close in progress and checks owed are no problems."""
+    config = CONFIG.replace("[general]\n", "[general]\nsplit_minutes = 0.02\n")
+    root = tmp_path / "recordings"
+    with RecorderProcess(tmp_path, config) as rec:
+        rec.wait_recording("tone")
+        deadline = time.monotonic() + 40
+        closed = 0
+        while closed < 4:  # files close every 1.2 s: verify meets several closes
+            report = verify(root)
+            assert report.problems == [], (report.problems, rec.output)
+            closed = sum(1 for e in _events(tmp_path) if e["event"] == "closed")
+            assert time.monotonic() < deadline, rec.output
+            time.sleep(0.01)
+        assert rec.stop() == 0, rec.output
+    assert verify(root).problems == []
