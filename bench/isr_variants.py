@@ -10,7 +10,11 @@ ISR starts (nothing in ``src/`` changes):
 - ``linger=S``: read paced streams every S seconds instead of ``LINGER_SECONDS``;
 - ``noop``: throw every read away (what the loop and the network cost alone);
 - ``trust-granules``: Ogg pages take their sample count from the granule positions,
-  no packet is counted (the variant measured and not adopted).
+  no packet is counted (the variant measured and not adopted);
+- ``nohash``: no SHA-256 in the write path (``WriteHash.update`` and ``patch`` do
+  nothing): with ``nocheck``, against ``nocheck`` alone, what hashing costs;
+- ``nocheck``: no check of closed files (the bench splits every minute, so checks
+  would run 60 times as often as with hourly files: ``bench/checks.py`` measures them).
 
     .venv/bin/python bench/isr_variants.py --format ogg -n 100 --duration 40 \\
         base noop linger=2+noop trust-granules
@@ -35,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Procs, install_signal_handlers, raise_nofile, stop_all
 from streams import isr_config, make_media, start_load
 
-VARIANTS = ("base", "linger=S", "noop", "trust-granules")
+VARIANTS = ("base", "linger=S", "noop", "trust-granules", "nohash", "nocheck")
 
 
 def apply(variant: str) -> None:
@@ -87,6 +91,21 @@ def apply(variant: str) -> None:
                 self._no_cut = False
 
             ogg.OggFramer._audio_page = _audio_page  # type: ignore[method-assign]
+        elif part == "nohash":
+            from isr.evidence import digest
+
+            def nothing(self: Any, *args: Any) -> None:
+                return None
+
+            digest.WriteHash.update = nothing  # type: ignore[method-assign,assignment]
+            digest.WriteHash.patch = nothing  # type: ignore[method-assign,assignment]
+        elif part == "nocheck":
+            from isr.evidence import service
+
+            def no_checker(self: Any) -> None:
+                return None
+
+            service.Evidence.start_checker = no_checker  # type: ignore[method-assign]
         else:
             raise SystemExit(f"unknown variant part {part!r}; known: {', '.join(VARIANTS)}")
 
