@@ -24,7 +24,7 @@ ZONEINFO_DIRS = ("/usr/share/zoneinfo/", "/usr/lib/zoneinfo/", "/usr/share/lib/z
 _ZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*$")
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _CLOCK = re.compile(r"^\d{2}:\d{2}(?::\d{2})?$")
-_ZOOM = re.compile(r"^(?:day|6h|1h|10m|2m)$")
+_ZOOM = re.compile(r"^(?:day|rec|6h|1h|10m|2m)$")
 
 
 def zone_name(tz: tzinfo, localtime: str = "/etc/localtime") -> str:

@@ -159,10 +159,20 @@
   // The bar shows [viewStart, viewEnd): the whole day, or a zoomed part around the cursor.
   let viewStart = 0;
   let viewEnd = 0;
-  const ZOOMS = { day: 0, "6h": 6 * 3600e3, "1h": 3600e3, "10m": 600e3, "2m": 120e3 };
+  const ZOOMS = { day: 0, rec: 0, "6h": 6 * 3600e3, "1h": 3600e3, "10m": 600e3, "2m": 120e3 };
   const TICK_STEPS = [10e3, 30e3, 60e3, 300e3, 600e3, 1800e3, 3600e3, 3 * 3600e3, 6 * 3600e3];
 
   function setView() {
+    const runs = recordedRuns();
+    if (zoomSel.value === "rec" && runs.length) {
+      // What was recorded this day, with a margin.
+      const a = runs[0][0];
+      const b = runs[runs.length - 1][1];
+      const pad = Math.max((b - a) * 0.04, 5000);
+      viewStart = Math.max(dayStart, a - pad);
+      viewEnd = Math.min(dayEnd, b + pad);
+      return;
+    }
     const span = ZOOMS[zoomSel.value] || 0;
     if (!span || span >= dayEnd - dayStart) {
       viewStart = dayStart;
@@ -250,8 +260,13 @@
       m.appendChild(el("title", {}, clock(t.at) + " " + t.title));
       plot.appendChild(m);
     }
-    svg.selection = el("rect", { class: "selection", x: 0, y: 0, width: 0, height: 100 });
-    plot.appendChild(svg.selection);
+    // The span chosen: a band above the bar and an outline around it, so the colours
+    // of what lies under it stay true.
+    svg.selection = el("rect", { class: "selection", x: 0, y: 0, width: 0, height: 18 });
+    svg.selectionBox = el("rect", {
+      class: "selection-box", x: 0, y: 22, width: 0, height: 78, "vector-effect": "non-scaling-stroke",
+    });
+    plot.append(svg.selection, svg.selectionBox);
     const now = nowMs();
     const showNow = now !== null && visible(now, now + 1);
     if (showNow) { plot.appendChild(vline("now", now, 0, 100)); }
@@ -293,8 +308,11 @@
   function drawSelection() {
     if (!svg.selection) { return; }
     const on = selection && selection.to > selection.from;
-    svg.selection.setAttribute("x", String(on ? x(selection.from) : 0));
-    svg.selection.setAttribute("width", String(on ? x(selection.to) - x(selection.from) : 0));
+    for (const r of [svg.selection, svg.selectionBox]) {
+      r.setAttribute("x", String(on ? x(selection.from) : 0));
+      r.setAttribute("width", String(on ? x(selection.to) - x(selection.from) : 0));
+      r.setAttribute("visibility", on ? "visible" : "hidden");
+    }
   }
 
   function drawPlayhead() {
@@ -334,12 +352,12 @@
     return text + ".";
   }
 
-  function playButton(ms, label) {
+  function playButton(ms, label, shown) {
     const b = document.createElement("button");
     b.type = "button";
     b.className = "link";
     b.dataset.at = String(ms);
-    b.textContent = clock(ms);
+    b.textContent = clock(shown === undefined ? ms : shown);
     const hidden = document.createElement("span");
     hidden.className = "visually-hidden";
     hidden.textContent = " play " + label;
@@ -350,7 +368,7 @@
   function fillLists() {
     const gapItems = tl.gaps.slice(0, LIST_LIMIT).map((g) => {
       const li = document.createElement("li");
-      li.append(playButton(Math.max(dayStart, g.start - 5000), "from just before this gap"),
+      li.append(playButton(Math.max(dayStart, g.start - 5000), "from 5 seconds before this gap", g.start),
         " " + human(g.seconds) + ", " + g.cause);
       return li;
     });
