@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -119,3 +120,13 @@ def test_sources_json_carries_the_local_offset() -> None:
             }
         ]
     }
+
+
+@pytest.mark.parametrize("n", [0, 1, 499, 500, 1234])
+def test_encoded_in_pieces_is_the_same_json(n: int) -> None:
+    rows = [rec(T, T + 31 * 86400)]
+    titles = [Title(T + i, f'"{i}" \\ ü\x00 {"x" * (i % 7)}', rows[0].path) for i in range(n)]
+    tl = make_timeline('radio "1" \u2028', T, T + 31 * 86400, rows, titles=titles)
+    body = tl.encode(BERLIN)
+    assert json.loads(body) == tl.to_json(BERLIN)
+    assert len(json.loads(body)["titles"]) == n

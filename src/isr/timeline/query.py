@@ -14,6 +14,8 @@ module turns them into the timeline the web UI and ``isr timeline`` show:
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import tzinfo
@@ -36,6 +38,8 @@ __all__ = [
     "titles_in_span",
 ]
 
+ENCODE_TITLES = 500
+"""Titles encoded at a time by :meth:`Timeline.encode`."""
 HOLE_CAUSE = "not recorded"
 """The cause of a hole between two files that no sidecar gap explains."""
 MIN_HOLE_SECONDS = 1.0
@@ -115,6 +119,22 @@ class Timeline:
         return self.end - self.start
 
     def to_json(self, tz: tzinfo) -> dict[str, Any]:
+        return {**self._head_json(tz), "titles": _titles_json(self.titles, tz)}
+
+    def encode(self, tz: tzinfo) -> bytes:
+        """:meth:`to_json` as UTF-8 JSON, made a few hundred titles at a time with the
+        GIL handed over in between: a month of titles is a megabyte of JSON, which
+        ``json.dumps`` would make in one go while the web UI's event loop waits."""
+        parts = []
+        for i in range(0, len(self.titles), ENCODE_TITLES):
+            chunk = json.dumps(_titles_json(self.titles[i : i + ENCODE_TITLES], tz))
+            parts.append(chunk[1:-1])
+            time.sleep(0)  # let a thread that waits for the GIL (the loop) take it
+        head = json.dumps(self._head_json(tz))
+        return f'{head[:-1]}, "titles": [{", ".join(parts)}]}}'.encode()
+
+    def _head_json(self, tz: tzinfo) -> dict[str, Any]:
+        """All of :meth:`to_json` but the titles."""
         return {
             "source": self.source,
             "from": iso(self.start, tz),
@@ -139,9 +159,12 @@ class Timeline:
                 }
                 for g in self.gaps
             ],
-            "titles": [{"at": iso(t.at, tz), "title": t.title} for t in self.titles],
             "covered_seconds": round(self.covered_seconds, 3),
         }
+
+
+def _titles_json(titles: Sequence[Title], tz: tzinfo) -> list[dict[str, Any]]:
+    return [{"at": iso(t.at, tz), "title": t.title} for t in titles]
 
 
 def covered_seconds(rows: Iterable[Recording], t0: float, t1: float) -> float:

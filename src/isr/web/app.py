@@ -539,7 +539,7 @@ async def api_timeline(request: web.Request) -> web.Response:
         raise _json_error(web.HTTPBadRequest, str(exc)) from None
 
     def answer(index: TimelineIndex) -> bytes:
-        return json.dumps(index.timeline(source, t0, t1).to_json(state.tz)).encode()
+        return index.timeline(source, t0, t1).encode(state.tz)
 
     body = await _on_timeline(state, answer)
     return web.Response(body=body, content_type="application/json")
