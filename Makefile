@@ -34,6 +34,7 @@ bench: system-test venv
 	$(BIN)/python bench/analysis.py --runs 1
 	$(BIN)/python bench/list_files.py
 	$(BIN)/python bench/restart.py
+	$(BIN)/python bench/clips.py
 
 node_modules/axe-core/axe.min.js:
 	npm install --no-save --no-audit --no-fund axe-core@4
