@@ -30,6 +30,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from isr import formats
 from isr.clips.body import Body, FileRange, Literal
 from isr.clips.clip import Clip, Clipper
 from isr.errors import (
@@ -76,10 +77,29 @@ def setup(app: web.Application, clipper: Clipper, on_index: OnIndex) -> None:
     app.router.add_get("/api/clip", api_clip)
     app.router.add_get("/api/clip.json", api_clip_json)
 
+    warming: list[asyncio.Task[None]] = []
+
+    async def warm(app: web.Application) -> None:
+        # The cutters (and the CRC tables of FLAC's) are imported in the background
+        # now, not by the first clip, whose first byte would wait ~0.1 s for them.
+        warming.append(asyncio.create_task(asyncio.to_thread(_import_cutters)))
+
     async def close(app: web.Application) -> None:
+        for task in warming:
+            with contextlib.suppress(Exception):
+                await task
         await asyncio.to_thread(clipper.close)
 
+    app.on_startup.append(warm)
     app.on_cleanup.append(close)
+
+
+def _import_cutters() -> None:
+    for fmt in formats.FORMATS:
+        try:
+            fmt.clip_cutter()
+        except Exception as exc:  # a broken install: the clip that needs it will say so
+            log.warning("cannot load the clip cutter of %s: %s", fmt.name, exc)
 
 
 def _error(cls: type[web.HTTPError], message: str, **extra: Any) -> web.HTTPError:
