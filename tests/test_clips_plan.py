@@ -99,6 +99,29 @@ def test_a_change_of_codec_parameters_is_named_where_it_is_aired() -> None:
         plan(T + 1, T + 4, rows)
 
 
+def test_a_cutter_that_chains_takes_a_change_of_setup() -> None:
+    a, b = frames(30), frames(30, key="other")
+    rows = [(row("a", T, a), a), (row("b", T + 3, b), b)]
+    tables = {r.path: t for r, t in rows}
+    p = plan_clip(
+        "s", T + 1, T + 4, [r for r, _ in rows], lambda r: tables[r.path], root=ROOT, chains=True
+    )
+    assert spans(p) == [("a", 10, 30), ("b", 0, 10)]
+    wav = pcm(8000)
+    rows = [(row("a", T, a), a), (row("w", T + 3, wav, "wav"), wav)]
+    tables = {r.path: t for r, t in rows}
+    with pytest.raises(FormatChanged):  # another cutter: never one file
+        plan_clip(
+            "s",
+            T + 1,
+            T + 4,
+            [r for r, _ in rows],
+            lambda r: tables[r.path],
+            root=ROOT,
+            chains=True,
+        )
+
+
 def test_gaps_inside_the_clip_are_listed() -> None:
     a, b = frames(30), frames(30)
     rows = [(row("a", T, a), a), (row("b", T + 7, b), b)]

@@ -106,8 +106,17 @@ class Clipper:
             final = not (row.open or row.recording)
             return self.tables.get(row.path, cutters[row.path], final=final)
 
+        chains = any(getattr(c, "chains", False) for c in cutters.values())
         plan = plan_clip(
-            source, t0, t1, rows, table, root=self.root, gaps=timeline.gaps, tz=self.tz
+            source,
+            t0,
+            t1,
+            rows,
+            table,
+            root=self.root,
+            gaps=timeline.gaps,
+            tz=self.tz,
+            chains=chains,
         )
         live = {r.path for r in rows if r.open or r.recording}
         sha = {p.name: None if p.name in live else sidecar_sha256(p.path) for p in plan.parts}

@@ -7,9 +7,24 @@ one playable file: fresh headers where the format needs them, then the units, as
 they are or rewritten (FLAC frame numbers) where the format needs that.
 
 The format registry (:mod:`isr.formats`, ``Format.cutter``) names each format's
-cutter; a format without one cannot be clipped (the web UI answers 409, ``isr
-clip`` says so). To plug in a new container (Ogg), write a module with an object
-that has these two methods and name it in the registry.
+cutter; a format without one cannot be clipped (the web UI answers 501, ``isr
+clip`` exits with status 2). To plug in a new container (Ogg), write a module with an
+object that has these two methods and name it in the registry's entries:
+
+- ``walk`` returns the file's units in a :class:`~isr.clips.units.UnitTable`: their
+  sizes and samples (an Ogg packet's samples from the granule positions; a unit's
+  offset may be where the page that starts it starts, and sizes may be 0, so that a
+  part's ``byte_range`` is the pages used), a ``key`` for the codec setup, what
+  ``assemble`` needs in ``facts`` (JSON values: the header packets, say), ``walked``
+  where a walk of the grown file goes on, and ``final``. Keep it fast: it runs before
+  a clip's first byte, once per file (``tables.py`` keeps it).
+- ``assemble`` returns pieces (``body.py``): :class:`~isr.clips.body.Literal` for
+  what is made (headers, rebuilt pages), :class:`~isr.clips.body.FileRange` for bytes
+  copied as they are, or a piece of its own that makes its bytes as they are read
+  (``flac.FlacFrames``), with an exact length known before the first byte.
+- A cutter whose format follows a change of codec setup as a new link (a chained
+  Ogg stream) says so with ``chains = True``: the planner then refuses only a change
+  of cutter, and ``assemble`` gets parts whose keys differ.
 """
 
 from __future__ import annotations

@@ -78,11 +78,14 @@ def plan_clip(
     root: Path,
     gaps: Sequence[Gap] = (),
     tz: tzinfo | None = None,
+    chains: bool = False,
 ) -> Plan:
     """The plan of the clip of ``source`` from ``t0`` to ``t1`` (Unix seconds).
 
     ``rows`` are the recordings that overlap the span; ``tables(row)`` gives a row's
     unit table (walking it if it must); ``gaps`` are the timeline's gaps near it.
+    ``chains``: the cutter writes a change of codec parameters as a new link (Ogg),
+    so only a change of cutter is refused.
     """
     ordered = sorted(rows, key=lambda r: (r.start, r.path))
     with_tables = [(r, tables(r)) for r in ordered]
@@ -96,7 +99,11 @@ def plan_clip(
     first = parts[0]
     formats = {r.path: r.format for r, _ in with_tables}
     for p in parts[1:]:
-        if p.table.key != first.table.key or formats[p.name] != formats[first.name]:
+        if chains:
+            same = p.table.cutter == first.table.cutter
+        else:
+            same = p.table.key == first.table.key and formats[p.name] == formats[first.name]
+        if not same:
             raise FormatChanged(
                 f"the format changes at {_show(p.start, tz)} ({first.table.describe} before, "
                 f"{p.table.describe} from then on): export each side as its own clip",
