@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.support.archive import Archive, local
 from tests.support.browser import ARTIFACTS, axe_source, chromium, web_process
 from tests.support.recorder import RecorderProcess, wait_for
 from tests.support.tools import require_tool
@@ -580,3 +581,102 @@ def test_a_source_still_recording(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
             _assert_clock_agrees(state, start)
             assert errors == [], errors
         assert rec.stop() == 0, rec.output
+
+
+ODD = 'Radio "1" ü %41 & co'
+
+
+@pytest.fixture
+def days(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An archive the recorder's own segmenter wrote (no real time): radio1 on
+    2026-11-24 from 13:00 to 15:00 with a title and a reconnect at 14:00 (4 s lost);
+    on 2026-10-25, the day Berlin's clocks go back (25 hours), from 01:00 for 3 hours;
+    a source with an odd name."""
+    monkeypatch.setenv("TZ", SERVER_ZONE)
+    root = tmp_path / "recordings"
+    root.mkdir()
+    a = Archive(root, TZ)
+    a.record("radio1", local("2026-10-25T01:00", TZ), 3 * 3600)
+    a.record("radio1", local("2026-11-24T13:00", TZ), 3600, titles={5: "Artist - Song"})
+    a.record("radio1", local("2026-11-24T14:00:04", TZ), 3596, cause="connection reset")
+    a.record(ODD, local("2026-11-24T09:00", TZ), 60)
+    a.close()
+    yield root
+
+
+def test_a_day_in_words_a_long_day_and_an_odd_name(days: Path, tmp_path: Path) -> None:
+    with web_process(tmp_path, days) as url, chromium(**BROWSER) as browser:
+        page = browser.new_page()
+        errors = _errors(page)
+        _open(page, url + "/timeline?source=radio1&day=2026-11-24")
+        # The month since the last recording is a gap too, dated as it began.
+        assert page.locator("#summary").text_content() == (
+            "Recorded 1 h 59 min, 13:00:00 to 15:00:00; 2 gaps: "
+            "2026-10-25 03:00:00 30 d 10 h the recorder was not running; "
+            "14:00:00 4 s connection reset; 1 title."
+        )
+        assert page.locator("#bar").get_attribute("aria-describedby") == "summary bar-help"
+        assert page.locator("#gap-list li").all_text_contents() == [
+            "2026-10-25 03:00:00 play from where the recording resumed 30 d 10 h, "
+            "the recorder was not running",
+            "14:00:00 play from 5 seconds before this gap 4 s, connection reset",
+        ]
+        assert page.locator("#title-list li").all_text_contents() == [
+            "13:00:05 play from this title Artist - Song"
+        ]
+        assert page.locator("#bar rect.rec").count() == 2  # the gap parts them
+        assert page.locator("#bar line.gap-mark title").last.text_content() == (
+            "Gap at 14:00:00, 4 s: connection reset"
+        )
+        assert page.locator("#bar line.title-mark title").text_content() == (
+            "13:00:05 Artist - Song"
+        )
+        assert page.locator("#bar line.now").count() == 0  # nothing is recording
+        # Drawn where the recorder's clock puts it (the browser is in New York).
+        box = page.locator("#bar rect.rec").first.bounding_box()
+        bar = page.locator("#bar").bounding_box()
+        assert abs((box["x"] - bar["x"]) / bar["width"] - 13 / 24) < 0.002, (box, bar)
+        assert _axe(page) == []
+
+        # The day the clocks go back has 25 hours; the bar and its keys know it.
+        page.locator("#day").fill("2026-10-25")
+        _wait_day(page, "2026-10-25")
+        assert page.locator("#summary").text_content() == (
+            "Recorded 3 h, 01:00:00 to 03:00:00; "
+            "1 gap: 03:00:00 30 d 10 h the recorder was not running."
+        )
+        slider = page.locator("#bar")
+        assert slider.get_attribute("aria-valuemax") == "90000"
+        slider.focus()
+        page.keyboard.press("Home")
+        for _ in range(18):
+            page.keyboard.press("PageUp")
+        assert slider.get_attribute("aria-valuenow") == "10800"
+        assert slider.get_attribute("aria-valuetext") == "02:00:00"  # the second 02:00
+        page.keyboard.press("End")
+        assert slider.get_attribute("aria-valuetext") == "23:59:59"
+        assert slider.get_attribute("aria-valuenow") == "89999"
+
+        # A source whose name needs escaping everywhere.
+        page.locator("#source").select_option(ODD)
+        page.locator("#day").fill("2026-11-24")
+        _wait_day(page, "2026-11-24")
+        page.wait_for_function(
+            "(s) => document.getElementById('day-h').textContent.startsWith(s)", arg=ODD
+        )
+        assert page.locator("#summary").text_content() == (
+            "Recorded 1 min, 09:00:00 to 09:01:00; 0 gaps."
+        )
+        assert parse_qs(urlsplit(page.url).query)["source"] == [ODD]
+        page.locator("#span-from").fill("09:00:10")
+        page.locator("#span-to").fill("09:00:20")
+        href = page.locator("#export-manifest").get_attribute("href") or ""
+        assert parse_qs(urlsplit(href).query)["source"] == [ODD], href
+        # (The archive's frames are placeholders no cutter takes: the clip is 404.)
+        page.wait_for_function(
+            "() => !document.getElementById('span-info').textContent.endsWith('…')"
+        )
+        assert page.locator("#span-info").text_content() == (
+            "09:00:10 to 09:00:20 (10 s): nothing was recorded in this span."
+        )
+        assert [e for e in errors if "status of 404" not in e] == [], errors

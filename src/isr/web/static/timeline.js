@@ -102,14 +102,16 @@
       timeZone: "UTC", weekday: "long", day: "numeric", month: "long", year: "numeric",
     });
   }
+  // A length as people say it, never more than it is (1 h 59 min 56 s is "1 h 59 min").
   function human(s) {
-    if (s < 60) { return (s < 10 ? (Math.round(s * 10) / 10).toString() : Math.round(s)) + " s"; }
-    const r = Math.round(s);
-    if (r < 3600) {
-      return Math.floor(r / 60) + " min" + (r % 60 ? " " + (r % 60) + " s" : "");
-    }
-    const m = Math.round(s / 60);
-    return Math.floor(m / 60) + " h" + (m % 60 ? " " + (m % 60) + " min" : "");
+    if (s < 10) { return (Math.floor(s * 10 + 1e-9) / 10).toString() + " s"; }
+    const r = Math.floor(s + 1e-9);
+    if (r < 60) { return r + " s"; }
+    if (r < 3600) { return Math.floor(r / 60) + " min" + (r % 60 ? " " + (r % 60) + " s" : ""); }
+    const m = Math.floor(r / 60);
+    if (m < 48 * 60) { return Math.floor(m / 60) + " h" + (m % 60 ? " " + (m % 60) + " min" : ""); }
+    const h = Math.floor(m / 60);
+    return Math.floor(h / 24) + " d" + (h % 24 ? " " + (h % 24) + " h" : "");
   }
   function plural(n, word) { return n + " " + word + (n === 1 ? "" : "s"); }
 
@@ -251,7 +253,7 @@
       if (!visible(g.start, g.end + 1)) { continue; }
       plot.appendChild(el("rect", { class: "gap", x: x(g.start), y: 22, width: Math.max(0, x(g.end) - x(g.start)), height: 78 }));
       const m = vline("gap-mark", g.start, 22, 100);
-      m.appendChild(el("title", {}, "Gap at " + clock(g.start) + ", " + human(g.seconds) + ": " + g.cause));
+      m.appendChild(el("title", {}, "Gap at " + gapWhen(g) + ", " + human(g.seconds) + ": " + g.cause));
       plot.appendChild(m);
     }
     for (const t of tl.titles) {
@@ -331,7 +333,9 @@
 
   // -- the text alternative ------------------------------------------------------------
 
-  function gapText(g) { return clock(g.start) + " " + human(g.seconds) + " " + g.cause; }
+  // When a gap began: its time, with its date when that was another day.
+  function gapWhen(g) { return (dayOf(g.start) === day ? "" : dayOf(g.start) + " ") + clock(g.start); }
+  function gapText(g) { return gapWhen(g) + " " + human(g.seconds) + " " + g.cause; }
 
   function summarise() {
     const gaps = tl.gaps;
@@ -352,12 +356,12 @@
     return text + ".";
   }
 
-  function playButton(ms, label, shown) {
+  function playButton(ms, label) {
     const b = document.createElement("button");
     b.type = "button";
     b.className = "link";
     b.dataset.at = String(ms);
-    b.textContent = clock(shown === undefined ? ms : shown);
+    b.textContent = clock(ms);
     const hidden = document.createElement("span");
     hidden.className = "visually-hidden";
     hidden.textContent = " play " + label;
@@ -368,8 +372,12 @@
   function fillLists() {
     const gapItems = tl.gaps.slice(0, LIST_LIMIT).map((g) => {
       const li = document.createElement("li");
-      li.append(playButton(Math.max(dayStart, g.start - 5000), "from 5 seconds before this gap", g.start),
-        " " + human(g.seconds) + ", " + g.cause);
+      const before = g.start - 5000 >= dayStart;
+      const b = before
+        ? playButton(g.start - 5000, "from 5 seconds before this gap")
+        : playButton(g.end, "from where the recording resumed");
+      b.firstChild.textContent = gapWhen(g);
+      li.append(b, " " + human(g.seconds) + ", " + g.cause);
       return li;
     });
     const titles = tl.titles.filter((t) => t.at >= dayStart);
