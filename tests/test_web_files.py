@@ -133,3 +133,37 @@ def test_names_that_are_not_utf8_are_left_out(tmp_path: Path) -> None:
     )
     index = FileIndex(tmp_path)
     assert _names(index) == ["ok é #1?.mp3"]
+
+
+def test_a_few_changes_move_only_their_entries_and_the_order_stays_right(
+    tmp_path: Path,
+) -> None:
+    """Files that come, go, grow and get sidecars, a few at a time among many: the
+    listing (moved entry by entry, not sorted again) equals a fresh scan's, always."""
+    import random
+
+    rng = random.Random(14)
+    names = [f"s{s}/f{i:03d}.mp3" for s in range(3) for i in range(60)]
+    for i, n in enumerate(names[:150]):
+        _touch(tmp_path / n, 1000 + i)
+    index = FileIndex(tmp_path)
+    index.query(hot=set(), limit=1000)
+
+    def listing(ix: FileIndex) -> list[tuple[str, int, int, int | None]]:
+        _total, page, _ = ix.query(hot=set(), limit=1000)
+        return [(e.name, e.size, e.mtime_ns, e.sidecar_mtime_ns) for e in page]
+
+    for step in range(40):
+        for _ in range(rng.randint(1, 4)):
+            n = rng.choice(names)
+            p = tmp_path / n
+            what = rng.random()
+            if what < 0.3 and p.exists():
+                p.unlink()
+            elif what < 0.5 and p.exists():
+                p.with_name(p.name + ".json").write_text("{}")
+            else:
+                _touch(p, 2000 + step * 10 + rng.random(), b"x" * rng.randint(0, 9))
+        got = listing(index)
+        assert got == listing(FileIndex(tmp_path)), step
+        assert len(index._by_name) == len(got) == len(index._sorted)

@@ -3,10 +3,10 @@
 A year of hourly files from ten sources is 87,600 files. Statting them all on every
 page view would cost most of a second, so each directory's scan is kept with the
 directory's mtime: a file created, renamed or deleted changes its directory's mtime,
-and only that directory is scanned again. What a directory mtime does not reveal is a
-file growing, so the files the recorder reports as being written ("hot") are
-re-statted on each call. Sidecars and WAV headers are read only for the rows of the
-page being shown.
+and only that directory is scanned again (and only its entries that changed are moved
+in the sorted list). What a directory mtime does not reveal is a file growing, so the
+files the recorder reports as being written ("hot") are re-statted on each call.
+Sidecars and WAV headers are read only for the rows of the page being shown.
 
 Each entry also carries its sidecar's mtime, and each directory a generation that
 changes with its entries, so that the timeline index (``isr.timeline.index``) follows
@@ -173,6 +173,8 @@ class FileIndex:
     def _refresh(self, hot: set[str]) -> None:
         changed = False
         seen: dict[str, _Dir] = {}
+        gone: list[Entry] = []
+        new: list[Entry] = []
         stack = [""]
         while stack:
             rel = stack.pop()
@@ -193,18 +195,55 @@ class FileIndex:
                     # same content (a racy directory re-checked): keep the entries
                     cached.mtime_ns, cached.scanned_ns = fresh.mtime_ns, fresh.scanned_ns
                 else:
+                    self._merge(cached, fresh, gone, new)
                     cached = fresh
                     changed = True
             seen[rel] = cached
             stack.extend(cached.subdirs)
+        for rel in self._dirs.keys() - seen.keys():
+            gone.extend(self._dirs[rel].files)
         if changed or seen.keys() != self._dirs.keys():
             self._dirs = seen
-            self._sorted = sorted((e for d in seen.values() for e in d.files), key=lambda e: e.key)
-            self._by_name = {e.name: e for e in self._sorted}
+            if len(gone) + len(new) > len(self._sorted) // 8:
+                self._sorted = sorted(
+                    (e for d in seen.values() for e in d.files), key=lambda e: e.key
+                )
+                self._by_name = {e.name: e for e in self._sorted}
+            else:  # a few files came or went: move only them (a year is 87,600)
+                for e in gone:
+                    self._unsort(e)
+                    if self._by_name.get(e.name) is e:
+                        del self._by_name[e.name]
+                for e in new:
+                    bisect.insort(self._sorted, e, key=lambda e: e.key)
+                    self._by_name[e.name] = e
             self.version += 1
         for name in hot | self._hot:
             self._restat(name)
         self._hot = hot
+
+    @staticmethod
+    def _merge(cached: _Dir | None, fresh: _Dir, gone: list[Entry], new: list[Entry]) -> None:
+        """Keep in ``fresh`` the entries of ``cached`` that did not change (they stay
+        where they are sorted); note those that went and came."""
+        old = {e.name: e for e in cached.files} if cached is not None else {}
+        files = []
+        for e in fresh.files:
+            before = old.pop(e.name, None)
+            if before is not None and before == e:
+                files.append(before)
+                continue
+            files.append(e)
+            new.append(e)
+            if before is not None:
+                gone.append(before)
+        gone.extend(old.values())
+        fresh.files = files
+
+    def _unsort(self, entry: Entry) -> None:
+        i = bisect.bisect_left(self._sorted, entry.key, key=lambda e: e.key)
+        if i < len(self._sorted) and self._sorted[i] is entry:
+            del self._sorted[i]
 
     def _restat(self, name: str) -> None:
         entry = self._by_name.get(name)
@@ -216,9 +255,7 @@ class FileIndex:
             return
         if (st.st_size, st.st_mtime_ns) == (entry.size, entry.mtime_ns):
             return
-        i = bisect.bisect_left(self._sorted, entry.key, key=lambda e: e.key)
-        if i < len(self._sorted) and self._sorted[i] is entry:
-            del self._sorted[i]
+        self._unsort(entry)
         entry.size, entry.mtime_ns = st.st_size, st.st_mtime_ns
         bisect.insort(self._sorted, entry, key=lambda e: e.key)
         self.version += 1
@@ -232,9 +269,7 @@ class FileIndex:
         entry = self._by_name.pop(name, None)
         if entry is None:
             return
-        i = bisect.bisect_left(self._sorted, entry.key, key=lambda e: e.key)
-        if i < len(self._sorted) and self._sorted[i] is entry:
-            del self._sorted[i]
+        self._unsort(entry)
         d = self._dirs.get(entry.folder)
         if d is not None:
             d.files = [e for e in d.files if e is not entry]
