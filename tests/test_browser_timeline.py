@@ -15,6 +15,7 @@ import json
 import math
 import subprocess
 import urllib.request
+import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -680,3 +681,59 @@ def test_a_day_in_words_a_long_day_and_an_odd_name(days: Path, tmp_path: Path) -
             "09:00:10 to 09:00:20 (10 s): nothing was recorded in this span."
         )
         assert [e for e in errors if "status of 404" not in e] == [], errors
+
+
+def _wav_with_sidecar(root: Path, source: str, start: datetime, seconds: int) -> None:
+    """A 440 Hz tone WAV and the sidecar the recorder would write for it."""
+    name = f"{source}/{start:%Y%m%d_%H%M%S}.wav"
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = seconds * RATE
+    samples = bytearray()
+    for i in range(n):
+        samples += int(8000 * math.sin(2 * math.pi * 440 * i / RATE)).to_bytes(
+            2, "little", signed=True
+        )
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(bytes(samples))
+    end = start + timedelta(seconds=seconds)
+    sidecar = {
+        "source": source,
+        "file": path.name,
+        "format": "wav",
+        "start": start.isoformat(timespec="milliseconds"),
+        "end": end.isoformat(timespec="milliseconds"),
+        "titles": [],
+        "gaps": [],
+    }
+    path.with_name(path.name + ".json").write_text(json.dumps(sidecar))
+
+
+def test_playing_goes_on_into_the_next_day(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clip ends at midnight; the page turns to the next day and plays on from there."""
+    monkeypatch.setenv("TZ", SERVER_ZONE)
+    root = tmp_path / "recordings"
+    _wav_with_sidecar(root, "tone", datetime(2026, 11, 24, 23, 59, 56, tzinfo=TZ), 4)
+    _wav_with_sidecar(root, "tone", datetime(2026, 11, 25, 0, 0, 0, tzinfo=TZ), 4)
+    with web_process(tmp_path, root) as url, chromium(**BROWSER) as browser:
+        page = browser.new_page()
+        errors = _errors(page)
+        _open(page, url + "/timeline?source=tone&day=2026-11-24")
+        page.locator("#at").fill("23:59:58")
+        page.locator("#play").click()
+        _wait_playing(page, 0.1)
+        first = _playing(page)["src"]
+        assert _from_param(first) == "2026-11-24T23:59:58"
+        page.wait_for_function(
+            "(s) => document.getElementById('player').src !== s", arg=first, timeout=20_000
+        )
+        _wait_day(page, "2026-11-25")
+        _wait_playing(page, 0.5)
+        state = _playing(page)
+        assert _instant(_from_param(state["src"])) == _instant("2026-11-25T00:00:00+01:00")
+        _assert_clock_agrees(state, _instant(_manifest(url, state["src"])["start"]))
+        assert page.locator("#day").input_value() == "2026-11-25"
+        assert errors == [], errors

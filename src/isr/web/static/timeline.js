@@ -600,15 +600,32 @@
     if (!ticking) { ticking = true; window.requestAnimationFrame(tick); }
   });
   player.addEventListener("timeupdate", showHeard);
-  player.addEventListener("ended", async () => {
-    // A clip ends at the end of the day, after max_clip_hours, or where the format
-    // changes; a source still recording has more by now. Go on from where it ended.
+  // A clip ends at the end of the day, after max_clip_hours, or where the format
+  // changes; a source still recording has more by now. Go on from where it ended: on
+  // this day, on the next one (the page turns to it), or, live, once more is written.
+  const RETRY_MS = 2000;
+  const RETRIES = 5;
+  async function goOn(tries) {
     if (!clip) { return; }
     const end = clip.end;
-    if (nowMs() !== null) { await loadDay(true); }
-    if (end < lastRecorded() - 500) { await playFrom(end, null, true); }
-    else { say("End of the recording at " + clock(end) + "."); }
-  });
+    const src = player.src;
+    const info = sources.find((s) => s.name === source);
+    const recording = nowMs() !== null || Boolean(info && info.recording);
+    if (end >= dayEnd - 500 && (recording || (info && info.lastMs > dayEnd))) {
+      await choose(source, shiftDay(day, 1));
+    } else if (recording) {
+      await loadDay(true);
+    }
+    if (player.src !== src) { return; } // something else was asked for meanwhile
+    if (end < lastRecorded() - 500) {
+      await playFrom(end, null, true);
+    } else if (recording && tries < RETRIES) {
+      window.setTimeout(() => goOn(tries + 1), RETRY_MS);
+    } else {
+      say("End of the recording at " + clock(end) + ".");
+    }
+  }
+  player.addEventListener("ended", () => goOn(0));
 
   // -- the span -------------------------------------------------------------------------
 
