@@ -5,9 +5,10 @@ everything in it comes from the audio files and their sidecars, so deleting it l
 nothing. It is built again from them when it is missing, when its schema version is
 not this code's, and when it is damaged (a file SQLite cannot read, or one that fails
 ``PRAGMA quick_check``, is moved aside to ``index.sqlite.damaged`` and never read
-again). The recorder never touches it; the web UI keeps it, and so does
-``isr timeline`` (SQLite's locking orders the two). Where ``.isr/`` cannot be written
-the index is kept in memory instead.
+again). The web UI keeps it, and so do ``isr timeline``, ``isr report`` and
+the recorder (SQLite's locking orders them). Where ``.isr/`` cannot be written
+the index is kept in memory instead. The recorder keeps one too, for the coverage of
+each source's last 24 hours (``isr.evidence.watch``).
 
 It follows the directory incrementally, through the web listing's scan
 (:class:`isr.web.files.FileIndex`): a directory is listed again only when its mtime
@@ -28,14 +29,15 @@ Schema (``SCHEMA_VERSION``; times are Unix seconds)::
 
     meta(key, value)                          schema version
     recordings(id, path UNIQUE, source, format, start_at, end_at, open, dated,
-               size, mtime_ns, sidecar_mtime_ns, sha256)
+               size, mtime_ns, sidecar_mtime_ns, sha256, check_ok)
         index (source, start_at), index (source, end_at)
     gaps(recording, source, start_at, end_at, seconds, cause)   index (source, start_at)
     titles(recording, at, byte, title)                          index (recording, at)
 
 ``open`` is 1 while the sidecar has no end (being recorded, or cut by a crash): the end
 is then the file's mtime. ``dated`` says where the start came from: ``sidecar``,
-``name`` or ``mtime``. Whether a file is being recorded is never stored: it comes from
+``name`` or ``mtime``. ``check_ok`` is the sidecar's ``check.ok`` (1 passed, 0 failed,
+NULL not checked yet). Whether a file is being recorded is never stored: it comes from
 the status file (or the recorder's lock) at each query.
 """
 
@@ -64,8 +66,8 @@ log = logging.getLogger("isr.timeline")
 
 __all__ = ["INDEX_FILE", "SCHEMA_VERSION", "IndexClosed", "Refreshed", "TimelineIndex"]
 
-SCHEMA_VERSION = 2
-"""1: the first; 2: each recording's SHA-256 from its sidecar."""
+SCHEMA_VERSION = 3
+"""1: the first; 2: each recording's SHA-256 from its sidecar; 3: its check's result."""
 INDEX_FILE = "index.sqlite"
 BUSY_SECONDS = 10.0
 """How long a write waits for another process (``isr timeline``, a second web UI)."""
@@ -91,7 +93,8 @@ CREATE TABLE recordings (
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
     sidecar_mtime_ns INTEGER,
-    sha256 TEXT
+    sha256 TEXT,
+    check_ok INTEGER
 );
 CREATE INDEX recordings_source_start ON recordings (source, start_at);
 CREATE INDEX recordings_source_end ON recordings (source, end_at);
@@ -114,7 +117,10 @@ CREATE TABLE titles (
 CREATE INDEX titles_recording ON titles (recording, at);
 """
 
-_ROW = "r.path, r.source, r.format, r.start_at, r.end_at, r.size, r.mtime_ns, r.open, r.sha256"
+_ROW = (
+    "r.path, r.source, r.format, r.start_at, r.end_at, r.size, r.mtime_ns, r.open, r.sha256, "
+    "r.check_ok"
+)
 
 _DAMAGED = {11, 26}
 """SQLITE_CORRUPT, SQLITE_NOTADB: the file is not a database we can trust."""
@@ -163,6 +169,7 @@ class _Facts:
     gaps: list[tuple[float, float, float, str]]
     titles: list[tuple[float, int, str]]
     sha256: str | None = None
+    check_ok: bool | None = None
 
 
 def _folder(name: str) -> str:
@@ -170,8 +177,19 @@ def _folder(name: str) -> str:
 
 
 def _row(values: Sequence[Any]) -> Recording:
-    path, source, fmt, start, end, size, mtime_ns, is_open, sha256 = values
-    return Recording(path, source, fmt, start, end, size, mtime_ns, bool(is_open), sha256)
+    path, source, fmt, start, end, size, mtime_ns, is_open, sha256, check_ok = values
+    return Recording(
+        path,
+        source,
+        fmt,
+        start,
+        end,
+        size,
+        mtime_ns,
+        bool(is_open),
+        sha256,
+        check_ok=None if check_ok is None else bool(check_ok),
+    )
 
 
 class TimelineIndex:
@@ -467,7 +485,8 @@ class TimelineIndex:
     def _insert(self, conn: sqlite3.Connection, name: str, st: Stat, f: _Facts) -> None:
         cur = conn.execute(
             "INSERT INTO recordings (path, source, format, start_at, end_at, open, dated, "
-            "size, mtime_ns, sidecar_mtime_ns, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "size, mtime_ns, sidecar_mtime_ns, sha256, check_ok) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 name,
                 f.source,
@@ -480,6 +499,7 @@ class TimelineIndex:
                 st.mtime_ns,
                 st.sidecar_mtime_ns,
                 f.sha256,
+                None if f.check_ok is None else int(f.check_ok),
             ),
         )
         rid = cur.lastrowid
@@ -505,6 +525,7 @@ class TimelineIndex:
         if ledger is not None:
             start = ledger.start
             is_open = ledger.end is None
+            ok = ledger.check.get("ok") if ledger.check is not None else None
             end = max(start, mtime if ledger.end is None else ledger.end)
             return _Facts(
                 source=ledger.source,
@@ -519,6 +540,7 @@ class TimelineIndex:
                 ],
                 titles=[(start + t.at, t.byte, t.title) for t in ledger.titles],
                 sha256=ledger.sha256,
+                check_ok=ok if type(ok) is bool else None,
             )
         duration = 0.0
         if name.lower().endswith(".wav"):
@@ -550,9 +572,10 @@ class TimelineIndex:
             rows = self._guarded(lambda: self._overlapping(source, t0, t1))
         return self._mark(rows, hot, alive=status.alive)
 
-    def timeline(self, source: str, t0: float, t1: float) -> Timeline:
+    def timeline(self, source: str, t0: float, t1: float, *, titles: bool = True) -> Timeline:
         """What was recorded of ``source`` in ``[t0, t1)``; UnknownSource when it has
-        no recording at all. Refreshes first."""
+        no recording at all. Refreshes first. ``titles=False`` leaves the titles out
+        (coverage needs none, and weeks of them cost)."""
         status = read_status(self.root)
         hot = set(status.recording)
         with self._lock:
@@ -562,9 +585,10 @@ class TimelineIndex:
                 if not self._has(source):
                     raise UnknownSource(f"no recordings of source {source!r}")
                 rows = self._overlapping(source, t0, t1)
-                return rows, self._neighbours(source, t0, t1), *self._near(source, t0, t1)
+                near = self._near(source, t0, t1, titles=titles)
+                return rows, self._neighbours(source, t0, t1), *near
 
-            rows, neighbours, gaps, titles = self._guarded(ask)
+            rows, neighbours, gaps, found = self._guarded(ask)
         marked = self._mark(rows, hot, alive=status.alive)
         return make_timeline(
             source,
@@ -573,7 +597,7 @@ class TimelineIndex:
             marked,
             neighbours=neighbours,
             gaps=gaps,
-            titles=titles,
+            titles=found,
             recording={r.path for r in marked if r.recording},
         )
 
@@ -660,9 +684,11 @@ class TimelineIndex:
                 out.append(_row(found))
         return out
 
-    def _near(self, source: str, t0: float, t1: float) -> tuple[list[Gap], list[Title]]:
+    def _near(
+        self, source: str, t0: float, t1: float, *, titles: bool = True
+    ) -> tuple[list[Gap], list[Title]]:
         """The sidecar gaps that overlap ``[t0, t1)`` and the titles, before ``t1``,
-        of the files that overlap it."""
+        of the files that overlap it (none without ``titles``)."""
         conn = self._connection()
         longest = self._longest_gap.get(source) or 0.0
         gaps = [
@@ -674,8 +700,10 @@ class TimelineIndex:
                 (source, t1, t0 - longest - 1.0, t0),
             )
         ]
+        if not titles:
+            return gaps, []
         longest = self._longest.get(source) or 0.0
-        titles = [
+        found = [
             Title(at, title, path)
             for at, title, path in conn.execute(
                 "SELECT t.at, t.title, r.path FROM recordings AS r "
@@ -684,7 +712,7 @@ class TimelineIndex:
                 (source, t1, t0 - longest - 1.0, t0, t1),
             )
         ]
-        return gaps, titles
+        return gaps, found
 
     def _sources(self) -> list[tuple[SourceSummary, Recording]]:
         conn = self._connection()

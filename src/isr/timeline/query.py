@@ -69,6 +69,8 @@ class Recording:
     when the sidecar has none)."""
     recording: bool = False
     """Being recorded now (the status file, or the recorder's lock): set per query."""
+    check_ok: bool | None = None
+    """The check of the closed file (its sidecar's ``check.ok``): None until checked."""
 
     @property
     def seconds(self) -> float:
