@@ -38,7 +38,7 @@ def _import(code: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_modules_are_found() -> None:
-    assert {"isr", "isr.cli", "isr.sources.http", "isr.urls"} <= set(MODULES)
+    assert {"isr", "isr.cli", "isr.sources.http", "isr.urls", "isr.framing.oggpage"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("module", MODULES)
@@ -55,6 +55,10 @@ def test_module_imports_on_its_own(module: str) -> None:
         # Config parses URLs with ``isr.urls``, not with a source module.
         ("isr.config", "isr.sources"),
         ("isr.urls", "isr.sources"),
+        # The Ogg framer imports its writer and the page module, never the reverse.
+        ("isr.framing.oggwriter", "isr.framing.ogg"),
+        ("isr.framing.oggpage", "isr.framing.ogg"),
+        ("isr.framing.oggpage", "isr.framing.oggwriter"),
     ],
 )
 def test_module_does_not_pull_in(module: str, not_loaded: str) -> None:

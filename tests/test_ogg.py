@@ -452,3 +452,34 @@ def test_ogg_framer_is_a_framer() -> None:
     assert framer.format == "ogg" and framer.header_frames == []
     assert OggFramer.score(b"".join(opus_stream(2))) == 1.0
     assert OggFramer.score(b"\xff\xfb\x90\x00" * 100) == 0.0
+
+
+VORBIS_ID = b"\x01vorbis" + bytes(4) + b"\x02" + struct.pack("<I", 44100) + bytes(12) + b"\xb8\x01"
+"""A Vorbis identification header: stereo, 44.1 kHz, blocksizes 256 and 2048."""
+
+
+@FUZZ
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 255), st.sampled_from([0, 1, 2, 100, 254, 255, 256, 510, 600])),
+        max_size=30,
+    ),
+    st.booleans(),
+    st.sampled_from([None, b"\x00", b"\x02" * 64, b"\x01vorbis"]),
+    st.sampled_from([0, 256, 2048]),
+)
+def test_vorbis_count_without_a_loop_agrees_packet_by_packet(
+    packets: list[tuple[int, int]], last_open: bool, head: bytes | None, prev: int
+) -> None:
+    """The Vorbis count sums blocksizes without a loop over packets; on any page
+    (empty packets, packets of 255 bytes, one left open, a head carried in, modes
+    short and long, packets that are no audio) it agrees with the general count."""
+    codec = codec_for(VORBIS_ID)
+    assert codec is not None
+    codec.modes = [0, 1]
+    body = [bytes([lead]) * size for lead, size in packets]
+    if last_open and body:
+        body[-1] = bytes([packets[-1][0]]) * 510
+    page = make_page(body, last_open=last_open and bool(body))
+    general = OggFramer._count_packets(codec, page, head, prev)
+    assert OggFramer._count_vorbis(codec, page, head, prev) == general

@@ -14,14 +14,14 @@ from array import array
 from collections.abc import Sequence
 
 from isr.framing.base import Frame
-
-OGG_HEADER = 27
+from isr.framing.oggpage import HEADER_SIZE, body_start
 
 
 def frame_key(data: bytes) -> int:
-    """What identifies a frame's audio: its bytes; for an Ogg page, its body."""
-    if data[:4] == b"OggS" and len(data) > OGG_HEADER:
-        return hash(data[OGG_HEADER + data[26] :])
+    """What identifies a frame's audio: its bytes; for an Ogg page, its body. (A
+    slice, not a memoryview: hashing a view hashes the whole page first.)"""
+    if data[:4] == b"OggS" and len(data) > HEADER_SIZE:
+        return hash(data[body_start(data) :])
     return hash(data)
 
 

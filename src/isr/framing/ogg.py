@@ -27,29 +27,43 @@ the next link. A first link of a codec ISR cannot record (Speex) is refused.
 Pages that continue a packet whose start was never seen (after a connect or a
 lost page) are dropped as ``orphan``.
 
-The CRC is the unreflected CRC-32 (poly 0x04C11DB7, init 0, no final xor). It is
-computed by zlib's reflected CRC-32 on the bit-reversed bytes (``bytes.translate``),
-whose result, bit-reversed, is the Ogg CRC: both steps run in C.
+The page layout, its CRC and its lacing are ``oggpage``'s; the writer of the files
+and the frame type it takes are ``oggwriter``'s.
 """
 
 from __future__ import annotations
 
-import re
-import struct
-import zlib
-from dataclasses import dataclass, field
-from itertools import accumulate
+from operator import eq
 
 from isr.errors import UnsupportedFormat
 from isr.framing.base import FileWriter, Frame, FramerBase
 from isr.framing.oggcodecs import Codec, codec_for, unsupported_codec
+from isr.framing.oggpage import (
+    BOS,
+    CONTINUED,
+    EOS,
+    body_start,
+    crc32_ogg,
+    packet_layout,
+    page_crc_ok,
+    page_fields,
+    page_length,
+    page_packets,
+)
+from isr.framing.oggwriter import Link, OggFrame, OggWriter
 
-__all__ = ["Link", "OggFrame", "OggFramer", "crc32_ogg", "page_packets", "rewrite_page"]
-
-_REV = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
-"""Each byte with its bits reversed."""
-
-CONTINUED, BOS, EOS = 1, 2, 4
+# Page helpers re-exported: the framer's users name them from here.
+__all__ = [
+    "BOS",
+    "CONTINUED",
+    "EOS",
+    "Link",
+    "OggFrame",
+    "OggFramer",
+    "crc32_ogg",
+    "page_crc_ok",
+    "page_packets",
+]
 
 MAX_HEADER_PACKET = 1 << 20
 """A header packet larger than this is taken for garbage."""
@@ -60,79 +74,11 @@ MAX_HEADERS = 4 << 20
 _HEAD = 64
 """Bytes kept of a packet's start: enough for any sample count computation."""
 
-_TERMINATOR = re.compile(b"[\x00-\xfe]")
-"""A lacing value under 255 ends a packet."""
-
-
-def crc32_ogg(data: bytes | bytearray | memoryview) -> int:
-    """The Ogg page CRC (RFC 3533 section 6) of ``data`` (CRC field already zeroed)."""
-    raw = zlib.crc32(bytes(data).translate(_REV), 0xFFFFFFFF) ^ 0xFFFFFFFF
-    return int.from_bytes(raw.to_bytes(4, "little").translate(_REV), "big")
-
-
-def page_crc_ok(page: bytes) -> bool:
-    """Whether the page's stored CRC matches its bytes."""
-    stored = int.from_bytes(page[22:26], "little")
-    return crc32_ogg(page[:22] + b"\0\0\0\0" + page[26:]) == stored
-
-
-def rewrite_page(
-    page: bytes, *, flags: int, granule: int, serial: int, sequence: int, body: bytes | None = None
-) -> bytes:
-    """``page`` with new header fields (and body, same lacing), CRC recomputed."""
-    nseg = page[26]
-    out = bytearray(page if body is None else page[: 27 + nseg] + body)
-    struct.pack_into("<BqIII", out, 5, flags, granule, serial, sequence, 0)
-    struct.pack_into("<I", out, 22, crc32_ogg(out))
-    return bytes(out)
-
 
 def _flac_frame(page: bytes) -> bool:
     """Whether the page's first packet starts with a FLAC frame's sync code."""
-    at = 27 + page[26]
+    at = body_start(page)
     return page[at : at + 1] == b"\xff" and page[at + 1 : at + 2] in (b"\xf8", b"\xf9")
-
-
-def page_packets(page: bytes) -> list[tuple[int, int, bool]]:
-    """(start, end, complete) of each packet piece in the page's body, as offsets in
-    ``page``; the last piece is incomplete when the page ends on lacing value 255."""
-    nseg = page[26]
-    lacing = page[27 : 27 + nseg]
-    base = 27 + nseg
-    ends = list(accumulate(lacing, initial=base))
-    out: list[tuple[int, int, bool]] = []
-    start = base
-    for m in _TERMINATOR.finditer(lacing):
-        end = ends[m.start() + 1]
-        out.append((start, end, True))
-        start = end
-    if nseg and lacing[-1] == 255:
-        out.append((start, ends[-1], False))
-    return out
-
-
-@dataclass(eq=False)
-class Link:
-    """One link of a (possibly chained) stream: its logical stream and headers."""
-
-    serial: int
-    codec: Codec
-    header_pages: list[bytes] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class OggFrame(Frame):
-    """A page, with what the file writer needs to rewrite it."""
-
-    link: Link | None = None
-    granule: int = -1
-    """The page's granule position as received."""
-    header: bool = False
-    fresh: int = 0
-    """Samples a decoder starting at this page's first whole packet gets from it."""
-    computed: int = 0
-    """Samples its packets decode to after the packets before it (``samples`` is the
-    granule delta, smaller than this on an end-trimmed EOS page)."""
 
 
 class OggFramer(FramerBase):
@@ -185,8 +131,6 @@ class OggFramer(FramerBase):
         return 1.0 if frames or framer._link is not None else 0.0
 
     def file_writer(self) -> FileWriter:
-        from isr.framing.oggwriter import OggWriter
-
         return OggWriter(self._audio_link)
 
     def flush(self) -> list[Frame]:
@@ -217,22 +161,18 @@ class OggFramer(FramerBase):
                 break
             self._drop(i - p, "junk")
             p = i
-            need = 27
-            if end - p >= 27:
-                if buf[p + 4] != 0 or buf[p + 5] & 0xF8:
-                    self._drop(1, "junk")
-                    p += 1
-                    continue
-                need = 27 + buf[p + 26]
-                if end - p >= need:
-                    need += sum(buf[p + 27 : p + need])
-            if end - p < need:
+            need = page_length(buf, p)
+            if need == 0:  # a capture pattern, but no version 0 or defined flags after it
+                self._drop(1, "junk")
+                p += 1
+                continue
+            if need < 0 or end - p < need:
                 if not eof:
                     break
                 self._drop(1, "junk")
                 p += 1
                 continue
-            page = bytes(buf[p : p + need])
+            page = bytes(memoryview(buf)[p : p + need])  # one copy (a slice, then bytes: two)
             if not page_crc_ok(page):
                 self.bad_pages += 1
                 self._drop(1, "junk")
@@ -252,8 +192,7 @@ class OggFramer(FramerBase):
     # -- one page ----------------------------------------------------------------------
 
     def _page(self, page: bytes, out: list[Frame]) -> None:
-        flags = page[5]
-        granule, serial, seq = struct.unpack_from("<qII", page, 6)
+        flags, granule, serial, seq = page_fields(page)
         if flags & BOS:
             self._bos(page, serial, seq)
             return
@@ -396,6 +335,7 @@ class OggFramer(FramerBase):
                 new_link=i == 0 and not same,
                 title=codec.title if i == 0 else None,
                 link=link,
+                flags=page_fields(page)[0],
                 header=True,
             )
             for i, page in enumerate(self._held)
@@ -437,7 +377,45 @@ class OggFramer(FramerBase):
         codec: Codec, page: bytes, head: bytes | None, prev: int
     ) -> tuple[int, int, int, bytes | None]:
         """``_count_packets`` for Vorbis, whose packets are counted from their first
-        byte alone: a table lookup per packet, no slices (tested to agree)."""
+        byte alone (tested to agree). A live page holds a few dozen packets, so no
+        Python loop runs over them: the packets' starts come from the lacing values
+        (``packet_layout``), their blocksizes from a table by first byte, and the sum
+        of ``(previous + own) / 4`` over a run of blocksizes is ``(2 * sum - last +
+        (prev or -first)) / 4`` (each is a multiple of 4, so nothing is rounded)."""
+        starts, ends, open_, zero = packet_layout(page)
+        if not ends:  # no packet ends here: one piece, open, or none at all
+            if not open_:
+                return 0, 0, prev, None
+            base = starts[0]
+            if head is not None:
+                return 0, 0, prev, (head + page[base : base + _HEAD])[:_HEAD]
+            return 0, 0, prev, page[base : base + _HEAD]
+        bs0, bs1 = codec.blocksizes
+        if (bs0 | bs1 | prev) & 3 or (zero and any(map(eq, starts, ends))):  # an empty packet
+            return OggFramer._count_vorbis_each(codec, page, head, prev)
+        sizes = codec.vorbis_sizes()
+        leads = list(map(page.__getitem__, starts[:-1]))
+        if head:
+            leads[0] = head[0]
+        audio = list(filter(None, map(sizes.__getitem__, leads)))
+        computed = fresh = 0
+        if audio:
+            total = 2 * sum(audio) - audio[-1] + (prev or -audio[0])
+            computed = total >> 2
+            first = sizes[leads[0]]
+            fresh = computed - ((prev + first) >> 2 if first and prev else 0)
+            prev = audio[-1]
+        if open_:  # the last packet goes on in the next page
+            return computed, fresh, prev, page[ends[-1] : ends[-1] + _HEAD]
+        return computed, fresh, prev, None
+
+    @staticmethod
+    def _count_vorbis_each(
+        codec: Codec, page: bytes, head: bytes | None, prev: int
+    ) -> tuple[int, int, int, bytes | None]:
+        """``_count_vorbis`` packet by packet: for a page with an empty packet (a
+        lacing value 0 that is no 255's end), or blocksizes that are no multiple of 4
+        (a broken setup header)."""
         sizes = codec.vorbis_sizes()
         computed = fresh = 0
         first = True
@@ -492,6 +470,7 @@ class OggFramer(FramerBase):
                 # than a decoder's priming: the file before keeps it.
                 cut=not continued and not self._no_cut and not flags & EOS,
                 link=link,
+                flags=flags,
                 granule=granule,
                 fresh=fresh,
                 computed=computed,

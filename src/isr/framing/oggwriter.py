@@ -24,24 +24,53 @@
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from isr.framing.base import Frame
-from isr.framing.ogg import CONTINUED, EOS, Link, OggFrame, crc32_ogg, rewrite_page
-from isr.framing.oggcodecs import STREAMINFO_AT
+from isr.framing.oggcodecs import STREAMINFO_AT, Codec
+from isr.framing.oggpage import CONTINUED, EOS, OggPage, page_fields, restamp
 
-__all__ = ["OggWriter"]
+__all__ = ["Link", "OggFrame", "OggWriter"]
 
 _TOTAL_AT = STREAMINFO_AT + 13
 """Offset in the FLAC mapping packet of the byte whose low 4 bits start the
 36-bit total sample count; MD5 follows the count."""
 
 
+@dataclass(eq=False)
+class Link:
+    """One link of a (possibly chained) stream: its logical stream and headers."""
+
+    serial: int
+    codec: Codec
+    header_pages: list[bytes] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class OggFrame(Frame):
+    """A page, with what the file writer needs to rewrite it (the framer makes
+    them, the writer takes them: both are defined here, so the framer imports the
+    writer and not the other way round)."""
+
+    link: Link | None = None
+    flags: int = 0
+    """The page's header_type flags (``CONTINUED``, ``BOS``, ``EOS``)."""
+    granule: int = -1
+    """The page's granule position as received."""
+    header: bool = False
+    fresh: int = 0
+    """Samples a decoder starting at this page's first whole packet gets from it."""
+    computed: int = 0
+    """Samples its packets decode to after the packets before it (``samples`` is the
+    granule delta, smaller than this on an end-trimmed EOS page)."""
+
+
 def _flac_info(page: bytes, total: int, headers: int | None = None) -> bytes:
     """The Ogg FLAC mapping header page with ``total`` samples and MD5 0 (and
     ``headers`` header packets said to follow, if given)."""
-    body = bytearray(page[27 + page[26] :])
+    parsed = OggPage.parse(page)
+    body = bytearray(parsed.body)
     if len(body) < _TOTAL_AT + 21:
         return page
     if headers is not None:
@@ -49,40 +78,32 @@ def _flac_info(page: bytes, total: int, headers: int | None = None) -> bytes:
     count = (body[_TOTAL_AT] & 0xF0) << 32 | (total & 0xFFFFFFFFF)
     body[_TOTAL_AT : _TOTAL_AT + 5] = count.to_bytes(5, "big")
     body[_TOTAL_AT + 5 : _TOTAL_AT + 21] = bytes(16)
-    granule, serial, seq = (
-        int.from_bytes(page[6:14], "little", signed=True),
-        int.from_bytes(page[14:18], "little"),
-        int.from_bytes(page[18:22], "little"),
-    )
-    return rewrite_page(
-        page, flags=page[5], granule=granule, serial=serial, sequence=seq, body=bytes(body)
-    )
+    parsed.body = bytes(body)
+    return parsed.with_crc().write()
 
 
 def _renumbered(page: bytes, sequence: int) -> bytes:
-    granule, serial = struct.unpack_from("<qI", page, 6)
-    return rewrite_page(page, flags=page[5], granule=granule, serial=serial, sequence=sequence)
+    flags, granule, serial, _ = page_fields(page)
+    return restamp(page, flags=flags, granule=granule, serial=serial, sequence=sequence)
 
 
 def _without_empty_tail(page: bytes) -> bytes | None:
     """``page`` without the zero-byte packets it ends with; None if that is all
     it holds. (A 0 lacing value after a 255 ends a packet, it is no empty one.)"""
-    nseg = page[26]
-    lacing = page[27 : 27 + nseg]
-    n = nseg
+    parsed = OggPage.parse(page)
+    lacing = parsed.lacing
+    n = len(lacing)
     while n and lacing[n - 1] == 0:
-        ends_packet = lacing[n - 2] == 255 if n >= 2 else bool(page[5] & CONTINUED)
+        ends_packet = lacing[n - 2] == 255 if n >= 2 else parsed.continued
         if ends_packet:
             break
         n -= 1
-    if n == nseg:
+    if n == len(lacing):
         return page
     if n == 0:
         return None
-    out = bytearray(page[:26]) + bytes([n]) + lacing[:n] + page[27 + nseg :]
-    out[22:26] = bytes(4)
-    out[22:26] = crc32_ogg(out).to_bytes(4, "little")
-    return bytes(out)
+    parsed.lacing = lacing[:n]  # the empty packets have no bytes in the body
+    return parsed.with_crc().write()
 
 
 class OggWriter:
@@ -118,17 +139,14 @@ class OggWriter:
             return b""
         self._current = link
         self._serial = link.serial
-        pages = [
-            page if page[18:22] == i.to_bytes(4, "little") else _renumbered(page, i)
-            for i, page in enumerate(link.header_pages)
-        ]
+        pages = [_renumbered(page, i) for i, page in enumerate(link.header_pages)]
         if link.codec.name == "flac" and len(pages) > 1:
             headers = len(link.codec.header_packets) - 1
             pages[0] = self._info_page = _flac_info(pages[0], 0, headers)
         self._seq = len(pages)
         last = pages.pop()
-        granule = int.from_bytes(last[6:14], "little", signed=True)
-        self._held = (last, last[5], granule, len(pages))
+        flags, granule, _, _ = page_fields(last)
+        self._held = (last, flags, granule, len(pages))
         return b"".join(pages)
 
     def write(self, frames: Sequence[Frame]) -> bytes:
@@ -139,7 +157,7 @@ class OggWriter:
             if not isinstance(f, OggFrame) or f.header:
                 continue
             data = f.data
-            if data[5] & EOS:  # a link's last page
+            if f.flags & EOS:  # a link's last page
                 stripped = _without_empty_tail(data)
                 if stripped is None:
                     continue  # nothing but the empty packets that ended the link
@@ -155,7 +173,7 @@ class OggWriter:
                 self._total += f.samples
             granule = self._total if f.granule != -1 else -1
             parts.append(self._release())
-            self._held = (data, data[5] & CONTINUED, granule, self._seq)
+            self._held = (data, f.flags & CONTINUED, granule, self._seq)
             self._held_frame = f
             self._seq += 1
         return b"".join(parts)
@@ -175,9 +193,7 @@ class OggWriter:
         page, own, granule, seq = self._held
         self._held = None
         self._held_frame = None
-        return rewrite_page(
-            page, flags=own | flags, granule=granule, serial=self._serial, sequence=seq
-        )
+        return restamp(page, flags=own | flags, granule=granule, serial=self._serial, sequence=seq)
 
     def end(self) -> bytes:
         if self._raw:

@@ -131,7 +131,7 @@ def repair_flac(path: Path) -> str | None:
 def repair_ogg(path: Path) -> str | None:
     """Cut back to the last whole page and give it the end-of-stream flag, which
     the writer holds back until close (a killed or failed file never got it)."""
-    from isr.framing.ogg import crc32_ogg, page_crc_ok
+    from isr.framing.oggpage import EOS, OggPage, page_crc_ok, page_length
 
     size = path.stat().st_size
     start = max(0, size - TAIL_BYTES)
@@ -141,11 +141,10 @@ def repair_ogg(path: Path) -> str | None:
     last = None
     at = tail.find(b"OggS")
     while at >= 0:
-        if at + 27 <= len(tail) and at + 27 + tail[at + 26] <= len(tail):
-            nseg = tail[at + 26]
-            length = 27 + nseg + sum(tail[at + 27 : at + 27 + nseg])
+        length = page_length(tail, at)
+        if length > 0 and at + length <= len(tail):
             page = tail[at : at + length]
-            if len(page) == length and page_crc_ok(page):
+            if page_crc_ok(page):
                 last = (at, page)
                 at = tail.find(b"OggS", at + length)
                 continue
@@ -159,12 +158,10 @@ def repair_ogg(path: Path) -> str | None:
         with open(path, "r+b", opener=open_regular) as fh:
             fh.truncate(end)
         done.append(f"cut {size - end} bytes of a partial page at the end")
-    if not page[5] & 0x04:
-        fixed = bytearray(page)
-        fixed[5] |= 0x04
-        fixed[22:26] = b"\0\0\0\0"
-        fixed[22:26] = crc32_ogg(fixed).to_bytes(4, "little")
-        _patch(path, [(start + offset, bytes(fixed[:27]))])
+    parsed = OggPage.parse(page)
+    if not parsed.eos:
+        parsed.header_type |= EOS
+        _patch(path, [(start + offset, parsed.with_crc().header())])
         done.append("end-of-stream flag set on the last page")
     return "; ".join(done) or None
 

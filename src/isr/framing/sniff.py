@@ -11,6 +11,7 @@ from isr import formats
 from isr.framing._sync import id3v2_size
 from isr.framing.flac import frame_header
 from isr.framing.mp3 import Mp3Framer
+from isr.framing.oggpage import page_length
 
 __all__ = [
     "flac_score",
@@ -31,23 +32,12 @@ def format_from_content_type(ct: str) -> str | None:
     return fmt.name if fmt else None
 
 
-def _ogg_page_length(head: bytes, i: int) -> int:
-    """Length of the Ogg page at ``i`` (RFC 3533), 0 if not one, -1 if cut off."""
-    if head[i + 4 : i + 5] != b"\x00" or (len(head) > i + 5 and head[i + 5] > 7):
-        return 0
-    if len(head) < i + 27:
-        return -1
-    nsegs = head[i + 26]
-    if len(head) < i + 27 + nsegs:
-        return -1
-    return 27 + nsegs + sum(head[i + 27 : i + 27 + nsegs])
-
-
 def ogg_score(head: bytes) -> float:
     """The Ogg entry's score: a page header, believed more when a second page follows."""
     i = head.find(b"OggS")
     while i >= 0:
-        length = _ogg_page_length(head, i)
+        # A capture pattern that ends the head is no page to score.
+        length = page_length(head, i) if i + 4 < len(head) else 0
         if length:
             if length < 0 or i + length >= len(head):
                 return 1.0 if i == 0 else 0.7
