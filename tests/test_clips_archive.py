@@ -483,3 +483,36 @@ def test_clip_json_is_exactly_the_manifest(served: tuple[Path, list[Aired]]) -> 
 
     serve(root, check)
     assert os.path.isdir(root / ".isr")
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "flac"])
+def test_serving_clips_leaks_no_descriptor(tmp_path: Path, media: MediaFactory, fmt: str) -> None:
+    """Whole, ranged and abandoned responses all give back the files they opened (MP3:
+    ranges sent by sendfile; FLAC: frames renumbered in a worker thread)."""
+    root = tmp_path / "rec"
+    archive = StreamArchive(root, BERLIN, fmt)
+    aired = archive.session(media(fmt, 14), local(T0, BERLIN))
+    query = q(
+        source="radio", **{"from": iso(aired[5].start, BERLIN), "to": iso(aired[-5].end, BERLIN)}
+    )
+
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    async def check(c: Client) -> None:
+        await (await c.get("/api/clip?" + query)).read()  # tables walked, pools warm
+        before = open_fds()
+        for i in range(15):
+            await (await c.get("/api/clip?" + query)).read()
+            r = await c.get("/api/clip?" + query, headers={"Range": f"bytes={i * 1000}-"})
+            await r.read()
+            r = await c.get("/api/clip?" + query)
+            await r.content.read(5000)  # the client leaves in the middle
+            r.close()
+        for _ in range(50):
+            await asyncio.sleep(0.05)
+            if open_fds() <= before:
+                break
+        assert open_fds() <= before
+
+    serve(root, check)

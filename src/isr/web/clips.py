@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol, TypeVar
@@ -53,6 +54,7 @@ __all__ = ["CLIPS", "ClipRoutes", "setup"]
 log = logging.getLogger("isr.web")
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class OnIndex(Protocol):
@@ -183,7 +185,11 @@ async def api_clip(request: web.Request) -> web.StreamResponse:
     response.content_length = end - start
     await response.prepare(request)
     if request.method != "HEAD":
-        await send(request, response, body, start, end)
+        try:
+            await send(request, response, body, start, end)
+        except ConnectionError:  # the client left (a player seeking elsewhere, say)
+            log.debug("%s: the client went away", request.path)
+            return response
     await response.write_eof()
     return response
 
@@ -207,17 +213,55 @@ async def send(
         if transport is None or transport.is_closing():
             raise ConnectionResetError("the client went away")
         if isinstance(piece, FileRange):
-            f = await asyncio.to_thread(_open, piece.path)
+            opening = _job(_open, piece.path)
+            try:
+                f = await asyncio.shield(opening)
+            except asyncio.CancelledError:  # it opens all the same: closed once it has
+                opening.add_done_callback(_close_opened)
+                raise
             try:
                 # asyncio flushes what the transport holds (headers, a literal) first.
                 await loop.sendfile(transport, f, piece.offset + span.start, span.end - span.start)
             finally:
-                await asyncio.to_thread(f.close)
+                f.close()  # read-only: nothing to flush, no wait
             continue
         chunks = piece.read(span.start, span.end)
+        job: asyncio.Future[bytes | None] | None = None
         try:
-            while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+            while True:
+                job = _job(next, chunks, None)
+                chunk = await asyncio.shield(job)
+                if chunk is None:
+                    break
                 await response.write(chunk)
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(chunks.close)
+            if job is not None and not job.done():  # a generator cannot be closed
+                job.add_done_callback(functools.partial(_close_after, chunks))  # while it runs
+            else:
+                _close_quietly(chunks)
+
+
+_running: set[asyncio.Future[Any]] = set()
+"""Worker-thread jobs not finished yet: a request cancelled (its client left) while
+one runs lets it run to its end, and its result is cleaned up then."""
+
+
+def _job(fn: Callable[..., R], *args: Any) -> asyncio.Future[R]:
+    job = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    _running.add(job)
+    job.add_done_callback(_running.discard)
+    return job
+
+
+def _close_opened(job: asyncio.Future[IO[bytes]]) -> None:
+    if not job.cancelled() and job.exception() is None:
+        job.result().close()
+
+
+def _close_after(chunks: Generator[bytes, None, None], job: asyncio.Future[Any]) -> None:
+    _close_quietly(chunks)
+
+
+def _close_quietly(chunks: Generator[bytes, None, None]) -> None:
+    with contextlib.suppress(ValueError, OSError):
+        chunks.close()
