@@ -3,10 +3,12 @@ rebuilt when missing, stale or damaged, and kept up to date as files come and go
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,8 @@ import pytest
 from isr import retention
 from isr.errors import UnknownSource
 from isr.recovery import finish_sidecar
-from isr.timeline.index import INDEX_FILE, TimelineIndex
+from isr.sidecar import Ledger, Title, write_sidecar
+from isr.timeline.index import INDEX_FILE, IndexClosed, TimelineIndex
 from isr.timeline.query import HOLE_CAUSE
 from tests.support.archive import Archive, local, sidecar, write_status
 
@@ -322,3 +325,59 @@ def test_a_closed_index_refuses_work(archive: Archive) -> None:
     index.close()
     with pytest.raises(Exception, match="closed"):
         index.refresh([])
+
+
+def test_a_build_stopped_midway_keeps_what_it_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The web UI stops during the first build: it gives up at once, the batches it
+    committed stay, and the next start finishes the job with the same answer."""
+    monkeypatch.setattr("isr.timeline.index.BATCH", 40)
+    root = tmp_path / "recordings"
+    (root / "radio1").mkdir(parents=True)
+    for h in range(24 * 20):
+        start = DAY - 10 * 86400 + h * 3600
+        audio = root / "radio1" / f"{h:04d}.mp3"
+        audio.write_bytes(b"\xff\xfb" + bytes(98))
+        ledger = Ledger("radio1", f"radio1/{audio.name}", "mp3", start, start + 3600)
+        ledger.titles.append(Title(10.0, 0, f"title {h}"))
+        write_sidecar(audio, ledger, BERLIN)
+    reference = TimelineIndex(root, BERLIN, in_memory=True)
+    expected = answer(reference)
+    reference.close()
+
+    index = TimelineIndex(root, BERLIN)
+    stopped: list[BaseException] = []
+
+    def build() -> None:
+        try:
+            index.refresh([])
+        except IndexClosed as exc:
+            stopped.append(exc)
+
+    worker = threading.Thread(target=build)
+    worker.start()
+    db = root / ".isr" / INDEX_FILE
+
+    def committed() -> int:
+        try:
+            with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
+                (n,) = conn.execute("SELECT count(*) FROM recordings").fetchone()
+                return int(n)
+        except sqlite3.Error:
+            return 0
+
+    deadline = time.monotonic() + 30
+    while committed() == 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    index.close()
+    worker.join(10)
+    kept = committed()
+    assert kept % 40 == 0 or kept == 480, kept  # whole batches, or all of it
+    again = TimelineIndex(root, BERLIN)
+    try:
+        assert answer(again) == expected
+        assert again.builds == 0  # the file was kept, not built from nothing
+        assert again.last_refresh.added == 480 - kept
+    finally:
+        again.close()

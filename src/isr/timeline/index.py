@@ -75,6 +75,8 @@ WAL_LIMIT = 4 << 20
 """Bytes of WAL kept after a checkpoint."""
 CHECKPOINT_AFTER = 1000
 """Rows written in one refresh after which the WAL is checkpointed and truncated."""
+BATCH = 2000
+"""Files written per transaction."""
 CLOSE_CHECK_EVERY = 500
 """Files indexed between checks whether the index is being closed (a long first build
 gives way to a shutdown)."""
@@ -407,17 +409,9 @@ class TimelineIndex:
         for name, st in changes.named.items():
             if st is not None and self._known.get(_folder(name), {}).get(name) != st:
                 fresh[name] = st
+        added = sum(1 for n in fresh if n not in self._known.get(_folder(n), {}))
         if gone or fresh:
             self._write(conn, gone, fresh)
-        added = sum(1 for n in fresh if n not in self._known.get(_folder(n), {}))
-        for name in gone:
-            folder = self._known.get(_folder(name))
-            if folder is not None:
-                folder.pop(name, None)
-                if not folder:
-                    del self._known[_folder(name)]
-        for name, st in fresh.items():
-            self._known.setdefault(_folder(name), {})[name] = st
         self._generations = changes.generations
         self._hot = hot
         done = Refreshed(added, len(fresh) - added, len(gone), time.monotonic() - began)
@@ -431,27 +425,43 @@ class TimelineIndex:
         return done
 
     def _write(self, conn: sqlite3.Connection, gone: set[str], fresh: dict[str, Stat]) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for name in gone:
-                self._delete(conn, name)
-            for i, (name, st) in enumerate(sorted(fresh.items())):
-                if i % CLOSE_CHECK_EVERY == 0 and self._closing:
-                    raise IndexClosed("the index was closed during a refresh")
-                old = self._known.get(_folder(name), {}).get(name)
-                if self._grown(conn, name, old, st):
-                    continue
-                self._delete(conn, name)
-                self._insert(conn, name, st, self._facts(name, st))
-                # Hand the GIL over after each file: the web UI's event loop (the
-                # recorder's too, in `isr run`) takes it back at once rather than
-                # after the interpreter's 5 ms switch interval, again and again.
-                time.sleep(0)
-            conn.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
+        """Apply the changes, ``BATCH`` files a transaction: a long first build lets
+        another writer (``isr timeline``) in between, and what was committed before a
+        stop is kept. The rows' facts in memory follow each commit."""
+        todo = sorted(fresh.items())
+        for at in range(0, max(len(todo), 1), BATCH):
+            batch = todo[at : at + BATCH]
+            first = at == 0
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for name in gone if first else ():
+                    self._delete(conn, name)
+                for i, (name, st) in enumerate(batch):
+                    if i % CLOSE_CHECK_EVERY == 0 and self._closing:
+                        raise IndexClosed("the index was closed during a refresh")
+                    old = self._known.get(_folder(name), {}).get(name)
+                    if self._grown(conn, name, old, st):
+                        continue
+                    self._delete(conn, name)
+                    self._insert(conn, name, st, self._facts(name, st))
+                    # Hand the GIL over after each file: the web UI's event loop (the
+                    # recorder's too, in `isr run`) takes it back at once rather than
+                    # after the interpreter's 5 ms switch interval, again and again.
+                    time.sleep(0)
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            if first:
+                for name in gone:
+                    folder = self._known.get(_folder(name))
+                    if folder is not None:
+                        folder.pop(name, None)
+                        if not folder:
+                            del self._known[_folder(name)]
+            for name, st in batch:
+                self._known.setdefault(_folder(name), {})[name] = st
         if len(fresh) + len(gone) >= CHECKPOINT_AFTER:
             # A big write (the first build) leaves a WAL as large as the database:
             # copy it in and cut it back now rather than keep both on disk.
