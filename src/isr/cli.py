@@ -18,6 +18,8 @@ from isr.errors import ConfigError, IsrError, QueryError
 from isr.evidence.commands import add_commands as add_evidence_commands
 from isr.evidence.commands import cmd_keygen as _keygen
 from isr.evidence.commands import cmd_verify as _verify
+from isr.evidence.report import add_command as add_report_command
+from isr.evidence.report import cmd_report as _report
 from isr.log import setup_logging
 
 EXIT_CONFIG = 2
@@ -82,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     tl.add_argument("--from", dest="start", metavar="T", help="from (default: today 00:00)")
     tl.add_argument("--to", dest="end", metavar="T", help="to (default: now)")
     add_evidence_commands(sub, _add_config)
+    add_report_command(sub, _add_config)
     add_clip_command(sub, _add_config)
     return parser
 
@@ -121,6 +124,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_keygen(args: argparse.Namespace) -> int:
     return _keygen(args, _load_named)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    return _report(args, _load_named)
 
 
 def log_warnings(cfg: Config) -> None:
@@ -264,6 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "clip": cmd_clip,
         "verify": cmd_verify,
         "keygen": cmd_keygen,
+        "report": cmd_report,
     }[args.command]
     try:
         return handler(args)
