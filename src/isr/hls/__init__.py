@@ -1,0 +1,1 @@
+"""HLS: playlists and the containers of their segments (see DESIGN.md "HLS sources")."""
