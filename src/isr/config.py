@@ -242,6 +242,17 @@ KEYS: tuple[Key, ...] = (
         "alerts",
         positive=True,
     ),
+    Key(
+        "min_coverage",
+        "float",
+        "0.999",
+        "Alert (coverage_low) when a source's last 24 hours fall below this coverage, "
+        "i.e. miss more than (1 - min_coverage) x 24 h (0.999: 86.4 s); coverage_ok "
+        "when they recover. 0 = never.",
+        "alerts",
+        minimum=0,
+        maximum=1,
+    ),
     # [evidence]
     Key(
         "signing_key",
@@ -359,6 +370,7 @@ class AlertsConfig:
     command: str = ""
     silence_threshold_db: float = default_of("alerts", "silence_threshold_db")
     silence_seconds: float = default_of("alerts", "silence_seconds")
+    min_coverage: float = default_of("alerts", "min_coverage")
 
 
 @dataclass(frozen=True)
@@ -537,6 +549,7 @@ def _build(file: str, parser: configparser.ConfigParser) -> Config:
             command=alerts_vals["command"],
             silence_threshold_db=float(alerts_vals["silence_threshold_db"]),
             silence_seconds=float(alerts_vals["silence_seconds"]),
+            min_coverage=float(alerts_vals["min_coverage"]),
         ),
         warnings=tuple(warnings),
         evidence=EvidenceConfig(signing_key=signing_key),
@@ -713,7 +726,7 @@ _EXAMPLE_SECTIONS = (
     ("studio", "soundcard", "A soundcard source (ALSA, through arecord). See `isr devices`."),
     ("tone", "tone", "A generated test tone: a demo, and a health check of disk and pipeline."),
     ("web", "web", "The web UI (`isr web`, `isr run`)."),
-    ("alerts", "alerts", "Alerts on failures, low disk and dead air."),
+    ("alerts", "alerts", "Alerts on failures, low disk, dead air and coverage."),
     ("evidence", "evidence", "The hash chain's signing key (see `isr keygen`, `isr verify`)."),
 )
 _EXAMPLE_VALUES = {

@@ -31,7 +31,17 @@ from isr.errors import QueryError, UnknownSource
 from isr.timeline.coverage import Coverage, Report, coverage_json, day_bounds, resolve_days
 from isr.timeline.text import amount
 
-__all__ = ["DEFAULT_DAYS", "FORMATS", "MAX_DAYS", "add_command", "cmd_report", "csv_text", "text"]
+__all__ = [
+    "DEFAULT_DAYS",
+    "FORMATS",
+    "MAX_DAYS",
+    "add_command",
+    "clock",
+    "cmd_report",
+    "csv_text",
+    "percent",
+    "text",
+]
 
 ConfigLoader = Callable[[str | None], Config]
 
@@ -215,7 +225,9 @@ def _table(rows: Sequence[Sequence[str]], right: Collection[int] = ()) -> list[s
     return out
 
 
-def _clock(t: float, c: Coverage, tz: tzinfo) -> str:
+def clock(t: float, c: Coverage, tz: tzinfo) -> str:
+    """A gap's time on its day's line: the date only for the next midnight, the
+    offset only on a day the clocks change."""
     d = datetime.fromtimestamp(t, tz)
     shown = d.strftime("%H:%M:%S")
     if c.day is not None:
@@ -253,8 +265,8 @@ def text(report: Report, tz: tzinfo, first: Any, last: Any, *, zone_name: str = 
             [
                 _shown(c.source),
                 str(c.day),
-                _clock(g.start, c, tz),
-                _clock(g.end, c, tz),
+                clock(g.start, c, tz),
+                clock(g.end, c, tz),
                 amount(g.seconds),
                 _shown(g.cause),
             ]

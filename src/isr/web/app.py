@@ -31,7 +31,7 @@ from aiohttp import web
 
 from isr.clips.clip import Clipper
 from isr.clock import local_zone
-from isr.config import WebConfig
+from isr.config import AlertsConfig, WebConfig
 from isr.errors import BadTime, UnknownSource
 from isr.evidence.deletions import basic_user, source_of, web_deleted
 from isr.formats import served_type
@@ -41,7 +41,7 @@ from isr.sinks.files import is_locked
 from isr.timeline.index import IndexClosed, TimelineIndex
 from isr.timeline.query import sources_json
 from isr.timeline.times import resolve_span
-from isr.web import analyse, clips, guard, ranges, timeline_page
+from isr.web import analyse, clips, coverage, guard, ranges, timeline_page
 from isr.web.files import FileIndex
 from isr.web.jobs import AnalysisJobs, JobError, QueueFull
 from isr.web.paths import BadName, breakable, encode_name, resolve
@@ -727,7 +727,11 @@ def create_app(
     password: str = "",
     allowed_hosts: Iterable[str] = (),
     max_clip_hours: float = WEB_DEFAULTS.max_clip_hours,
+    sources: Iterable[str] | None = None,
+    min_coverage: float = AlertsConfig().min_coverage,
 ) -> web.Application:
+    """The application. ``sources`` names the config's sources when it is known: a
+    source recorded but no longer among them is not expected any more (coverage)."""
     if username and not password:
         # anyone would get in with an empty password while the config says auth is on
         raise ValueError("a web user name needs a password")
@@ -753,6 +757,14 @@ def create_app(
         app,
         Clipper(root, state.tz, state.timeline, max_hours=max_clip_hours),
         lambda work: _on_timeline(state, work),
+    )
+    coverage.setup(
+        app,
+        lambda work: _on_timeline(state, work),
+        state.templates,
+        state.tz,
+        configured=sources,
+        min_coverage=min_coverage,
     )
     app.on_startup.append(_learn_own_names)
     app.on_startup.append(_start_timeline)
@@ -810,6 +822,8 @@ async def start_web(
     password: str = "",
     allowed_hosts: Iterable[str] = (),
     max_clip_hours: float = WEB_DEFAULTS.max_clip_hours,
+    sources: Iterable[str] | None = None,
+    min_coverage: float = AlertsConfig().min_coverage,
 ) -> web.AppRunner:
     """Serve on the running loop; the caller awaits ``runner.cleanup()`` to stop."""
     app = create_app(
@@ -819,6 +833,8 @@ async def start_web(
         password=password,
         allowed_hosts=allowed_hosts,
         max_clip_hours=max_clip_hours,
+        sources=sources,
+        min_coverage=min_coverage,
     )
     runner = web.AppRunner(app, handle_signals=False, **runner_options())
     await runner.setup()
@@ -845,6 +861,8 @@ def run_web(
     password: str = "",
     allowed_hosts: Iterable[str] = (),
     max_clip_hours: float = WEB_DEFAULTS.max_clip_hours,
+    sources: Iterable[str] | None = None,
+    min_coverage: float = AlertsConfig().min_coverage,
 ) -> None:
     """``isr web``: serve until SIGINT or SIGTERM."""
     import signal
@@ -863,6 +881,8 @@ def run_web(
             password=password,
             allowed_hosts=allowed_hosts,
             max_clip_hours=max_clip_hours,
+            sources=sources,
+            min_coverage=min_coverage,
         )
         try:
             await stop.wait()
