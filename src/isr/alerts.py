@@ -5,7 +5,9 @@ Events: ``source_failed`` (max_retries reached), ``source_recovered``,
 ``silence_seconds``, or a stream with no byte for ``timeout_seconds``),
 ``file_check_failed`` (a closed file's check found the disk holding other bytes
 than were written, or a frame, page or CRC wrong: ``isr.evidence.check``; the
-payload names the ``file``).
+payload names the ``file``), ``coverage_low`` (a source's last 24 hours fell below
+``min_coverage``: ``isr.evidence.watch``; the payload has ``coverage`` and
+``missing_seconds``) and ``coverage_ok`` (they no longer are).
 Delivery never blocks recording: each alert is a task of its own with a timeout,
 the same event for the same source is sent at most once per ``repeat_seconds``,
 and failures are logged.

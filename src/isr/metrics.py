@@ -1,5 +1,8 @@
 """Prometheus metrics built from the status file at scrape time.
 
+``isr_source_coverage_ratio`` too comes from there: the recorder measures each source's
+last 24 hours (``isr.evidence.watch``) and writes the figure into the status file.
+
 A custom Collector rather than long-lived Gauges: the web UI owns no state of the
 recorder, so every scrape reads what the status file says now. The recorder serves
 the same metrics on ``metrics_port`` (off by default), from the same file.
@@ -50,6 +53,11 @@ def families(status: RecorderStatus, now: float, disk_free: int | None) -> list[
     file_bytes = GaugeMetricFamily(
         "isr_source_file_bytes", "bytes in the source's current file", labels=["source"]
     )
+    coverage = GaugeMetricFamily(
+        "isr_source_coverage_ratio",
+        "recorded share (0..1) of what the source was expected to record in the last 24 h",
+        labels=["source"],
+    )
     for name, src in sorted(status.sources.items()):
         if not isinstance(src, dict):
             continue
@@ -67,11 +75,24 @@ def families(status: RecorderStatus, now: float, disk_free: int | None) -> list[
         if status.alive and src.get("file") and opened is not None:
             file_age.add_metric([name], max(0.0, now - opened))
             file_bytes.add_metric([name], float(src.get("bytes") or 0))
+        ratio = src.get("coverage_24h")
+        if status.alive and isinstance(ratio, int | float) and not isinstance(ratio, bool):
+            coverage.add_metric([name], float(ratio))
     alive = GaugeMetricFamily(
         "isr_recorder_alive", "1 while the recorder is alive: status fresh (<15 s), lock held"
     )
     alive.add_metric([], 1.0 if status.alive else 0.0)
-    out: list[Metric] = [up, total, reconnects, since_last, state, file_age, file_bytes, alive]
+    out: list[Metric] = [
+        up,
+        total,
+        reconnects,
+        since_last,
+        state,
+        file_age,
+        file_bytes,
+        coverage,
+        alive,
+    ]
     if disk_free is not None:
         disk = GaugeMetricFamily("isr_disk_free_bytes", "free bytes on the recordings disk")
         disk.add_metric([], float(disk_free))

@@ -57,6 +57,8 @@ class SourceStatus:
     """When that file's audio ended; a restarted recorder notes the gap from here."""
     sink: Sink | None = None
     """The open file, whose size is ``bytes`` in the status file."""
+    coverage: float | None = None
+    """Recorded share of the last 24 hours (``isr.evidence.watch``); None until known."""
 
     def to_json(self, tz: tzinfo) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -76,6 +78,7 @@ class SourceStatus:
             "last_error": self.last_error,
             "format": self.format,
             "title": self.title,
+            "coverage_24h": None if self.coverage is None else int(self.coverage * 1e6) / 1e6,
         }
         return out
 
