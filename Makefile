@@ -33,6 +33,7 @@ bench: system-test venv
 	$(BIN)/python bench/streams.py --all
 	$(BIN)/python bench/analysis.py --runs 1
 	$(BIN)/python bench/list_files.py
+	$(BIN)/python bench/index.py
 	$(BIN)/python bench/restart.py
 	$(BIN)/python bench/clips.py
 
