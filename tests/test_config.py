@@ -67,7 +67,12 @@ def test_general_keys_are_inherited_and_overridden() -> None:
         ("[s]\ntype = tone\nsample_rate = 44.1k\n", "s", "sample_rate", "whole number"),
         ("[general]\nlog_level = LOUD\n[s]\ntype = tone\n", "general", "log_level", "LOUD"),
         ("[s]\ntype = stream\nurl = ftp://h/x\n", "s", "url", "http"),
-        ("[s]\ntype = stream\nurl = http://h/live.m3u8\n", "s", "url", "HLS"),
+        (
+            "[s]\ntype = stream\nurl = http://h/live.m3u8\nhls_variant = -1\n",
+            "s",
+            "hls_variant",
+            "at least 0",
+        ),
         ("[s]\ntype = stream\nurl = http://h/x\nformat = wav\n", "s", "format", "soundcard"),
         ("[s]\ntype = tone\nformat = mp3\n", "s", "format", "wav"),
         (

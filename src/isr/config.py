@@ -30,7 +30,7 @@ log = logging.getLogger("isr.config")
 
 RESERVED_SECTIONS = ("general", "web", "alerts", "evidence")
 SOURCE_TYPES = ("stream", "soundcard", "tone")
-STREAM_FORMATS = ("auto", "mp3", "ogg", "aac", "flac", "opus")
+STREAM_FORMATS = ("auto", "mp3", "ogg", "aac", "flac", "opus", "hls")
 PCM_FORMATS = ("wav", "flac")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -147,7 +147,8 @@ KEYS: tuple[Key, ...] = (
         "url",
         "str",
         "",
-        "http(s) URL of the stream; .m3u/.pls playlists resolve to their first stream.",
+        "http(s) URL of the stream; .m3u/.pls playlists resolve to their first stream; "
+        "an HLS playlist (.m3u8) is recorded as HLS.",
         "stream",
     ),
     Key("username", "str", "", "HTTP Basic auth user name for the stream.", "stream"),
@@ -164,7 +165,7 @@ KEYS: tuple[Key, ...] = (
         "choice",
         "auto",
         "Stream format: auto (Content-Type, confirmed by sniffing), mp3, aac, ogg, flac, "
-        "opus. For soundcard and tone: wav or flac.",
+        "opus, hls (an HLS playlist: its AAC or MP3 audio). For soundcard and tone: wav or flac.",
         "source",
         choices=STREAM_FORMATS + PCM_FORMATS,
     ),
@@ -172,9 +173,19 @@ KEYS: tuple[Key, ...] = (
         "timeout_seconds",
         "float",
         "30",
-        "No byte for this long means the connection is dead: reconnect.",
+        "No byte for this long means the connection is dead: reconnect. "
+        "For HLS: no new segment for this long.",
         "stream",
         positive=True,
+    ),
+    Key(
+        "hls_variant",
+        "int",
+        "",
+        "HLS master playlists: the 0-based index of the variant stream to record, in "
+        "playlist order; empty = the highest BANDWIDTH.",
+        "stream",
+        minimum=0,
     ),
     # type = soundcard / tone
     Key(
@@ -343,6 +354,7 @@ class SourceConfig:
     username: str = ""
     password: str = field(default="", repr=False)
     timeout_seconds: float = default_of("stream", "timeout_seconds")
+    hls_variant: int | None = None
     device: str = default_of("soundcard", "device")
     sample_rate: int = default_of("soundcard", "sample_rate")
     channels: int = default_of("soundcard", "channels")
@@ -622,8 +634,6 @@ def _check_url(url: str, err: Callable[[str], ConfigError]) -> None:
             "has a port that is not a number (a password with '/', '?', '#' or '@' "
             "must be percent-encoded, e.g. %2F)"
         ) from None
-    if parts.path.lower().endswith(".m3u8"):
-        raise err("HLS (.m3u8) is not supported yet; use the station's Icecast/SHOUTcast URL")
 
 
 def _check_pattern(pattern: str, err: Callable[[str], ConfigError]) -> None:
@@ -723,6 +733,7 @@ _EXAMPLE_SECTIONS = (
         "Defaults: every source section inherits these keys and may override them.",
     ),
     ("radio1", "stream", "A stream source: Icecast, SHOUTcast v1/v2, or a .m3u/.pls playlist URL."),
+    ("radio2", "stream", "An HLS source: a live .m3u8 playlist, its audio as served."),
     ("studio", "soundcard", "A soundcard source (ALSA, through arecord). See `isr devices`."),
     ("tone", "tone", "A generated test tone: a demo, and a health check of disk and pipeline."),
     ("web", "web", "The web UI (`isr web`, `isr run`)."),
@@ -733,6 +744,8 @@ _EXAMPLE_VALUES = {
     ("general", "max_retries"): "0",
     ("general", "filename_pattern"): "{source}/%Y%m%d_%H%M%S",
     ("radio1", "url"): "http://127.0.0.1:8000/live.mp3",
+    ("radio2", "url"): "https://example.org/radio2/master.m3u8",
+    ("radio2", "format"): "hls",
 }
 
 

@@ -34,6 +34,7 @@ from isr.retention import Recording
 from isr.sinks.base import Sink
 from isr.sinks.files import NOFOLLOW, open_regular
 from isr.sources.base import Source
+from isr.sources.playlist import is_hls_url
 from isr.sources.soundcard import SoundcardSource
 from isr.sources.stream import StreamSource
 from isr.sources.tone import ToneSource
@@ -175,6 +176,10 @@ class Recorder:
 
     def _make(self, src: SourceConfig) -> Source:
         cls = SOURCE_TYPES.get(src.type)
+        if src.type == "stream" and (src.format == "hls" or is_hls_url(src.url)):
+            from isr.sources.hls import HlsSource  # aiohttp's client only when needed
+
+            cls = HlsSource
         if cls is None:
             raise ConfigError(
                 f"{src.type} sources are not supported by this version yet",

@@ -442,13 +442,15 @@ async def open_stream(
             else:
                 kind = _is_playlist(current, resp.content_type)
                 if kind == "hls":
-                    raise HttpError(f"HLS is not supported: {resp.url}")
+                    raise HttpError(f"an HLS playlist: set format = hls to record it: {resp.url}")
                 if kind is not None:
                     body = await _read_body(resp, MAX_PLAYLIST_BYTES)
                     try:
                         nxt = parse_playlist(body, current, kind)[0]
                     except HlsNotSupported:
-                        raise HttpError(f"HLS is not supported: {resp.url}") from None
+                        raise HttpError(
+                            f"an HLS playlist: set format = hls to record it: {resp.url}"
+                        ) from None
                     except PlaylistError as exc:
                         raise HttpError(f"{exc}: {resp.url}") from None
         except BaseException:

@@ -1,0 +1,175 @@
+"""Real HLS for tests: ffmpeg's HLS muxer writes a live playlist, Debian's nginx
+serves it on 127.0.0.1 (a private config, prefix, pid and logs in the test's own
+directory; as root, with ``user root`` so its worker reads pytest's 0700 temp dirs)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from isr.framing.adts import AdtsFramer
+from isr.framing.mp3 import Mp3Framer
+from isr.hls import fmp4, ts
+from tests.support.net import free_port
+from tests.support.tools import popen, require_tool, stop_process
+
+NGINX_CONF = """\
+user root;
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log;
+daemon off;
+events {{ worker_connections 1024; }}
+http {{
+  access_log {prefix}/access.log;
+  client_body_temp_path {prefix}/body;
+  proxy_temp_path {prefix}/proxy;
+  fastcgi_temp_path {prefix}/fastcgi;
+  uwsgi_temp_path {prefix}/uwsgi;
+  scgi_temp_path {prefix}/scgi;
+  types {{
+    application/vnd.apple.mpegurl m3u8;
+    video/mp2t ts;
+    video/iso.segment m4s;
+    video/mp4 mp4;
+    audio/aac aac;
+    application/octet-stream key;
+  }}
+  server {{
+    listen 127.0.0.1:{port};
+    root {root};
+{extra}
+  }}
+}}
+"""
+
+
+class Nginx:
+    def __init__(self, root: Path, prefix: Path, extra: str = "") -> None:
+        self.root, self.prefix, self.extra = root, prefix, extra
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}"
+
+    def start(self) -> None:
+        nginx = require_tool("nginx")
+        self.prefix.mkdir(parents=True, exist_ok=True)
+        conf = self.prefix / "nginx.conf"
+        conf.write_text(
+            NGINX_CONF.format(prefix=self.prefix, port=self.port, root=self.root, extra=self.extra)
+        )
+        self.proc = popen([nginx, "-c", str(conf), "-p", str(self.prefix)])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"nginx did not start: {(self.prefix / 'error.log').read_text()}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+
+
+@contextmanager
+def nginx(root: Path, prefix: Path, extra: str = "") -> Iterator[Nginx]:
+    server = Nginx(root, prefix, extra)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+CODECS = {
+    "aac": ["-c:a", "aac", "-b:a", "64k"],
+    "mp3": ["-c:a", "libmp3lame", "-b:a", "128k"],
+}
+
+
+def hls_writer(
+    directory: Path,
+    *,
+    kind: str = "mpegts",
+    codec: str = "aac",
+    rate: int = 44100,
+    seconds: float = 120,
+    extra: tuple[str, ...] = (),
+    name: str = "live",
+    flags: str = "program_date_time",
+) -> subprocess.Popen[bytes]:
+    """ffmpeg writing a live sliding-window playlist in real time (segments of 1 s,
+    5 listed). Old segments stay on disk, for a test to compare against, unless
+    ``flags`` has ``delete_segments``."""
+    ffmpeg = require_tool("ffmpeg")
+    directory.mkdir(parents=True, exist_ok=True)
+    ext = "m4s" if kind == "fmp4" else "ts"
+    args = [
+        ffmpeg, "-v", "error", "-re", "-f", "lavfi",
+        "-i", f"sine=f=440:r={rate}:beep_factor=3", "-t", str(seconds),
+        *CODECS[codec], "-f", "hls", "-hls_time", "1", "-hls_list_size", "5",
+        "-hls_flags", flags,
+        "-hls_segment_type", kind,
+        "-hls_fmp4_init_filename", f"{name}_init.mp4",
+        "-hls_segment_filename", str(directory / f"{name}_%d.{ext}"),
+        *extra, str(directory / f"{name}.m3u8"),
+    ]  # fmt: skip
+    return popen(args, cwd=directory)
+
+
+def served_frames(directory: Path, name: str = "live", key: bytes | None = None) -> list[bytes]:
+    """The audio frames of every segment on disk, in sequence order (one list)."""
+    from isr.hls.crypto import decrypt, sequence_iv
+
+    segs = sorted(
+        (p for p in directory.glob(f"{name}_*") if p.stem.rsplit("_", 1)[1].isdigit()),
+        key=lambda p: int(p.stem.rsplit("_", 1)[1]),
+    )
+    init = directory / f"{name}_init.mp4"
+    track = fmp4.parse_init(init.read_bytes()) if init.exists() else None
+    frames: list[bytes] = []
+    for p in segs:
+        data = p.read_bytes()
+        if key is not None:
+            data = decrypt(data, key, sequence_iv(int(p.stem.rsplit("_", 1)[1])))
+        if track is not None:
+            es, codec = fmp4.demux(data, track).data, "aac"
+        else:
+            got = ts.demux(data)
+            es, codec = got.data, got.codec or "aac"
+        framer = AdtsFramer() if codec == "aac" else Mp3Framer()
+        frames += [f.data for f in framer.feed(es) + framer.flush()]
+    return frames
+
+
+def file_frames(path: Path) -> list[bytes]:
+    framer = AdtsFramer() if path.suffix == ".aac" else Mp3Framer()
+    return [f.data for f in framer.feed(path.read_bytes()) + framer.flush()]
+
+
+def contiguous_in(run: list[bytes], served: list[bytes]) -> int:
+    """Where ``run`` sits in ``served`` as one unbroken slice (it must)."""
+    assert run, "nothing recorded"
+    for i in range(len(served) - len(run) + 1):
+        if served[i] == run[0] and served[i : i + len(run)] == run:
+            return i
+    raise AssertionError(f"{len(run)} recorded frames are no slice of {len(served)} served")
+
+
+def wait_segments(directory: Path, n: int, name: str = "live", timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    playlist = directory / f"{name}.m3u8"
+    while time.monotonic() < deadline:
+        if playlist.exists() and playlist.read_text().count("#EXTINF") >= n:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"ffmpeg wrote fewer than {n} segments")

@@ -1,0 +1,100 @@
+"""`isr record` of live HLS: ffmpeg's HLS muxer writes a sliding-window playlist in
+real time, nginx serves it, the real recorder records it. Files pass ffmpeg (and
+mp3val), and joined they are one unbroken run of the frames of the segments
+served, each once, in order."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.hls import (
+    contiguous_in,
+    file_frames,
+    hls_writer,
+    nginx,
+    served_frames,
+    wait_segments,
+)
+from tests.support.judge import ffmpeg_errors, mp3val_problems
+from tests.support.recorder import RecorderProcess, wait_for
+from tests.support.tools import stop_process
+
+pytestmark = pytest.mark.integration
+
+CONFIG = """\
+[general]
+output_directory = recordings
+split_minutes = {split}
+filename_pattern = {{source}}/%Y%m%d_%H%M%S
+retry_delay_seconds = 1
+max_retries = 0
+
+[radio]
+type = stream
+url = {url}
+timeout_seconds = {timeout}
+{more}
+"""
+
+
+def _config(url: str, split: float = 0.05, timeout: float = 6, more: str = "") -> str:
+    return CONFIG.format(url=url, split=split, timeout=timeout, more=more)
+
+
+def _files(root: Path, source: str = "radio") -> list[Path]:
+    d = root / "recordings" / source
+    return sorted(p for p in d.iterdir() if p.suffix in (".aac", ".mp3")) if d.exists() else []
+
+
+def _sidecar(p: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(p.with_name(p.name + ".json").read_text())
+    return data
+
+
+def _judge(files: list[Path]) -> None:
+    for f in files:
+        assert ffmpeg_errors(f) == "", f.name
+        if f.suffix == ".mp3":
+            assert mp3val_problems(f) == [], f.name
+
+
+def _recorded_frames(files: list[Path]) -> list[bytes]:
+    out: list[bytes] = []
+    for f in files:
+        out += file_frames(f)
+    return out
+
+
+@pytest.mark.parametrize(("kind", "codec"), [("mpegts", "aac"), ("fmp4", "aac"), ("mpegts", "mp3")])
+def test_live_hls_recorded_frame_exact(tmp_path: Path, kind: str, codec: str) -> None:
+    www = tmp_path / "www"
+    writer = hls_writer(www, kind=kind, codec=codec, seconds=60)
+    try:
+        wait_segments(www, 2)
+        with nginx(www, tmp_path / "nginx") as srv:
+            rec = RecorderProcess(tmp_path, _config(srv.url("live.m3u8")))
+            with rec:
+                rec.wait_recording(timeout=30)
+                assert wait_for(lambda: len(_files(tmp_path)) >= 4, timeout=40), rec.output
+                time.sleep(1.5)
+                assert rec.stop() == 0
+    finally:
+        stop_process(writer)
+    assert "Traceback" not in rec.output
+    files = _files(tmp_path)
+    _judge(files)
+    served = served_frames(www)
+    recorded = _recorded_frames(files)
+    contiguous_in(recorded, served)
+    # the middle files: the split's length (3 s) within one frame
+    for f in files[1:-1]:
+        frames = file_frames(f)
+        seconds = len(frames) * 1024 / 44100 if codec == "aac" else len(frames) * 1152 / 44100
+        assert abs(seconds - 3.0) <= 1152 / 44100 + 1e-6, (f.name, seconds)
+    assert all(f.suffix == (".mp3" if codec == "mp3" else ".aac") for f in files)
+    assert all(_sidecar(f)["gaps"] == [] for f in files[1:])
