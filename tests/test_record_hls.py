@@ -98,3 +98,28 @@ def test_live_hls_recorded_frame_exact(tmp_path: Path, kind: str, codec: str) ->
         assert abs(seconds - 3.0) <= 1152 / 44100 + 1e-6, (f.name, seconds)
     assert all(f.suffix == (".mp3" if codec == "mp3" else ".aac") for f in files)
     assert all(_sidecar(f)["gaps"] == [] for f in files[1:])
+
+
+def test_aes128_hls_recorded_frame_exact(tmp_path: Path) -> None:
+    www = tmp_path / "www"
+    www.mkdir()
+    key = bytes(range(100, 116))
+    (www / "enc.key").write_bytes(key)
+    info = tmp_path / "key.info"
+    info.write_text(f"enc.key\n{www / 'enc.key'}\n")  # no IV: the sequence number is
+    writer = hls_writer(www, seconds=60, extra=("-hls_key_info_file", str(info)))
+    try:
+        wait_segments(www, 2)
+        assert "METHOD=AES-128" in (www / "live.m3u8").read_text()
+        with nginx(www, tmp_path / "nginx") as srv:
+            rec = RecorderProcess(tmp_path, _config(srv.url("live.m3u8")))
+            with rec:
+                rec.wait_recording(timeout=30)
+                assert wait_for(lambda: len(_files(tmp_path)) >= 3, timeout=40), rec.output
+                assert rec.stop() == 0
+    finally:
+        stop_process(writer)
+    assert "Traceback" not in rec.output
+    files = _files(tmp_path)
+    _judge(files)
+    contiguous_in(_recorded_frames(files), served_frames(www, key=key))
