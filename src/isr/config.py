@@ -15,6 +15,7 @@ import difflib
 import logging
 import math
 import os
+import socket
 import string
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from isr.errors import ConfigError
 
 log = logging.getLogger("isr.config")
 
-RESERVED_SECTIONS = ("general", "web", "alerts", "evidence")
+RESERVED_SECTIONS = ("general", "web", "alerts", "evidence", "archive")
 SOURCE_TYPES = ("stream", "soundcard", "tone")
 STREAM_FORMATS = ("auto", "mp3", "ogg", "aac", "flac", "opus", "hls")
 PCM_FORMATS = ("wav", "flac")
@@ -47,7 +48,7 @@ class Key:
     scope: str
     """``general`` (inherited by sources), ``stream``, ``soundcard``, ``tone``,
     ``pcm`` (soundcard and tone), ``source`` (every source), ``web``, ``alerts``,
-    ``evidence``."""
+    ``evidence``, ``archive``."""
     choices: tuple[str, ...] = ()
     minimum: float | None = None
     maximum: float | None = None
@@ -272,6 +273,62 @@ KEYS: tuple[Key, ...] = (
         "Ed25519 private key from `isr keygen` that signs each day's chain head; empty = unsigned.",
         "evidence",
     ),
+    # [archive]
+    Key(
+        "url",
+        "str",
+        "",
+        "Off-site archive: s3://bucket/prefix of S3-compatible object storage; empty = off.",
+        "archive",
+    ),
+    Key(
+        "endpoint_url",
+        "str",
+        "",
+        "The store's endpoint (MinIO, Ceph, R2, B2...); empty = AWS S3.",
+        "archive",
+    ),
+    Key("region", "str", "", "The store's region; empty = as the environment says.", "archive"),
+    Key(
+        "access_key",
+        "str",
+        "",
+        "Access key id; empty = the environment (AWS_ACCESS_KEY_ID, profiles...).",
+        "archive",
+        secret=True,
+    ),
+    Key(
+        "secret_key",
+        "str",
+        "",
+        "Secret access key; empty = the environment (AWS_SECRET_ACCESS_KEY...).",
+        "archive",
+        secret=True,
+    ),
+    Key(
+        "recorder_id",
+        "str",
+        "",
+        "This recorder's folder under the prefix; empty = the host name.",
+        "archive",
+    ),
+    Key(
+        "delete_local_after_days",
+        "float",
+        "0",
+        "Delete local copies this many days after a file's end, once the store has "
+        "confirmed them (fractions allowed); 0 = keep them as retention says.",
+        "archive",
+        minimum=0,
+    ),
+    Key(
+        "max_lag_minutes",
+        "float",
+        "60",
+        "Alert (archive_behind) when the oldest file waiting for upload is older than this.",
+        "archive",
+        positive=True,
+    ),
 )
 
 _SOURCE_SCOPES = {
@@ -392,6 +449,26 @@ class EvidenceConfig:
 
 
 @dataclass(frozen=True)
+class ArchiveConfig:
+    """``[archive]``: uploads of closed files to S3-compatible object storage."""
+
+    bucket: str
+    prefix: str
+    """Without slashes at either end; may be empty."""
+    endpoint_url: str = ""
+    region: str = ""
+    access_key: str = field(default="", repr=False)
+    secret_key: str = field(default="", repr=False)
+    recorder_id: str = ""
+    delete_local_after_days: float = 0.0
+    max_lag_minutes: float = default_of("archive", "max_lag_minutes")
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole config file, validated."""
 
@@ -405,6 +482,8 @@ class Config:
     alerts: AlertsConfig
     warnings: tuple[str, ...] = ()
     evidence: EvidenceConfig = EvidenceConfig()
+    archive: ArchiveConfig | None = None
+    """None without ``[archive] url``: nothing is uploaded."""
 
 
 DEMO_CONFIG = """\
@@ -525,6 +604,8 @@ def _build(file: str, parser: configparser.ConfigParser) -> Config:
     if signing_key is not None and not signing_key.is_absolute():
         signing_key = base_dir / signing_key
 
+    archive = _build_archive(file, parser, lowered.get("archive"), warnings)
+
     sources: list[SourceConfig] = []
     for section in parser.sections():
         if section.lower() in RESERVED_SECTIONS:
@@ -565,6 +646,53 @@ def _build(file: str, parser: configparser.ConfigParser) -> Config:
         ),
         warnings=tuple(warnings),
         evidence=EvidenceConfig(signing_key=signing_key),
+        archive=archive,
+    )
+
+
+def _build_archive(
+    file: str, parser: configparser.ConfigParser, section: str | None, warnings: list[str]
+) -> ArchiveConfig | None:
+    if section is None:
+        return None
+    vals = _defaults("archive")
+    vals.update(_section_values(file, parser, section, "archive", warnings))
+    url = vals["url"]
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "s3" or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(
+            f"{url!r} is not s3://bucket/prefix", file=file, section=section, key="url"
+        )
+    endpoint = vals["endpoint_url"]
+    if endpoint and urlsplit(endpoint).scheme.lower() not in ("http", "https"):
+        raise ConfigError(
+            f"{endpoint!r} is not an http(s) URL", file=file, section=section, key="endpoint_url"
+        )
+    if bool(vals["access_key"]) != bool(vals["secret_key"]):
+        missing = "secret_key" if vals["access_key"] else "access_key"
+        raise ConfigError(
+            "missing: set access_key and secret_key together (or neither, for the environment)",
+            file=file,
+            section=section,
+            key=missing,
+        )
+    recorder_id = vals["recorder_id"] or socket.gethostname() or "isr"
+    if "/" in recorder_id or recorder_id in (".", ".."):
+        raise ConfigError(
+            f"{recorder_id!r} cannot name a folder", file=file, section=section, key="recorder_id"
+        )
+    return ArchiveConfig(
+        bucket=parts.netloc,
+        prefix=parts.path.strip("/"),
+        endpoint_url=endpoint,
+        region=vals["region"],
+        access_key=vals["access_key"],
+        secret_key=vals["secret_key"],
+        recorder_id=recorder_id,
+        delete_local_after_days=float(vals["delete_local_after_days"] or 0),
+        max_lag_minutes=float(vals["max_lag_minutes"]),
     )
 
 
@@ -714,6 +842,16 @@ def describe(cfg: Config) -> str:
         web.append("allowed_hosts=" + ",".join(cfg.web.allowed_hosts))
     if web:
         lines.append(f"[web] host={cfg.web.host} port={cfg.web.port} " + " ".join(web))
+    if cfg.archive is not None:
+        a = cfg.archive
+        lines.append(
+            f"[archive] {a.url} recorder_id={a.recorder_id}"
+            + (f" endpoint_url={redact_url(a.endpoint_url)}" if a.endpoint_url else "")
+            + (f" region={a.region}" if a.region else "")
+            + (" credentials=config" if a.access_key else " credentials=environment")
+            + f" delete_local_after_days={a.delete_local_after_days:g}"
+            f" max_lag_minutes={a.max_lag_minutes:g}"
+        )
     return "\n".join(lines)
 
 
@@ -739,6 +877,7 @@ _EXAMPLE_SECTIONS = (
     ("web", "web", "The web UI (`isr web`, `isr run`)."),
     ("alerts", "alerts", "Alerts on failures, low disk, dead air and coverage."),
     ("evidence", "evidence", "The hash chain's signing key (see `isr keygen`, `isr verify`)."),
+    ("archive", "archive", "Off-site archive: closed files, sidecars and chains to S3 (off)."),
 )
 _EXAMPLE_VALUES = {
     ("general", "max_retries"): "0",
