@@ -22,6 +22,7 @@ SLOW_MODULES = frozenset(
     {
         "test_alsa",
         "test_browser",
+        "test_browser_coverage",
         "test_browser_timeline",
         "test_docker",
         "test_fd_leak",
