@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from prometheus_client.core import Metric
@@ -67,7 +68,7 @@ def test_the_watch_over_an_archive(tmp_path: Path) -> None:
         assert len(alerter.sent) == 2  # once per crossing
         st = watch.sources["radio1"]
         assert st.coverage is not None and abs(st.coverage - (1 - 100 / 86400)) < 1e-4
-        doc = {
+        doc: dict[str, Any] = {
             "updated": "x",
             "sources": {n: s.to_json(BERLIN) for n, s in watch.sources.items()},
         }

@@ -204,7 +204,12 @@ def cmd_web(args: argparse.Namespace) -> int:
         Path(args.dir) if args.dir else (cfg.output_directory if cfg else Path("recordings"))
     )
     setup_logging(cfg.log_level if cfg else "INFO", None)
-    run_web(directory, **_web_settings(args, cfg))  # type: ignore[arg-type]
+    known: dict[str, object] = {}  # for coverage: the config's sources and min_coverage
+    if cfg is not None:
+        known["min_coverage"] = cfg.alerts.min_coverage
+        if not args.dir:
+            known["sources"] = [s.name for s in cfg.sources]
+    run_web(directory, **_web_settings(args, cfg), **known)  # type: ignore[arg-type]
     return 0
 
 

@@ -28,6 +28,7 @@ from isr.config import Config, SourceConfig
 from isr.errors import ConfigError, LockError, OutputError
 from isr.evidence.keys import SigningKeyError, load_signer
 from isr.evidence.service import Evidence, read_sidecar_json
+from isr.evidence.watch import CoverageWatch
 from isr.keeper import Keeper
 from isr.recovery import previous_positions, recover, sweep
 from isr.retention import Recording
@@ -161,6 +162,7 @@ class Recorder:
         self.keeper = Keeper(
             cfg, self.alerter, self.recording_paths, on_delete=self._retention_deleted
         )
+        self.coverage = CoverageWatch(cfg, self.board.sources, self.alerter, self.tz)
         self.lock_fd: int | None = None
         fsync = min((s.fsync_seconds for s in cfg.sources), default=10.0)
         self.syncer = Syncer(self.sinks, self.retired, fsync)
@@ -240,12 +242,14 @@ class Recorder:
                 except OSError as exc:  # recording matters more than metrics
                     log.error("cannot serve metrics on port %d: %s", self.cfg.metrics_port, exc)
             tasks: list[asyncio.Task[None]] = []
+            self.coverage.started = time.time()  # expected from now, if not recorded before
             try:
                 async with asyncio.TaskGroup() as group:
                     tasks.append(group.create_task(self.board.run(), name="status"))
                     tasks.append(group.create_task(self.syncer.run(), name="syncer"))
                     tasks.append(group.create_task(self.keeper.run(), name="keeper"))
                     tasks.append(group.create_task(self.evidence.run(names), name="days"))
+                    tasks.append(group.create_task(self.coverage.run(), name="coverage"))
                     for source in self.sources:
                         tasks.append(group.create_task(source.run(), name=source.cfg.name))
                     if recovery.sweep:
@@ -266,6 +270,7 @@ class Recorder:
                     source._close_file()
                 await self.syncer.sync()
                 await asyncio.to_thread(self.evidence.stop, names)
+                await asyncio.to_thread(self.coverage.close)
                 await self.alerter.drain()
                 if metrics is not None:
                     await metrics.cleanup()
@@ -359,7 +364,12 @@ async def record_and_serve(
             password=password,
             allowed_hosts=allowed_hosts,
             max_clip_hours=max_clip_hours,
+            sources=[s.name for s in cfg.sources],
+            min_coverage=cfg.alerts.min_coverage,
         )
+        from isr.web.app import STATE
+
+        recorder.coverage.shared = runner.app[STATE].timeline  # one index, not two
         await recorder.run(stop)
     finally:
         if runner is not None:

@@ -110,14 +110,14 @@ class CoverageWatch:
         self.roots: dict[Path, list[str]] = {}
         for src in cfg.sources:
             self.roots.setdefault(src.output_directory, []).append(src.name)
-        self._shared = index
+        self.shared = index
         self._indexes: dict[Path, TimelineIndex] = {}
         self.measures = 0
         self.last: dict[str, Coverage] = {}
 
     def _index(self, root: Path) -> TimelineIndex:
-        if self._shared is not None and self._shared.root.resolve() == root.resolve():
-            return self._shared
+        if self.shared is not None and self.shared.root.resolve() == root.resolve():
+            return self.shared
         if root not in self._indexes:
             self._indexes[root] = TimelineIndex(root, self.tz)
         return self._indexes[root]
