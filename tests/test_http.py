@@ -21,6 +21,7 @@ import pytest
 from isr.errors import HttpError, SourceError, SourceTimeout
 from isr.sources.http import (
     DEFAULT_USER_AGENT,
+    HlsFound,
     HttpStatusError,
     StreamResponse,
     open_stream,
@@ -284,15 +285,18 @@ def test_playlists_resolve(srv: FakeStreamServer) -> None:
         run(open_stream(srv.url("/empty.pls"), timeout=5))
 
 
-def test_hls_refused(srv: FakeStreamServer) -> None:
+def test_hls_found(srv: FakeStreamServer) -> None:
+    """An HLS playlist, by URL, Content-Type or body, is handed over (HlsFound,
+    with the playlist's URL) to the HLS source, not recorded as a stream."""
     before = len(srv.connections)
-    with pytest.raises(HttpError, match="HLS"):
+    with pytest.raises(HlsFound, match="HLS") as found:
         run(open_stream(srv.url("/live.m3u8"), timeout=5))
-    assert len(srv.connections) == before  # refused without connecting
-    with pytest.raises(HttpError, match="HLS"):
-        run(open_stream(srv.url("/apple"), timeout=5))
-    with pytest.raises(HttpError, match="HLS"):
-        run(open_stream(srv.url("/hls.m3u"), timeout=5))
+    assert found.value.url == srv.url("/live.m3u8")
+    assert len(srv.connections) == before  # known without connecting
+    for path in ("/apple", "/hls.m3u"):
+        with pytest.raises(HlsFound, match="HLS") as found:
+            run(open_stream(srv.url(path), timeout=5))
+        assert found.value.url == srv.url(path)
 
 
 def test_stall_raises_source_timeout(srv: FakeStreamServer) -> None:

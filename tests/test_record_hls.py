@@ -123,3 +123,45 @@ def test_aes128_hls_recorded_frame_exact(tmp_path: Path) -> None:
     files = _files(tmp_path)
     _judge(files)
     contiguous_in(_recorded_frames(files), served_frames(www, key=key))
+
+
+PLAYLIST_TYPES = ("application/vnd.apple.mpegurl", "application/x-mpegurl", "audio/mpegurl")
+
+
+def test_playlist_content_type_is_recorded_as_hls(tmp_path: Path) -> None:
+    """A URL without .m3u8 that answers with an HLS playlist Content-Type is recorded
+    as HLS (no ``format = hls``): three sources, one per type, the same playlist."""
+    www = tmp_path / "www"
+    extra = "".join(
+        f"    location = /radio{i} {{ types {{ }} default_type {ctype}; "
+        f"alias {www / 'live.m3u8'}; }}\n"
+        for i, ctype in enumerate(PLAYLIST_TYPES)
+    )
+    writer = hls_writer(www, seconds=60)
+    try:
+        wait_segments(www, 2)
+        with nginx(www, tmp_path / "nginx", extra) as srv:
+            config = _config(srv.url("radio0")).replace("[radio]", "[radio0]")
+            for i in (1, 2):
+                config += f"\n[radio{i}]\ntype = stream\nurl = {srv.url(f'radio{i}')}\n"
+            rec = RecorderProcess(tmp_path, config)
+            with rec:
+                names = [f"radio{i}" for i in range(3)]
+                assert wait_for(
+                    lambda: all(len(_files(tmp_path, n)) >= 2 for n in names), timeout=40
+                ), rec.output
+                assert rec.stop() == 0
+            access = (tmp_path / "nginx" / "access.log").read_text()
+    finally:
+        stop_process(writer)
+    assert "Traceback" not in rec.output
+    log = (tmp_path / "recorder.log").read_text()
+    assert "set format" not in log
+    served = served_frames(www)
+    for i in range(3):
+        assert f"/radio{i} serves an HLS playlist: recorded as HLS" in log
+        assert f"GET /radio{i} " in access
+        files = _files(tmp_path, f"radio{i}")
+        _judge(files)
+        contiguous_in(_recorded_frames(files), served)
+        assert all(f.suffix == ".aac" for f in files)

@@ -1,8 +1,11 @@
 """`isr record` of live HLS under faults: a segment that answers 404, an HTML page
 with status 200 instead of a segment, a recorder paused until segments expired, a
-master playlist of three renditions. Each is logged, becomes a gap with its cause
-and length in the next file's sidecar, and never a traceback; another source in
-the same recorder goes on undisturbed."""
+master playlist of three renditions, a playlist that stalls, EXT-X-ENDLIST and a
+new stream after it, the server restarted, a program date that jumps, a
+discontinuity to another sample rate. Each is logged, becomes a gap with its cause
+and length in the next file's sidecar (or, where no audio is lost, a new file with
+no false gap), and never a traceback; another source in the same recorder goes on
+undisturbed. Verdicts are on frames and sidecars, never on where a split falls."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.support.hls import (
+    Republisher,
     contiguous_in,
     file_frames,
     hls_writer,
@@ -65,7 +69,11 @@ def _sidecar(p: Path) -> dict[str, Any]:
 
 
 def _gaps(files: list[Path]) -> list[dict[str, Any]]:
-    return [g for f in files for g in _sidecar(f)["gaps"]]
+    gaps = [g for f in files for g in _sidecar(f)["gaps"]]
+    # Lost audio always ends the file: a gap is never inside one (clips and the
+    # timeline count a file's audio from its start).
+    assert all(g["at"] == 0 for g in gaps), gaps
+    return gaps
 
 
 def _missing_runs(files: list[Path], served: list[bytes]) -> list[int]:
@@ -187,3 +195,202 @@ def test_master_playlist_chooses_rendition(
     contiguous_in(recorded, served_frames(www / expect))
     log = (tmp_path / "recorder.log").read_text()
     assert "3 variants" in log
+
+
+def _log(root: Path) -> str:
+    path = root / "recorder.log"
+    return path.read_text() if path.exists() else ""
+
+
+def _judge(root: Path, rec: RecorderProcess) -> list[Path]:
+    """Every file passes ffmpeg, no traceback, the tone source undisturbed."""
+    assert "Traceback" not in rec.output + _log(root)
+    files = _files(root)
+    assert files
+    for f in files:
+        assert ffmpeg_errors(f) == "", f.name
+    tones = _files(root, "tone")
+    assert tones and all(_sidecar(t)["gaps"] == [] for t in tones)
+    for t in tones:
+        assert ffmpeg_errors(t) == "", t.name
+    return files
+
+
+def _config(url: str, timeout: float = 8) -> str:
+    return CONFIG.format(url=url, more="").replace(
+        "timeout_seconds = 8", f"timeout_seconds = {timeout:g}"
+    )
+
+
+def test_stalled_playlist_reconnects_and_goes_on(tmp_path: Path) -> None:
+    """No new segment for timeout_seconds: a reconnect, which goes on from the
+    segment after the last one written (still listed): none twice, none lost."""
+    www = tmp_path / "www"
+    writer = hls_writer(www, seconds=60, list_size=10)
+    try:
+        wait_segments(www, 2)
+        with Republisher(www) as pub, nginx(www, tmp_path / "nginx") as srv:
+            assert wait_for(lambda: (www / "pub.m3u8").exists(), timeout=10)
+            rec = RecorderProcess(tmp_path, _config(srv.url("pub.m3u8"), timeout=3))
+            with rec:
+                rec.wait_recording(timeout=30)
+                time.sleep(2)
+                pub.stall()
+                assert wait_for(lambda: "no new segment" in _log(tmp_path), timeout=20)
+                time.sleep(0.5)
+                pub.stall(False)
+                assert wait_for(lambda: len(_gaps(_files(tmp_path))) >= 1, timeout=20)
+                time.sleep(2.5)
+                assert rec.stop() == 0
+    finally:
+        stop_process(writer)
+    files = _judge(tmp_path, rec)
+    gaps = _gaps(files)
+    assert gaps and "no new segment for 3 s" in gaps[0]["cause"], gaps
+    assert all(g["seconds"] < 0.5 for g in gaps), gaps  # no audio was lost
+    assert _missing_runs(files, pub.frames()) == []  # each file a slice, none lost
+
+
+def test_endlist_ends_the_source_and_a_new_stream_is_recorded(tmp_path: Path) -> None:
+    """EXT-X-ENDLIST: the last segments are written, the source ends and is retried
+    like a closed connection; the stream that follows (numbered from 1000) is
+    recorded from its first segment, its gap's cause the end, not expired segments."""
+    www = tmp_path / "www"
+    first = hls_writer(www, seconds=9, list_size=10)
+    second = None
+    try:
+        wait_segments(www, 2)
+        with nginx(www, tmp_path / "nginx") as srv:
+            rec = RecorderProcess(tmp_path, _config(srv.url("live.m3u8")))
+            with rec:
+                rec.wait_recording(timeout=30)
+                first.wait(timeout=30)
+                assert "#EXT-X-ENDLIST" in (www / "live.m3u8").read_text()
+                assert wait_for(lambda: "EXT-X-ENDLIST" in _log(tmp_path), timeout=20)
+                time.sleep(1.5)  # retried meanwhile, the playlist still ended
+                second = hls_writer(
+                    www, seconds=60, list_size=10, frequency=660, extra=("-start_number", "1000")
+                )
+                assert wait_for(lambda: len(_gaps(_files(tmp_path))) >= 1, timeout=30)
+                time.sleep(2.5)
+                assert rec.stop() == 0
+    finally:
+        stop_process(first)
+        if second is not None:
+            stop_process(second)
+    files = _judge(tmp_path, rec)
+    log = _log(tmp_path)
+    assert log.count("the playlist ended (EXT-X-ENDLIST)") >= 2  # retried
+    assert ": a gap" not in log  # ffmpeg's last segment, 0.023 s, holds no whole frame
+    gaps = _gaps(files)
+    assert len(gaps) == 1 and "EXT-X-ENDLIST" in gaps[0]["cause"], gaps
+    served = served_frames(www)
+    ended = sum(
+        len(_segment_frames(p))
+        for p in www.glob("live_*.ts")
+        if int(p.stem.rsplit("_", 1)[1]) < 1000
+    )
+    # the first stream to its last frame, then the second from its first
+    assert _missing_runs(files, served) == []
+    ends = [contiguous_in(file_frames(f), served) + len(file_frames(f)) for f in files]
+    assert ended in ends
+
+
+def _segment_frames(path: Path) -> list[bytes]:
+    from isr.framing.adts import AdtsFramer
+    from isr.hls import ts
+
+    framer = AdtsFramer()
+    return [f.data for f in framer.feed(ts.demux(path.read_bytes()).data) + framer.flush()]
+
+
+def test_server_restart_goes_on(tmp_path: Path) -> None:
+    """nginx stopped and started again: retried, and the recording goes on from the
+    segment after the last one written: nothing lost, nothing twice."""
+    www = tmp_path / "www"
+    writer = hls_writer(www, seconds=60, list_size=10)
+    try:
+        wait_segments(www, 2)
+        with nginx(www, tmp_path / "nginx") as srv:
+            rec = RecorderProcess(tmp_path, _config(srv.url("live.m3u8")))
+            with rec:
+                rec.wait_recording(timeout=30)
+                time.sleep(2)
+                srv.stop()
+                assert wait_for(lambda: "session ended" in _log(tmp_path), timeout=20)
+                time.sleep(1)
+                srv.start()
+                assert wait_for(lambda: len(_gaps(_files(tmp_path))) >= 1, timeout=30)
+                time.sleep(2.5)
+                assert rec.stop() == 0
+    finally:
+        stop_process(writer)
+    files = _judge(tmp_path, rec)
+    gaps = _gaps(files)
+    assert gaps and all(g["seconds"] < 0.5 for g in gaps), gaps
+    assert _missing_runs(files, served_frames(www)) == []
+
+
+def test_program_date_jump_starts_a_file(tmp_path: Path) -> None:
+    """The program dates jump an hour ahead: a new file named after the new date,
+    its sidecar notes the jump; no frame is lost or repeated."""
+    www = tmp_path / "www"
+    writer = hls_writer(www, seconds=60, list_size=10)
+    try:
+        wait_segments(www, 2)
+        with Republisher(www) as pub, nginx(www, tmp_path / "nginx") as srv:
+            assert wait_for(lambda: (www / "pub.m3u8").exists(), timeout=10)
+            rec = RecorderProcess(tmp_path, _config(srv.url("pub.m3u8")))
+            with rec:
+                rec.wait_recording(timeout=30)
+                time.sleep(2)
+                pub.jump(3600)
+                assert wait_for(lambda: len(_gaps(_files(tmp_path))) >= 1, timeout=20)
+                time.sleep(2.5)
+                assert rec.stop() == 0
+    finally:
+        stop_process(writer)
+    files = _judge(tmp_path, rec)
+    gaps = _gaps(files)
+    assert len(gaps) == 1 and gaps[0]["cause"].startswith("the program date jumped +"), gaps
+    assert abs(float(gaps[0]["cause"].split()[-2]) - 3600) < 1, gaps
+    assert abs(gaps[0]["seconds"] - 3600) < 1, gaps
+    after = next(f for f in files if _sidecar(f)["gaps"])
+    before = files[files.index(after) - 1]
+    assert "program date jumps" in _log(tmp_path)
+    assert _missing_runs(files, pub.frames()) == []
+    assert after.name > before.name  # named after the new date, an hour on
+
+
+def test_discontinuity_to_another_sample_rate_starts_a_file(tmp_path: Path) -> None:
+    """An EXT-X-DISCONTINUITY to segments at 48 kHz (after 44.1 kHz): a new file
+    where they begin, with no gap, and no file holds both rates."""
+    www = tmp_path / "www"
+    a = hls_writer(www, seconds=60, list_size=10, flags="independent_segments")
+    b = hls_writer(
+        www, seconds=60, list_size=10, flags="independent_segments", rate=48000, name="b"
+    )
+    try:
+        wait_segments(www, 2)
+        wait_segments(www, 2, name="b")
+        with Republisher(www) as pub, nginx(www, tmp_path / "nginx") as srv:
+            assert wait_for(lambda: (www / "pub.m3u8").exists(), timeout=10)
+            rec = RecorderProcess(tmp_path, _config(srv.url("pub.m3u8")))
+            with rec:
+                rec.wait_recording(timeout=30)
+                time.sleep(2)
+                pub.splice("b.m3u8")
+                assert wait_for(lambda: "codec parameters change" in _log(tmp_path), timeout=20), (
+                    rec.output
+                )
+                time.sleep(3)
+                assert rec.stop() == 0
+    finally:
+        stop_process(a)
+        stop_process(b)
+    files = _judge(tmp_path, rec)
+    assert _gaps(files) == []  # no false gap
+    assert _missing_runs(files, pub.frames()) == []
+    rates = [{(fr[2] >> 2) & 0x0F for fr in file_frames(f)} for f in files]
+    assert all(len(r) == 1 for r in rates), rates  # 4 = 44.1 kHz, 3 = 48 kHz
+    assert rates[0] == {4} and rates[-1] == {3}, rates

@@ -149,7 +149,7 @@ KEYS: tuple[Key, ...] = (
         "str",
         "",
         "http(s) URL of the stream; .m3u/.pls playlists resolve to their first stream; "
-        "an HLS playlist (.m3u8) is recorded as HLS.",
+        "an HLS playlist (.m3u8, or a playlist Content-Type) is recorded as HLS.",
         "stream",
     ),
     Key("username", "str", "", "HTTP Basic auth user name for the stream.", "stream"),

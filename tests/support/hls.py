@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from isr.framing.adts import AdtsFramer
@@ -106,17 +109,19 @@ def hls_writer(
     extra: tuple[str, ...] = (),
     name: str = "live",
     flags: str = "program_date_time",
+    list_size: int = 5,
+    frequency: int = 440,
 ) -> subprocess.Popen[bytes]:
     """ffmpeg writing a live sliding-window playlist in real time (segments of 1 s,
-    5 listed). Old segments stay on disk, for a test to compare against, unless
+    ``list_size`` listed). Old segments stay on disk, for a test to compare against, unless
     ``flags`` has ``delete_segments``."""
     ffmpeg = require_tool("ffmpeg")
     directory.mkdir(parents=True, exist_ok=True)
     ext = "m4s" if kind == "fmp4" else "ts"
     args = [
         ffmpeg, "-v", "error", "-re", "-f", "lavfi",
-        "-i", f"sine=f=440:r={rate}:beep_factor=3", "-t", str(seconds),
-        *CODECS[codec], "-f", "hls", "-hls_time", "1", "-hls_list_size", "5",
+        "-i", f"sine=f={frequency}:r={rate}:beep_factor=3", "-t", str(seconds),
+        *CODECS[codec], "-f", "hls", "-hls_time", "1", "-hls_list_size", str(list_size),
         "-hls_flags", flags,
         "-hls_segment_type", kind,
         "-hls_fmp4_init_filename", f"{name}_init.mp4",
@@ -173,3 +178,134 @@ def wait_segments(directory: Path, n: int, name: str = "live", timeout: float = 
             return
         time.sleep(0.1)
     raise AssertionError(f"ffmpeg wrote fewer than {n} segments")
+
+
+@dataclass
+class Entry:
+    """One segment of a playlist ffmpeg wrote."""
+
+    sequence: int
+    uri: str
+    extinf: str
+    date: str | None
+
+
+def read_playlist(path: Path) -> tuple[int, list[Entry]]:
+    """(target duration, segments) of a playlist ffmpeg wrote (empty if none yet)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return 1, []
+    target, seq, date, extinf = 1, 0, None, ""
+    out: list[Entry] = []
+    for line in lines:
+        if line.startswith("#EXT-X-TARGETDURATION:"):
+            target = int(line.split(":", 1)[1])
+        elif line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
+            seq = int(line.split(":", 1)[1])
+        elif line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
+            date = line.split(":", 1)[1]
+        elif line.startswith("#EXTINF:"):
+            extinf = line
+        elif line and not line.startswith("#"):
+            out.append(Entry(seq + len(out), line, extinf, date))
+            date = None
+    return target, out
+
+
+class Republisher:
+    """A thread that serves ``out`` from what ffmpeg writes to ``src`` (the same
+    directory), rewritten every 0.1 s as a live origin would: ``stall()`` freezes
+    it (no new segment), ``jump(seconds)`` moves the program date of every segment
+    from the next one on, ``splice(other)`` goes on, after an
+    ``EXT-X-DISCONTINUITY``, with the segments of another playlist (numbered on)."""
+
+    def __init__(self, directory: Path, src: str = "live.m3u8", out: str = "pub.m3u8") -> None:
+        self.directory, self.src, self.out = directory, src, out
+        self.entries: list[Entry] = []
+        """Every segment published, in order (sequence = its place)."""
+        self.discontinuity: int | None = None
+        self.frozen = threading.Event()
+        self.shift_from: int | None = None
+        self.shift = 0.0
+        self._seen: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Republisher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def stall(self, frozen: bool = True) -> None:
+        if frozen:
+            self.frozen.set()
+        else:
+            self.frozen.clear()
+
+    def jump(self, seconds: float) -> int:
+        """The program dates jump by ``seconds`` from the next segment published on."""
+        with self._lock:
+            self.shift_from, self.shift = len(self.entries), seconds
+            return self.shift_from
+
+    def splice(self, src: str) -> int:
+        """From the next segment on, publish those of ``src`` (new ones only)."""
+        with self._lock:
+            _, listed = read_playlist(self.directory / src)
+            self._seen[src] = max((e.sequence for e in listed), default=-1)
+            self.src = src
+            self.discontinuity = len(self.entries)
+            return self.discontinuity
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            if not self.frozen.is_set():
+                with self._lock:
+                    self._publish()
+
+    def _publish(self) -> None:
+        target, listed = read_playlist(self.directory / self.src)
+        seen = self._seen.get(self.src, -1)
+        for e in listed:
+            if e.sequence > seen:
+                self.entries.append(Entry(len(self.entries), e.uri, e.extinf, e.date))
+                self._seen[self.src] = e.sequence
+        window = self.entries[-10:]
+        if not window:
+            return
+        lines = [
+            "#EXTM3U",
+            "#EXT-X-VERSION:3",
+            f"#EXT-X-TARGETDURATION:{target}",
+            f"#EXT-X-MEDIA-SEQUENCE:{window[0].sequence}",
+        ]
+        if self.discontinuity is not None and window[0].sequence > self.discontinuity:
+            lines.append("#EXT-X-DISCONTINUITY-SEQUENCE:1")
+        for e in window:
+            if e.sequence == self.discontinuity:
+                lines.append("#EXT-X-DISCONTINUITY")
+            if e.date is not None:
+                date = e.date
+                if self.shift_from is not None and e.sequence >= self.shift_from:
+                    moved = datetime.strptime(date, "%Y-%m-%dT%H:%M:%S.%f%z")
+                    moved += timedelta(seconds=self.shift)
+                    date = moved.isoformat(timespec="milliseconds")
+                lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{date}")
+            lines += [e.extinf, e.uri]
+        tmp = self.directory / (self.out + ".tmp")
+        tmp.write_text("\n".join(lines) + "\n")
+        tmp.replace(self.directory / self.out)
+
+    def frames(self) -> list[bytes]:
+        """The audio frames of every segment published, in order."""
+        frames: list[bytes] = []
+        for e in self.entries:
+            got = ts.demux((self.directory / e.uri).read_bytes())
+            framer = AdtsFramer() if (got.codec or "aac") == "aac" else Mp3Framer()
+            frames += [f.data for f in framer.feed(got.data) + framer.flush()]
+        return frames

@@ -65,6 +65,8 @@ MAX_SEGMENT_BYTES = 64 << 20
 DATE_SLACK = 0.5
 """Seconds a program date may run early or late of the audio before it counts as
 a jump (a segment's EXTINF rounds, encoders drift)."""
+SLIVER = 0.1
+"""A segment shorter than this (EXTINF) may hold no whole frame: not a gap."""
 PLAYLIST_TYPES = ("application/vnd.apple.mpegurl", "application/x-mpegurl", "audio/mpegurl")
 
 
@@ -90,6 +92,25 @@ class Missing(Exception):
 class HlsSource(Source):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.url = self.cfg.url
+        self._hls_state()
+
+    @classmethod
+    def of_stream(cls, owner: Source, url: str) -> HlsSource:
+        """A stream source whose URL answered with an HLS playlist (a playlist
+        Content-Type, no ``.m3u8``) records this session as HLS: the same source
+        (one status, segmenter, retry loop and HLS state across sessions), seen as an
+        HlsSource. Each session asks the URL again, so a station that moves between
+        ICY and HLS is followed, and ``url`` is the playlist it answered with now."""
+        view = cls.__new__(cls)
+        view.__dict__ = owner.__dict__  # not a copy: one source, two views of it
+        if "last_seq" not in owner.__dict__:
+            view.log.info("%s serves an HLS playlist: recorded as HLS", redact_url(url))
+            view._hls_state()
+        view.url = url
+        return view
+
+    def _hls_state(self) -> None:
         self.last_seq: int | None = None
         """Media sequence number of the last segment written (or given up)."""
         self.next_time: float | None = None
@@ -98,6 +119,8 @@ class HlsSource(Source):
         self.keys: dict[str, bytes] = {}
         self.inits: dict[tuple[str, tuple[int, int] | None], fmp4.AudioTrack] = {}
         self.variants: list[str] = []
+        self.ended = False
+        """The playlist said EXT-X-ENDLIST: what the URL serves next is a new stream."""
         self._tail: dict[int, float] = {}
         """Seconds from each listed segment's start to the live edge."""
 
@@ -109,13 +132,18 @@ class HlsSource(Source):
         headers = {}
         if brange is not None:
             headers["Range"] = f"bytes={brange[1]}-{brange[1] + brange[0] - 1}"
-        async with http.get(url, headers=headers) as resp:
-            body = bytearray()
-            async for chunk in resp.content.iter_chunked(1 << 16):
-                body += chunk
-                if len(body) > limit:
-                    raise HttpError(f"more than {limit} bytes from {redact_url(url)}")
-            return resp.status, resp.content_type, bytes(body)
+        try:
+            async with http.get(url, headers=headers) as resp:
+                body = bytearray()
+                async for chunk in resp.content.iter_chunked(1 << 16):
+                    body += chunk
+                    if len(body) > limit:
+                        raise HttpError(f"more than {limit} bytes from {redact_url(url)}")
+                return resp.status, resp.content_type, bytes(body)
+        except aiohttp.ClientError as exc:
+            # Not all of them are OSErrors (a server that closed a kept-alive
+            # connection, a bad payload): each is a failed request, retried.
+            raise HttpError(f"{redact_url(url)}: {exc or type(exc).__name__}") from None
 
     async def load(self, http: aiohttp.ClientSession, url: str) -> MasterPlaylist | MediaPlaylist:
         status, ctype, body = await self.get(http, url, MAX_PLAYLIST_BYTES, None)
@@ -127,7 +155,7 @@ class HlsSource(Source):
             raise SourceError(f"{redact_url(url)} ({ctype}): {exc}") from None
 
     async def resolve(self, http: aiohttp.ClientSession) -> tuple[str, MediaPlaylist]:
-        url = self.cfg.url
+        url = self.url
         pl = await self.load(http, url)
         if isinstance(pl, MasterPlaylist):
             _refuse_drm(pl.session_keys)
@@ -177,6 +205,7 @@ class HlsSource(Source):
                 elif now - last_new > cfg.timeout_seconds:
                     raise SourceTimeout(f"no new segment for {cfg.timeout_seconds:g} s")
                 if pl.ended:
+                    self.ended = True
                     raise SourceError("the playlist ended (EXT-X-ENDLIST)")
                 wait = pl.target_duration if new else pl.target_duration / 2
                 await asyncio.sleep(max(0.05, wait - (time.monotonic() - started)))
@@ -211,7 +240,8 @@ class HlsSource(Source):
                     last,
                 )
                 self.segmenter.close()
-                self.segmenter.note_cause("the server restarted the stream")
+                if not self.ended:  # else the end is the cause
+                    self.segmenter.note_cause("the server restarted the stream")
                 self.last_seq = None
                 self.next_time = None
                 return await self.take(http, pl)
@@ -221,7 +251,13 @@ class HlsSource(Source):
         for s in reversed(pl.segments):
             left += s.duration
             self._tail[s.sequence] = left
-        if self.last_seq is not None and todo[0].sequence > self.last_seq + 1:
+        if self.ended and not pl.ended:
+            # A new stream after the end of the last one: its numbers may start
+            # anywhere; the gap's cause is the end (noted when the session ended).
+            self.log.info("a new stream after EXT-X-ENDLIST, from segment %d", todo[0].sequence)
+            self.ended = False
+            self.next_time = None
+        elif self.last_seq is not None and todo[0].sequence > self.last_seq + 1:
             lost = todo[0].sequence - self.last_seq - 1
             self.gap(
                 f"{lost} segment{'s' if lost > 1 else ''} expired before they were fetched",
@@ -239,7 +275,8 @@ class HlsSource(Source):
                     self.gap(f"segment {seg.sequence}: {exc}", seg.duration)
                     self.last_seq = seg.sequence
                     continue
-                self.write(seg, audio)
+                if audio.frames:
+                    self.write(seg, audio)
                 self.last_seq = seg.sequence
         finally:
             for t in tasks:
@@ -311,6 +348,11 @@ class HlsSource(Source):
             fmt, problems = found, {}
         framer = AdtsFramer() if fmt == "aac" else Mp3Framer()
         frames = framer.feed(es) + framer.flush()
+        if not frames and seg.duration < SLIVER:
+            # An encoder's last segment at EXT-X-ENDLIST can hold no whole frame
+            # (ffmpeg's is 0.023 s, one 12-byte ADTS frame): nothing aired is lost.
+            self.log.info("segment %d: %.3f s without a whole frame", seg.sequence, seg.duration)
+            return Audio(fmt, [], titles)
         if not frames:
             raise Missing("no audio frame in it")
         if problems or framer.dropped_bytes:

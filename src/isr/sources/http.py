@@ -50,6 +50,7 @@ from isr.urls import parse_url, redact_url
 
 __all__ = [
     "DEFAULT_USER_AGENT",
+    "HlsFound",
     "HttpStatusError",
     "StreamResponse",
     "open_stream",
@@ -102,6 +103,15 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, asyncio.IncompleteReadError):
         return "connection closed"
     return str(exc) or type(exc).__name__
+
+
+class HlsFound(HttpError):
+    """The URL is an HLS playlist (``.m3u8``, or a playlist Content-Type whose body
+    is HLS): the stream source hands the source over to ``isr.sources.hls``."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(f"an HLS playlist: {redact_url(url)}")
+        self.url = url
 
 
 class HttpStatusError(HttpError):
@@ -415,7 +425,7 @@ async def open_stream(
     current = url
     while True:
         if kind_from_url(current) == "hls":
-            raise HttpError(f"HLS (.m3u8) is not supported: {redact_url(current)}")
+            raise HlsFound(current)
         same_origin = parse_url(current).origin == origin
         resp = await _request(
             current,
@@ -442,15 +452,13 @@ async def open_stream(
             else:
                 kind = _is_playlist(current, resp.content_type)
                 if kind == "hls":
-                    raise HttpError(f"an HLS playlist: set format = hls to record it: {resp.url}")
+                    raise HlsFound(current)
                 if kind is not None:
                     body = await _read_body(resp, MAX_PLAYLIST_BYTES)
                     try:
                         nxt = parse_playlist(body, current, kind)[0]
                     except HlsNotSupported:
-                        raise HttpError(
-                            f"an HLS playlist: set format = hls to record it: {resp.url}"
-                        ) from None
+                        raise HlsFound(current) from None
                     except PlaylistError as exc:
                         raise HttpError(f"{exc}: {resp.url}") from None
         except BaseException:

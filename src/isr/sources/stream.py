@@ -26,7 +26,7 @@ from isr.overlap import RecentFrames
 from isr.segment import SinkFactory
 from isr.sinks.base import Sink
 from isr.sources.base import Source
-from isr.sources.http import StreamResponse, open_stream, redact_url
+from isr.sources.http import HlsFound, StreamResponse, open_stream, redact_url
 from isr.sources.icy import IcyDemuxer
 
 READ_SIZE = 65536
@@ -82,12 +82,18 @@ class StreamSource(Source):
 
     async def session(self) -> None:
         cfg = self.cfg
-        resp = await open_stream(
-            cfg.url,
-            username=cfg.username or None,
-            password=cfg.password or None,
-            timeout=cfg.timeout_seconds,
-        )
+        try:
+            resp = await open_stream(
+                cfg.url,
+                username=cfg.username or None,
+                password=cfg.password or None,
+                timeout=cfg.timeout_seconds,
+            )
+        except HlsFound as found:
+            from isr.sources.hls import HlsSource  # aiohttp's client only when needed
+
+            await HlsSource.of_stream(self, found.url).session()
+            return
         try:
             await _Connection(self, resp).run()
         finally:
