@@ -60,6 +60,11 @@ class Keeper:
         self.low = False
         self.on_delete = on_delete
         """Told of each file retention deleted, and why (for the hash chain)."""
+        self.unarchived: Callable[[list[Path]], set[Path]] | None = None
+        """With ``[archive]``: which of these files the store has not confirmed yet.
+        Retention never deletes them."""
+        self.held = 0
+        """Expired files the last pass kept because the archive lacks them."""
 
     @property
     def active(self) -> bool:
@@ -77,6 +82,16 @@ class Keeper:
             log.warning("retention waits: %s", why_not)
             return 0
         doomed = retention.plan(found, time.time(), self.days, self.default_days, self.recording())
+        if self.unarchived is not None and doomed:
+            try:
+                keep = self.unarchived([rec.path for rec in doomed])
+            except Exception as exc:  # cannot tell: keep everything
+                log.error("retention waits: cannot read the archive's queue: %s", exc)
+                keep = {rec.path for rec in doomed}
+            self.held = len(keep)
+            if keep:
+                log.warning("retention keeps %d expired file(s) not yet in the archive", len(keep))
+            doomed = [rec for rec in doomed if rec.path not in keep]
         freed = 0
         for rec in doomed:
             root = next((r for r in self.roots if rec.path.is_relative_to(r)), self.roots[0])
@@ -107,9 +122,14 @@ class Keeper:
                     log.warning("free disk space is below min_free_mb; still recording")
                 self.low = True
                 mb = self.min_free // (1024 * 1024)
+                held = (
+                    f"; {self.held} expired file(s) wait for the archive before they may go"
+                    if self.held
+                    else ""
+                )
                 self.alerter.fire(
                     "disk_low",
-                    message=f"free space below {mb} MiB and nothing more may be deleted",
+                    message=f"free space below {mb} MiB and nothing more may be deleted{held}",
                 )
                 return
         if self.low:

@@ -93,6 +93,18 @@ def families(status: RecorderStatus, now: float, disk_free: int | None) -> list[
         coverage,
         alive,
     ]
+    archive = status.raw.get("archive")
+    if isinstance(archive, dict):
+        files = GaugeMetricFamily(
+            "isr_archive_queue_files", "files waiting for upload to the off-site archive"
+        )
+        oldest = GaugeMetricFamily(
+            "isr_archive_oldest_seconds", "age of the oldest file waiting for upload (0: none)"
+        )
+        count, age = archive.get("queue"), archive.get("oldest_seconds")
+        files.add_metric([], float(count) if isinstance(count, int | float) else 0.0)
+        oldest.add_metric([], float(age) if isinstance(age, int | float) else 0.0)
+        out += [files, oldest]
     if disk_free is not None:
         disk = GaugeMetricFamily("isr_disk_free_bytes", "free bytes on the recordings disk")
         disk.add_metric([], float(disk_free))

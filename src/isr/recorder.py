@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from isr import liveness
 from isr.alerts import Alerter
@@ -40,6 +41,9 @@ from isr.sources.soundcard import SoundcardSource
 from isr.sources.stream import StreamSource
 from isr.sources.tone import ToneSource
 from isr.status import StatusBoard
+
+if TYPE_CHECKING:
+    from isr.archive.uploader import Archive
 
 log = logging.getLogger("isr.recorder")
 
@@ -163,6 +167,16 @@ class Recorder:
             cfg, self.alerter, self.recording_paths, on_delete=self._retention_deleted
         )
         self.coverage = CoverageWatch(cfg, self.board.sources, self.alerter, self.tz)
+        self.archive: Archive | None = None
+        if cfg.archive is not None:
+            from isr.archive.uploader import Archive  # boto3 only when asked for
+
+            self.archive = Archive(
+                cfg, self.alerter, self.recording_paths, on_delete=self._retention_deleted
+            )
+            self.evidence.listeners.append(self.archive.closed)
+            self.keeper.unarchived = self.archive.unarchived
+            self.board.archive = self.archive.status
         self.lock_fd: int | None = None
         fsync = min((s.fsync_seconds for s in cfg.sources), default=10.0)
         self.syncer = Syncer(self.sinks, self.retired, fsync)
@@ -219,6 +233,8 @@ class Recorder:
             recovery = await asyncio.to_thread(recover, directory, extra)
             names = [source.cfg.name for source in self.sources]
             self.evidence.start(names)
+            if self.archive is not None:
+                self.archive.start()
             await asyncio.to_thread(self._chain_repaired, recovery.repaired)
             previous = await asyncio.to_thread(previous_positions, directory)
             for source in self.sources:
@@ -270,6 +286,8 @@ class Recorder:
                     source._close_file()
                 await self.syncer.sync()
                 await asyncio.to_thread(self.evidence.stop, names)
+                if self.archive is not None:
+                    await asyncio.to_thread(self.archive.stop)
                 await asyncio.to_thread(self.coverage.close)
                 await self.alerter.drain()
                 if metrics is not None:

@@ -23,6 +23,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -95,6 +96,9 @@ class StatusBoard:
         self.sources: dict[str, SourceStatus] = {}
         self._dirty = asyncio.Event()
         self.writes = 0
+        self.archive: Callable[[], dict[str, Any]] | None = None
+        """The off-site archive's health (``{"queue", "oldest_seconds", "last_error"}``),
+        when ``[archive]`` is configured."""
 
     def add(self, name: str, type_: str, fmt: str) -> SourceStatus:
         st = SourceStatus(type=type_, format=fmt)
@@ -111,7 +115,7 @@ class StatusBoard:
             free_mb: int | None = vfs.f_bavail * vfs.f_frsize // (1024 * 1024)
         except OSError:
             free_mb = None
-        return {
+        out: dict[str, Any] = {
             "version": 1,
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -122,6 +126,9 @@ class StatusBoard:
             "uptime": None if (up := uptime()) is None else round(up, 3),
             "sources": {name: st.to_json(self.tz) for name, st in self.sources.items()},
         }
+        if self.archive is not None:
+            out["archive"] = self.archive()
+        return out
 
     def write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -192,6 +192,9 @@ class Evidence:
         self._owed = 0
         self._idle = threading.Condition()
         self._started = False
+        self.listeners: list[Callable[[str, str], None]] = []
+        """Told (on the loop or recovery's thread) of each file closed or repaired,
+        as (source, chain name): the off-site archive queues it."""
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -260,6 +263,14 @@ class Evidence:
         if entry.chained:
             self.chain.add(source, self._closed_line(entry, written.sha256, written.size))
         self._queue_check(entry, ledger)
+        self._tell(source, name)
+
+    def _tell(self, source: str, name: str) -> None:
+        for listener in self.listeners:
+            try:
+                listener(source, name)
+            except Exception:
+                log.exception("telling of %s", name)
 
     def repaired(self, source: str, path: Path, note: str) -> None:
         """Crash recovery finished ``path``: hash it (in the checker) and chain it."""
@@ -279,6 +290,7 @@ class Evidence:
         except OSError as exc:
             log.error("cannot note the check owed for %s: %s", name, exc)
         self._queue_check(entry, None)
+        self._tell(source, name)
 
     def deleted(self, source: str, path: Path, size: int, by: str, why: str, **who: Any) -> None:
         """A file was deleted (by retention, from its thread; or the web UI)."""

@@ -1,0 +1,113 @@
+"""A real S3 HTTP server on 127.0.0.1 for the archive's tests: moto's standalone
+server in a process of its own (ISR's code knows nothing of it), stoppable and
+restartable on the same port to play an outage of the store. moto keeps its
+objects in memory, so a restart empties it: the outage test creates the bucket
+again and expects the queue to upload what the store lost."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tests.support.net import free_port
+
+ACCESS_KEY = "testing"
+SECRET_KEY = "testing-secret"
+REGION = "us-east-1"
+
+
+class S3Server:
+    def __init__(self, workdir: Path, bucket: str = "isr-archive") -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.bucket = bucket
+        self.log = workdir / "moto.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = dict(os.environ)
+        env.update(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/moto-api/", timeout=1):
+                    break
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(self.log.read_text()) from None
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("moto_server did not start: " + self.log.read_text())
+        self.client().create_bucket(Bucket=self.bucket)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            region_name=REGION,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+        )
+
+    def config(self, prefix: str = "stations", recorder_id: str = "rec1", **extra: str) -> str:
+        """An ``[archive]`` section for this server."""
+        keys = {
+            "url": f"s3://{self.bucket}/{prefix}",
+            "endpoint_url": self.url,
+            "region": REGION,
+            "access_key": ACCESS_KEY,
+            "secret_key": SECRET_KEY,
+            "recorder_id": recorder_id,
+        }
+        keys.update(extra)
+        return "[archive]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items())
+
+    def objects(self, prefix: str = "") -> dict[str, dict[str, Any]]:
+        """Every object under ``prefix``: key -> {size, body}."""
+        client = self.client()
+        out: dict[str, dict[str, Any]] = {}
+        for page in client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        ):
+            for item in page.get("Contents", []):
+                out[item["Key"]] = {"size": item["Size"]}
+        return out
+
+    def body(self, key: str) -> bytes:
+        data: bytes = self.client().get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        return data
+
+    def checksum(self, key: str) -> str | None:
+        head = self.client().head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
+        value = head.get("ChecksumSHA256")
+        return value if isinstance(value, str) else None
+
+
+def sha256_b64(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
