@@ -165,3 +165,49 @@ def test_playlist_content_type_is_recorded_as_hls(tmp_path: Path) -> None:
         _judge(files)
         contiguous_in(_recorded_frames(files), served)
         assert all(f.suffix == ".aac" for f in files)
+
+
+MASTER = """\
+#EXTM3U
+#EXT-X-STREAM-INF:BANDWIDTH=32000,CODECS="mp4a.40.5"
+low/live.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=128000,CODECS="mp4a.40.2"
+high/live.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=64000,CODECS="mp4a.40.2"
+mid/live.m3u8
+"""
+
+
+def test_check_probe_lists_variants(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`isr check --probe` lists a master playlist's variants, the one recorded
+    marked; found by Content-Type too; a media playlist by its shape."""
+    from isr.cli import main
+
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "master.m3u8").write_text(MASTER)
+    (www / "media.m3u8").write_text(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:6\n#EXTINF:6,\na.ts\n#EXTINF:6,\nb.ts\n"
+    )
+    extra = (
+        "    location = /tv { types { } default_type audio/mpegurl; "
+        f"alias {www / 'master.m3u8'}; }}\n"
+    )
+    with nginx(www, tmp_path / "nginx", extra) as srv:
+        cfg = tmp_path / "isr.ini"
+        cfg.write_text(
+            "[general]\noutput_directory = rec\nfilename_pattern = {source}/%Y%m%d_%H%M%S\n"
+            f"[a]\ntype = stream\nurl = {srv.url('master.m3u8')}\n"
+            f"[b]\ntype = stream\nurl = {srv.url('tv')}\nhls_variant = 2\n"
+            f"[c]\ntype = stream\nurl = {srv.url('media.m3u8')}\n"
+            f"[d]\ntype = stream\nurl = {srv.url('missing.m3u8')}\n"
+        )
+        assert main(["check", "-c", str(cfg), "--probe"]) == 0
+    out = capsys.readouterr().out
+    assert "[a] HLS master playlist: 3 variants" in out
+    assert "[a] * #1: 128000 bit/s (mp4a.40.2) " in out
+    assert "[a]   #0: 32000 bit/s (mp4a.40.5) " in out
+    assert "[b] * #2: 64000 bit/s" in out
+    assert "[c] HLS media playlist: 2 segments, target duration 6 s" in out
+    assert "[d] cannot probe: 404 from" in out
+    assert out.rstrip().endswith("config OK")

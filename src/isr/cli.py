@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check = sub.add_parser("check", help="validate the config and print every source as resolved")
     _add_config(check)
+    check.add_argument(
+        "--probe",
+        action="store_true",
+        help="also fetch each stream source's URL: an HLS master playlist's variants",
+    )
     sub.add_parser("devices", help="list ALSA capture devices: the id to put in device =")
     web = sub.add_parser("web", help="serve the web UI over a recordings directory")
     _add_config(web)
@@ -141,8 +146,30 @@ def cmd_check(args: argparse.Namespace) -> int:
     for warning in cfg.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(describe(cfg))
+    if args.probe:
+        probe_sources(cfg)
     print("config OK")
     return 0
+
+
+def probe_sources(cfg: Config) -> None:
+    """``isr check --probe``: what each stream source's URL serves now, if HLS (a
+    master playlist's variants, ``*`` the one recorded). A URL that fails is said,
+    not an error: the recorder retries it."""
+    from isr.errors import SourceError
+    from isr.sources.hls import probe  # aiohttp only when asked
+
+    for src in cfg.sources:
+        if src.type != "stream":
+            continue
+        try:
+            lines = asyncio.run(
+                probe(src.url, src.format, src.username, src.password, hls_variant=src.hls_variant)
+            )
+        except SourceError as exc:
+            lines = [f"cannot probe: {exc}"]
+        for line in lines:
+            print(f"[{src.name}] {line}")
 
 
 def check_devices(cfg: Config) -> None:

@@ -466,3 +466,52 @@ def describe_variant(index: int, pl: MasterPlaylist) -> str:
     v = pl.variants[index]
     extra = ", ".join(x for x in (v.codecs, v.resolution) if x)
     return f"#{index}: {v.bandwidth} bit/s{' (' + extra + ')' if extra else ''} {redact_url(v.uri)}"
+
+
+async def probe(
+    url: str,
+    fmt: str,
+    username: str = "",
+    password: str = "",
+    *,
+    hls_variant: int | None = None,
+    timeout: float = 10.0,
+) -> list[str]:
+    """``isr check --probe``: what a stream source's URL serves now, if HLS: a master
+    playlist's variants (the one recorded marked ``*``), or the media playlist's
+    shape. Empty for a URL that is not HLS (its body is never read). Raises
+    ``SourceError`` for a URL that cannot be fetched or parsed."""
+    auth = aiohttp.BasicAuth(username, password) if username else None
+    limits = aiohttp.ClientTimeout(total=timeout)
+    try:
+        async with (
+            aiohttp.ClientSession(auth=auth, timeout=limits, headers={"User-Agent": "isr"}) as http,
+            http.get(url) as resp,
+        ):
+            if not (is_hls(url, fmt) or resp.content_type in PLAYLIST_TYPES):
+                return []
+            if resp.status != 200:
+                raise HttpError(f"{resp.status} from {redact_url(url)}")
+            body = await resp.content.read(MAX_PLAYLIST_BYTES)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise HttpError(f"{redact_url(url)}: {exc or type(exc).__name__}") from None
+    if not is_hls(url, fmt) and b"#EXT-X-" not in body.upper():
+        return []  # a plain M3U list served with the same type
+    try:
+        pl = parse(body, str(resp.url))
+    except PlaylistError as exc:
+        raise SourceError(f"{redact_url(url)}: {exc}") from None
+    if isinstance(pl, MediaPlaylist):
+        return [
+            f"HLS media playlist: {len(pl.segments)} segments, target duration "
+            f"{pl.target_duration:g} s{', ended' if pl.ended else ''}"
+        ]
+    try:
+        chosen = pl.variants.index(pl.choose(hls_variant))
+    except PlaylistError as exc:
+        raise SourceError(str(exc)) from None
+    lines = [f"HLS master playlist: {len(pl.variants)} variants"]
+    for i in range(len(pl.variants)):
+        mark = "*" if i == chosen else " "
+        lines.append(f"{mark} {describe_variant(i, pl)}")
+    return lines
