@@ -21,6 +21,7 @@ from isr.clips.plan import Plan, plan_clip
 from isr.clips.tables import UnitTables
 from isr.clips.units import UnitTable
 from isr.errors import BadTime, NotClippable, QueryError
+from isr.evidence.lines import chain_refs
 from isr.timeline.index import TimelineIndex
 from isr.timeline.query import Recording, Timeline
 
@@ -120,11 +121,12 @@ class Clipper:
         )
         live = {r.path for r in rows if r.open or r.recording}
         sha = {p.name: None if p.name in live else sidecar_sha256(p.path) for p in plan.parts}
+        refs = chain_refs(self.root, source, [n for n, v in sha.items() if v is not None])
         extension = os.path.splitext(plan.parts[0].name)[1].lower()
         pieces = cutters[plan.parts[0].name].assemble(plan.parts) if body else None
         return Clip(
             plan,
-            manifest(plan, self.tz, sha),
+            manifest(plan, self.tz, sha, refs),
             download_name(source, plan.start, plan.end, extension, self.tz),
             formats.served_type(extension) or "application/octet-stream",
             Body(pieces) if pieces is not None else None,

@@ -7,6 +7,11 @@ SHA-256, or null while it has none, e.g. while it is recorded; the range used as
 PCM, ``samples`` — sample frame indices —, each ``[first, end)``; and the part's
 start and end) and ``gaps`` (the gaps inside, with their causes). Times are ISO
 8601 with the local offset, to the millisecond.
+
+Added to DESIGN.md's keys (nothing else changes): each part's ``chain``, the hash
+chain's line that recorded the file (``{"seq": N, "line_sha256": "…"}``, the SHA-256
+of that line's bytes; null while no line records it, e.g. while it is recorded),
+so that ``isr verify --clip`` can prove the part (``isr.evidence.clipverify``).
 """
 
 from __future__ import annotations
@@ -26,7 +31,14 @@ __all__ = ["download_name", "manifest", "sidecar_sha256"]
 _UNSAFE = set('/\\:*?"<>|')
 
 
-def manifest(plan: Plan, tz: tzinfo, sha256: Mapping[str, str | None]) -> dict[str, Any]:
+def manifest(
+    plan: Plan,
+    tz: tzinfo,
+    sha256: Mapping[str, str | None],
+    chain: Mapping[str, Mapping[str, Any] | None] | None = None,
+) -> dict[str, Any]:
+    """``chain``: each file's chain line (``isr.evidence.lines.chain_refs``)."""
+    chain = chain or {}
     unit = "samples" if plan.exact else "bytes"
     t0, t1 = plan.asked
     return {
@@ -43,6 +55,7 @@ def manifest(plan: Plan, tz: tzinfo, sha256: Mapping[str, str | None]) -> dict[s
                 unit: [p.first, p.end] if plan.exact else list(p.byte_range),
                 "start": iso(p.start, tz),
                 "end": iso(p.stop, tz),
+                "chain": dict(ref) if (ref := chain.get(p.name)) is not None else None,
             }
             for p in plan.parts
         ],

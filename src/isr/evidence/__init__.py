@@ -6,5 +6,8 @@
 - ``check``: the one read of each closed file, with every CRC its format carries;
 - ``pending``: the checks owed, kept across a restart;
 - ``service``: what the recorder runs of all that, off its event loop;
-- ``verify``: ``isr verify``.
+- ``verify``: ``isr verify``;
+- ``lines``: which chain line recorded a file (a clip's manifest names it);
+- ``clipverify``: ``isr verify --clip``, a clip against its manifest, the files and
+  the chain.
 """

@@ -1,7 +1,8 @@
 """``isr verify`` and ``isr keygen``: their options and what they run.
 
 ``cli.py`` registers them (``add_commands``) and maps errors to exit codes; a
-verification's own answer is its exit status: 0 intact, 1 problems found.
+verification's own answer is its exit status: 0 intact, 1 problems found (or, for
+``--clip``, a part that cannot be proven yet), 2 a usage error.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ def add_commands(sub: Any, add_config: Callable[[Any], None]) -> None:
         "files no chain lists. Prints one line per problem and a summary; exits 0 when "
         "all is intact, 1 otherwise. Reads only: it runs while the recorder records "
         "(the file being recorded and a check still owed are not problems) and on a "
-        "copy of the directory (--dir).",
+        "copy of the directory (--dir). With --clip FILE it verifies a clip instead: "
+        "its manifest (FILE.json) against the archived files and their chain lines, "
+        "and FILE against a re-cut of the manifest's ranges, byte for byte.",
     )
     where = v.add_mutually_exclusive_group()
     add_config(where)
@@ -41,6 +44,12 @@ def add_commands(sub: Any, add_config: Callable[[Any], None]) -> None:
         metavar="PUBLIC",
         help="the public key (base64, or a .pub file) every day line must be signed with "
         "(default with a config: [evidence] signing_key + .pub, if there)",
+    )
+    v.add_argument(
+        "--clip",
+        metavar="FILE",
+        help="verify the clip FILE (`isr clip`, /api/clip) against its manifest FILE.json, "
+        "the archived files and the chain",
     )
     k = sub.add_parser(
         "keygen",
@@ -65,6 +74,8 @@ def cmd_verify(args: argparse.Namespace, load_config: ConfigLoader) -> int:
     from isr.evidence.keys import public_path, read_public
     from isr.evidence.verify import verify
 
+    if getattr(args, "clip", None):
+        return _verify_clip(args, load_config)
     first, last = _day(args.first, "--from"), _day(args.last, "--to")
     public = read_public(args.key) if args.key else None
     extra: list[Path] = []
@@ -83,6 +94,23 @@ def cmd_verify(args: argparse.Namespace, load_config: ConfigLoader) -> int:
         root, sources=args.source, first=first, last=last, public_key=public, extra_roots=extra
     )
     for line in report.problems:
+        print(line)
+    print(report.summary())
+    sys.stdout.flush()
+    return 0 if report.ok else 1
+
+
+def _verify_clip(args: argparse.Namespace, load_config: ConfigLoader) -> int:
+    from isr.errors import QueryError
+    from isr.evidence.clipverify import verify_clip
+
+    if args.source or args.first or args.last:
+        raise QueryError("--clip verifies one clip: it takes no --source, --from or --to")
+    root = Path(args.dir) if args.dir else load_config(args.config).output_directory
+    if not root.is_dir():
+        raise QueryError(f"no recordings directory {str(root)!r}")
+    report = verify_clip(Path(args.clip), root)
+    for line in report.lines():
         print(line)
     print(report.summary())
     sys.stdout.flush()
