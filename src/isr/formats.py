@@ -135,12 +135,14 @@ FORMATS: tuple[Format, ...] = (
         framer="isr.framing.ogg:OggFramer",
         repairer="isr.framing.repair:repair_ogg",
         scorer="isr.framing.sniff:ogg_score",
+        cutter="isr.clips.ogg:CUTTER",
     ),
     Format(
         "opus",
         ((".opus", "audio/ogg; codecs=opus"),),
         framer="isr.framing.ogg:OggFramer",
         repairer="isr.framing.repair:repair_ogg",
+        cutter="isr.clips.ogg:CUTTER",
     ),
     Format(
         "flac",
