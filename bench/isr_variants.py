@@ -14,13 +14,20 @@ ISR starts (nothing in ``src/`` changes):
 - ``nohash``: no SHA-256 in the write path (``WriteHash.update`` and ``patch`` do
   nothing): with ``nocheck``, against ``nocheck`` alone, what hashing costs;
 - ``nocheck``: no check of closed files (the bench splits every minute, so checks
-  would run 60 times as often as with hourly files: ``bench/checks.py`` measures them).
+  would run 60 times as often as with hourly files: ``bench/checks.py`` measures them);
+- ``src=PATH``: ISR from another checkout (``PATH/src``), first in the list.
 
     .venv/bin/python bench/isr_variants.py --format ogg -n 100 --duration 40 \\
         base noop linger=2+noop trust-granules
 
 This is how the Ogg figures of docs/benchmarks.md ("Ogg Vorbis: profile and what
-was fixed") were taken.
+was fixed") were taken. With ``--together`` the variants record side by side on the
+same load and are measured over the same window, so what else the machine does falls
+on all of them alike (on a shared machine, runs one after another differ by more
+than a change does); "The Ogg page module" there was measured so:
+
+    .venv/bin/python bench/isr_variants.py --format ogg -n 100 --together \\
+        src=/tmp/before nocheck
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Procs, install_signal_handlers, raise_nofile, stop_all
 from streams import isr_config, make_media, start_load
 
-VARIANTS = ("base", "linger=S", "noop", "trust-granules", "nohash", "nocheck")
+VARIANTS = ("base", "linger=S", "noop", "trust-granules", "nohash", "nocheck", "src=PATH")
 
 
 def apply(variant: str) -> None:
@@ -47,7 +54,11 @@ def apply(variant: str) -> None:
     for part in variant.split("+"):
         if part == "base":
             continue
-        if part.startswith("linger="):
+        if part.startswith("src="):
+            if any(m == "isr" or m.startswith("isr.") for m in sys.modules):
+                raise SystemExit("src=PATH must come first in a variant")
+            sys.path.insert(0, str(Path(part.split("=", 1)[1]) / "src"))
+        elif part.startswith("linger="):
             from isr.sources import http
 
             period = float(part.split("=", 1)[1])
@@ -83,6 +94,7 @@ def apply(variant: str) -> None:
                         link.codec.sample_rate,
                         cut=cut,
                         link=link,
+                        flags=flags,
                         granule=granule,
                         fresh=n,
                         computed=n,
@@ -128,34 +140,42 @@ def main() -> int:
     ap.add_argument("-n", "--streams", type=int, default=100)
     ap.add_argument("--duration", type=float, default=40.0, help="seconds measured per variant")
     ap.add_argument("--warmup", type=float, default=12.0)
+    ap.add_argument(
+        "--together", action="store_true", help="all variants at once, in the same window"
+    )
     ap.add_argument("variants", nargs="+", help=f"e.g. {' '.join(VARIANTS)}")
     args = ap.parse_args()
     install_signal_handlers()
     raise_nofile()
     n = args.streams
     work = Path(tempfile.mkdtemp(prefix="isr-bench-variants-"))
-    media, _ = make_media(args.format, 120 + (args.duration + 20) * len(args.variants), work)
+    runs = 1 if args.together else len(args.variants)
+    media, _ = make_media(args.format, 120 + (args.duration + 20) * runs, work)
     mounts = n if n <= 100 else 20
-    load = start_load(args.format, media, mounts, n, 65535)
+    load = start_load(args.format, media, mounts, n * (len(args.variants) - runs + 1), 65535)
     try:
         urls = [load.icecast.url(load.mounts[i % mounts]) for i in range(n)]
-        for v in args.variants:
-            out = Path(tempfile.mkdtemp(prefix="out-", dir=work))
-            cfg = isr_config(work, out, urls)
+        groups = [args.variants] if args.together else [[v] for v in args.variants]
+        for group in groups:
             procs = Procs("isr")
-            me = [sys.executable, str(Path(__file__).resolve()), "--child", v]
-            pid = procs.start([*me, "record", "-c", str(cfg)], log=work / "isr.out").pid
+            pids = []
+            for v in group:
+                out = Path(tempfile.mkdtemp(prefix="out-", dir=work))
+                cfg = isr_config(Path(tempfile.mkdtemp(prefix="cfg-", dir=work)), out, urls)
+                me = [sys.executable, str(Path(__file__).resolve()), "--child", v]
+                pids.append(procs.start([*me, "record", "-c", str(cfg)], log=work / "isr.out").pid)
             time.sleep(args.warmup)
-            (u0, s0), t0 = user_sys(pid), time.monotonic()
+            before, t0 = [user_sys(pid) for pid in pids], time.monotonic()
             time.sleep(args.duration)
-            (u1, s1), t1 = user_sys(pid), time.monotonic()
+            after, t1 = [user_sys(pid) for pid in pids], time.monotonic()
             procs.stop()
             k = 3600 / (n * (t1 - t0))
-            print(
-                f"{v:24s} user {(u1 - u0) * k:5.2f}  sys {(s1 - s0) * k:5.2f}  "
-                f"total {(u1 - u0 + s1 - s0) * k:5.2f} CPU-s per stream-hour",
-                flush=True,
-            )
+            for v, (u0, s0), (u1, s1) in zip(group, before, after, strict=True):
+                print(
+                    f"{v:24s} user {(u1 - u0) * k:5.2f}  sys {(s1 - s0) * k:5.2f}  "
+                    f"total {(u1 - u0 + s1 - s0) * k:5.2f} CPU-s per stream-hour",
+                    flush=True,
+                )
     finally:
         load.feeders.stop()
         load.icecast.close()

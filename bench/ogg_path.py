@@ -3,10 +3,16 @@ writer, and the repeat keys, on 300 s of Vorbis in 8 KiB reads. Prints its CPU p
 stream-hour and a profile, to tell the framing cost from the loop's and network's.
 
     .venv/bin/python bench/ogg_path.py
+    .venv/bin/python bench/ogg_path.py --media FILE   # 300 s of another Ogg file
+
+The default is a 440 Hz sine (ffmpeg's pages of 1 s, ~2.7 KB); what
+``bench/streams.py`` records from Icecast is 128 kbps in pages of ~4.4 KB, three a
+second (see docs/benchmarks.md, "The Ogg page module", for a file like it).
 """
 
 from __future__ import annotations
 
+import argparse
 import cProfile
 import logging
 import pstats
@@ -61,7 +67,10 @@ def run(data: bytes, out: Path) -> None:
 
 
 def main() -> None:
-    data = media()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--media", type=Path, help="an Ogg file of 300 s (default: a sine)")
+    args = ap.parse_args()
+    data = args.media.read_bytes() if args.media else media()
     with tempfile.TemporaryDirectory() as out:
         start = time.process_time()
         run(data, Path(out))

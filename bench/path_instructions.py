@@ -10,8 +10,8 @@ this one), and each path:
 - ``stream``: ``bench/stream_path.py``'s whole per-read path (ICY, framer, media
   sums, segmenter with real files, repeat keys), 120 s of MP3 in 16 KiB reads:
   instructions per stream-second;
-- ``ogg``: ``bench/ogg_path.py``'s Ogg path, 300 s of Vorbis in 8 KiB reads:
-  instructions per stream-second.
+- ``ogg``: ``bench/ogg_path.py``'s Ogg path, 300 s of Vorbis in 8 KiB reads (its
+  sine, or ``--ogg-media FILE``): instructions per stream-second.
 
 Each figure is a run minus the same run doing nothing (start-up and imports).
 
@@ -52,7 +52,7 @@ import sys, tempfile
 from pathlib import Path
 sys.path.insert(0, sys.argv[1] + "/bench")
 import ogg_path
-data = ogg_path.media()
+data = Path(sys.argv[3]).read_bytes() if len(sys.argv) > 3 else ogg_path.media()
 if sys.argv[2] == "1":
     with tempfile.TemporaryDirectory() as d:
         ogg_path.run(data, Path(d))
@@ -85,7 +85,7 @@ def media(kind: str, where: Path) -> Path:
     return path
 
 
-def measure(src: Path, where: Path) -> dict[str, float]:
+def measure(src: Path, where: Path, ogg_media: Path | None = None) -> dict[str, float]:
     py = sys.executable
     out: dict[str, float] = {}
     for kind in ("mp3", "aac"):
@@ -97,8 +97,9 @@ def measure(src: Path, where: Path) -> dict[str, float]:
     base, _ = instructions([py, *bench, "2"], src, src)
     full, _ = instructions([py, *bench, "120"], src, src)
     out["stream"] = (full - base) / 118
-    base, _ = instructions([py, "-c", OGG, str(src), "0"], src, where)
-    full, _ = instructions([py, "-c", OGG, str(src), "1"], src, where)
+    extra = [str(ogg_media.resolve())] if ogg_media else []
+    base, _ = instructions([py, "-c", OGG, str(src), "0", *extra], src, where)
+    full, _ = instructions([py, "-c", OGG, str(src), "1", *extra], src, where)
     out["ogg"] = (full - base) / 300
     return out
 
@@ -106,10 +107,11 @@ def measure(src: Path, where: Path) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--src", type=Path, action="append", help="a checkout (repeatable)")
+    ap.add_argument("--ogg-media", type=Path, help="an Ogg file of 300 s for the Ogg path")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for src in args.src or [ROOT]:
-            got = measure(src.resolve(), Path(tmp))
+            got = measure(src.resolve(), Path(tmp), args.ogg_media)
             print(
                 f"{src}: MP3 framer {got['mp3']:,.0f} instr/frame, ADTS framer "
                 f"{got['aac']:,.0f} instr/frame, stream path {got['stream']:,.0f} "
