@@ -116,3 +116,23 @@ def test_status_and_metrics_show_the_queue(tmp_path: Path) -> None:
     values = {m.name: m.samples[0].value for m in metrics if m.name.startswith("isr_archive")}
     assert values["isr_archive_queue_files"] == 1
     assert 119 <= values["isr_archive_oldest_seconds"] <= 130
+
+
+def test_archive_behind_fires_when_the_oldest_waits_too_long_and_clears(tmp_path: Path) -> None:
+    cfg = archive_config(tmp_path, "max_lag_minutes = 1\n")
+    alerter = Alerter(AlertsConfig())
+    archive = Archive(cfg, alerter, lambda: set())
+    db = queue.connect(tmp_path)
+    queue.add(db, [("a/1.mp3", "a", time.time() - 30)])
+    archive._refresh(db)
+    assert alerter.sent == []  # 30 s < 1 min
+    queue.add(db, [("a/0.mp3", "a", time.time() - 90)])
+    archive._refresh(db)
+    archive._refresh(db)
+    assert [a["event"] for a in alerter.sent] == ["archive_behind"]
+    assert "2 file(s) wait" in alerter.sent[0]["message"]
+    for name in ("a/0.mp3", "a/1.mp3"):
+        queue.confirmed(db, name, "00" * 32, 1, None, time.time())
+    archive._refresh(db)
+    assert ("archive_behind", "") not in alerter._last  # cleared: may fire again at once
+    db.close()
