@@ -225,3 +225,47 @@ def test_a_large_file_goes_up_in_parts_and_is_confirmed(tmp_path: Path, s3: S3Se
     assert not store.confirm("big.wav", "0" * 64, len(data), path)
     path.write_bytes(data[:-1] + b"x")  # the local file changed: no longer confirmed
     assert not store.confirm("big.wav", sha, len(data), path)
+
+
+def test_a_full_disk_while_the_store_is_down_deletes_nothing_unuploaded(tmp_path: Path) -> None:
+    """The disk guard (min_free_mb never met here) deletes expired files early, but
+    only those the store confirmed: while it is down, none; once it is back, those."""
+    recordings = tmp_path / "recordings"
+    s3 = S3Server(tmp_path)  # down at first
+    extra = "retention_days = 0.00005\nmin_free_mb = 100000000\n"  # 4.3 s; never enough
+    text = tone_config(s3.config()).replace("[tone]\n", "[tone]\n" + extra)
+    try:
+        with RecorderProcess(tmp_path, text) as rec:
+            # The disk guard looks every 30 s: wait for a look that found expired files.
+            assert wait_for(lambda: "not yet in the archive" in read_log(tmp_path), timeout=80)
+            early = set(closed_files(recordings))
+            assert len(early) >= 3
+            assert all((recordings / name).exists() for name in early)
+            alerts = (tmp_path / "alerts.txt").read_text()
+            assert "wait for the archive before they may go" in alerts, alerts
+            s3.start()
+            assert wait_for(lambda: early <= uploaded(s3), timeout=90), rec.output
+
+            def gone() -> set[str]:
+                return {n for n in early if not (recordings / n).exists()}
+
+            assert wait_for(lambda: gone() == early, timeout=60), rec.output
+            assert rec.stop() == 0, rec.output
+        for name in early:
+            assert_whole_in_store(s3, name)
+    finally:
+        s3.stop()
+
+
+def read_log(tmp_path: Path) -> str:
+    try:
+        return (tmp_path / "rec.log").read_text()
+    except FileNotFoundError:
+        return ""
+
+
+def assert_whole_in_store(s3: S3Server, name: str) -> None:
+    body = s3.body(PREFIX + name)
+    side = json.loads(s3.body(PREFIX + name + ".json"))
+    assert hashlib.sha256(body).hexdigest() == side["sha256"], name
+    assert s3.checksum(PREFIX + name) == sha256_b64(body), name

@@ -65,6 +65,20 @@ class Keeper:
         Retention never deletes them."""
         self.held = 0
         """Expired files the last pass kept because the archive lacks them."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._said_held = False
+
+    def _on_loop(self, fn: Callable[[], object]) -> None:
+        """Run ``fn`` on the event loop (the checks run in a worker thread, where the
+        alerter could not start a delivery), or here when no loop runs (tests)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(fn)
+                return
+            except RuntimeError:
+                pass  # the loop closed meanwhile
+        fn()
 
     @property
     def active(self) -> bool:
@@ -127,17 +141,25 @@ class Keeper:
                     if self.held
                     else ""
                 )
-                self.alerter.fire(
-                    "disk_low",
-                    message=f"free space below {mb} MiB and nothing more may be deleted{held}",
-                )
+                message = f"free space below {mb} MiB and nothing more may be deleted{held}"
+                news = bool(self.held) and not self._said_held  # say it, rate limit or not
+                self._said_held = self._said_held or bool(self.held)
+
+                def fire() -> None:
+                    if news:
+                        self.alerter.clear("disk_low")
+                    self.alerter.fire("disk_low", message=message)
+
+                self._on_loop(fire)
                 return
         if self.low:
             log.info("free disk space is above min_free_mb again")
-            self.alerter.clear("disk_low")
+            self._on_loop(lambda: self.alerter.clear("disk_low"))
         self.low = False
+        self._said_held = False
 
     async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
         next_sweep = 0.0
         while True:
             now = time.monotonic()
