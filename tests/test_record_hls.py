@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.support.hls import (
+    CODECS,
     contiguous_in,
     file_frames,
     hls_writer,
@@ -211,3 +212,67 @@ def test_check_probe_lists_variants(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "[c] HLS media playlist: 2 segments, target duration 6 s" in out
     assert "[d] cannot probe: 404 from" in out
     assert out.rstrip().endswith("config OK")
+
+
+def _packed_writer(www: Path, codec: str) -> Any:
+    """ffmpeg's segment muxer as a live HLS packager of packed audio: raw ADTS or
+    MP3 segments, each opening with an ID3v2 tag (TIT2/TPE1; the MP3 muxer writes one
+    by default), in a sliding m3u8."""
+    from tests.support.tools import popen, require_tool
+
+    fmt, ext, opts = (
+        ("adts", "aac", "write_id3v2=1") if codec == "aac" else ("mp3", "mp3", "write_xing=0")
+    )
+    www.mkdir(parents=True, exist_ok=True)
+    args = [
+        require_tool("ffmpeg"), "-v", "error", "-re", "-f", "lavfi",
+        "-i", "sine=f=440:r=44100:beep_factor=3", "-t", "60", *CODECS[codec],
+        "-metadata", "title=Morning Show", "-metadata", "artist=Ann",
+        "-f", "segment", "-segment_time", "1", "-segment_format", fmt,
+        "-segment_format_options", opts, "-segment_list", str(www / "live.m3u8"),
+        "-segment_list_type", "m3u8", "-segment_list_size", "5",
+        "-segment_list_flags", "+live", str(www / f"p_%d.{ext}"),
+    ]  # fmt: skip
+    return popen(args, cwd=www)
+
+
+@pytest.mark.parametrize("codec", ["aac", "mp3"])
+def test_packed_audio_recorded_frame_exact(tmp_path: Path, codec: str) -> None:
+    """Packed audio (raw ADTS/MP3 segments with an ID3 tag each) from ffmpeg's segment
+    muxer: the tags are left out of the files, their title is in the sidecars, and
+    the files joined are one run of the segments' frames."""
+    from isr.hls.packed import leading_id3
+
+    www = tmp_path / "www"
+    writer = _packed_writer(www, codec)
+    try:
+        wait_segments(www, 2)
+        with nginx(www, tmp_path / "nginx") as srv:
+            rec = RecorderProcess(tmp_path, _config(srv.url("live.m3u8")))
+            with rec:
+                rec.wait_recording(timeout=30)
+                assert wait_for(lambda: len(_files(tmp_path)) >= 3, timeout=40), rec.output
+                assert rec.stop() == 0
+    finally:
+        stop_process(writer)
+    assert "Traceback" not in rec.output
+    files = _files(tmp_path)
+    _judge(files)
+    assert all(f.suffix == f".{codec}" for f in files)
+    served: list[bytes] = []
+    segs = sorted(www.glob(f"p_*.{codec}"), key=lambda p: int(p.stem.split("_")[1]))
+    for p in segs:
+        data = p.read_bytes()
+        assert data.startswith(b"ID3")
+        served += _frames_of(data[leading_id3(data) :], codec)
+    contiguous_in(_recorded_frames(files), served)
+    titles = [t["title"] for f in files for t in _sidecar(f)["titles"]]
+    assert titles and set(titles) == {"Ann - Morning Show"}, titles
+
+
+def _frames_of(data: bytes, codec: str) -> list[bytes]:
+    from isr.framing.adts import AdtsFramer
+    from isr.framing.mp3 import Mp3Framer
+
+    framer = AdtsFramer() if codec == "aac" else Mp3Framer()
+    return [f.data for f in framer.feed(data) + framer.flush()]

@@ -362,13 +362,22 @@ def test_program_date_jump_starts_a_file(tmp_path: Path) -> None:
     assert after.name > before.name  # named after the new date, an hour on
 
 
-def test_discontinuity_to_another_sample_rate_starts_a_file(tmp_path: Path) -> None:
-    """An EXT-X-DISCONTINUITY to segments at 48 kHz (after 44.1 kHz): a new file
-    where they begin, with no gap, and no file holds both rates."""
+@pytest.mark.parametrize("rate", [48000, 44100])
+def test_discontinuity(tmp_path: Path, rate: int) -> None:
+    """An EXT-X-DISCONTINUITY to another encoder's segments: at 48 kHz (after
+    44.1 kHz) a new file where they begin, with no gap, and no file holds both rates;
+    at the same rate (only the timestamps reset) no new file is forced. Neither
+    loses or repeats a frame."""
     www = tmp_path / "www"
     a = hls_writer(www, seconds=60, list_size=10, flags="independent_segments")
     b = hls_writer(
-        www, seconds=60, list_size=10, flags="independent_segments", rate=48000, name="b"
+        www,
+        seconds=60,
+        list_size=10,
+        flags="independent_segments",
+        rate=rate,
+        name="b",
+        frequency=660,
     )
     try:
         wait_segments(www, 2)
@@ -379,10 +388,8 @@ def test_discontinuity_to_another_sample_rate_starts_a_file(tmp_path: Path) -> N
             with rec:
                 rec.wait_recording(timeout=30)
                 time.sleep(2)
-                pub.splice("b.m3u8")
-                assert wait_for(lambda: "codec parameters change" in _log(tmp_path), timeout=20), (
-                    rec.output
-                )
+                at = pub.splice("b.m3u8")
+                assert wait_for(lambda: len(pub.entries) > at + 3, timeout=20)
                 time.sleep(3)
                 assert rec.stop() == 0
     finally:
@@ -390,7 +397,19 @@ def test_discontinuity_to_another_sample_rate_starts_a_file(tmp_path: Path) -> N
         stop_process(b)
     files = _judge(tmp_path, rec)
     assert _gaps(files) == []  # no false gap
-    assert _missing_runs(files, pub.frames()) == []
+    served = pub.frames()
+    assert _missing_runs(files, served) == []
+    # the recording runs past the discontinuity
+    last = files[-1]
+    assert contiguous_in(file_frames(last), served) + len(file_frames(last)) > len(
+        Republisher.frames_of(www, pub.entries[:at])
+    )
+    changed = "codec parameters change" in _log(tmp_path)
     rates = [{(fr[2] >> 2) & 0x0F for fr in file_frames(f)} for f in files]
-    assert all(len(r) == 1 for r in rates), rates  # 4 = 44.1 kHz, 3 = 48 kHz
-    assert rates[0] == {4} and rates[-1] == {3}, rates
+    if rate == 48000:
+        assert changed
+        assert all(len(r) == 1 for r in rates), rates  # 4 = 44.1 kHz, 3 = 48 kHz
+        assert rates[0] == {4} and rates[-1] == {3}, rates
+    else:
+        assert not changed
+        assert all(r == {4} for r in rates), rates

@@ -303,9 +303,13 @@ class Republisher:
 
     def frames(self) -> list[bytes]:
         """The audio frames of every segment published, in order."""
+        return self.frames_of(self.directory, self.entries)
+
+    @staticmethod
+    def frames_of(directory: Path, entries: list[Entry]) -> list[bytes]:
         frames: list[bytes] = []
-        for e in self.entries:
-            got = ts.demux((self.directory / e.uri).read_bytes())
+        for e in entries:
+            got = ts.demux((directory / e.uri).read_bytes())
             framer = AdtsFramer() if (got.codec or "aac") == "aac" else Mp3Framer()
             frames += [f.data for f in framer.feed(got.data) + framer.flush()]
         return frames
