@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +28,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from isr.clips.clip import Clipper
 from isr.clock import local_zone
+from isr.evidence.clipverify import verify_clip
 from isr.framing.adts import AdtsFramer
 from isr.framing.base import Framer
 from isr.framing.flac import FlacFramer, frame_header, renumber_frame
@@ -94,6 +96,17 @@ def expected(files: list[Path], t0: float, t1: float) -> list[Unit]:
     return every[first : last + 1]
 
 
+def verified(root: Path, clip: Path, manifest: dict[str, Any]) -> list[str]:
+    """``isr verify --clip``'s lines for ``clip`` with ``manifest`` beside it (none
+    and intact: the chain the recorder wrote proves every part)."""
+    clip.with_name(clip.name + ".json").write_text(json.dumps(manifest))
+    report = verify_clip(clip, root)
+    assert report.ok and report.identical and report.proven == len(manifest["parts"]), (
+        report.lines()
+    )
+    return report.notes
+
+
 def make_clip(root: Path, source: str, t0: float, t1: float) -> tuple[bytes, dict[str, Any]]:
     tz = local_zone()
     clipper = Clipper(root, tz, TimelineIndex(root, tz, in_memory=True))
@@ -116,6 +129,7 @@ def check_stream_clip(
     out = tmp_path / f"{source}{files[0].suffix}"
     out.write_bytes(data)
     assert ffmpeg_errors(out) == ""
+    assert verified(root, out, manifest) == []
     held = want[-1].end - want[0].start
     frame = want[0].end - want[0].start
     assert 0 <= t0 - want[0].start < frame and 0 < want[-1].end - t1 <= frame + 1e-3
@@ -201,6 +215,12 @@ def test_clips_of_streams_recorded_from_the_fake_server(
             assert wait_for(lambda: len(list((root / "drop").glob("*.mp3"))) >= 6, timeout=30)
             assert rec.stop() == 0, rec.output
         sent = {m.path[1:]: bytes(srv.connections_to(m.path)[0].audio) for m in mounts}
+    # The clip to "now": its last part, still recorded then, is proven by the chain
+    # line written when the file closed (and so is one whose line was not written yet,
+    # its check under way).
+    notes = verified(root, growing, m)
+    assert notes[-1].startswith(f"note: part {len(m['parts'])} (mp3/{files[-1].name}): ")
+    assert all(n.endswith("after the clip was made") for n in notes)
     source_pcm, _ = soundfile.read(str(flac_path), dtype="int16", always_2d=True)
     check_stream_clip(tmp_path, root, "mp3", sent["mp3"], None)
     check_stream_clip(tmp_path, root, "aac", sent["aac"], None)
@@ -259,6 +279,7 @@ def test_clips_of_tone_recordings_are_the_captured_samples(tmp_path: Path, fmt: 
         assert len(manifest["parts"]) >= 2
         out = tmp_path / f"clip{a}.{fmt}"
         out.write_bytes(data)
+        assert verified(root, out, manifest) == []
         got, got_rate = soundfile.read(str(out), dtype="int16", always_2d=True)
         g0, n = round(a * rate), round((t1 - t0) * rate)
         assert got_rate == rate and len(got) == n

@@ -20,9 +20,10 @@ A clip is intact when:
    removed anywhere in the clip is found, and named by where it lies (the clip's
    own header, or which part, frame and file byte);
 3. **the times are the files' times**: each part's ``start``/``end`` are when its
-   first unit and the end of its last were aired (the file's start, as the chain
-   line records it, plus the samples before them), and the clip's are its first
-   part's start and its last part's end.
+   first unit and the end of its last were aired (the file's start, as its sidecar
+   says — the chain line's is the one known at close, which a young connection's
+   dating may still move back a little — plus the samples before them), and the
+   clip's are its first part's start and its last part's end.
 
 A part whose file was still being recorded when the clip was made (``sha256`` and
 ``chain`` null) is proven once the chain has recorded the file since (the clip's
@@ -498,9 +499,12 @@ def _units(p: _Part, table: UnitTable) -> tuple[int, int] | str:
 
 def _check_times(pr: _Proof, table: UnitTable, first: int, end: int, report: ClipReport) -> None:
     p = pr.part
-    origin = _instant(pr.line.get("start")) if pr.line is not None else None
-    if origin is None:
-        origin = _instant(_sidecar_start(pr.path))
+    # The sidecar's start, as the clip was cut by: the chain line's is the one known
+    # when the file closed, and a young connection's dating may still move its
+    # closed files back by a few tens of ms (isr.segment, the media clock).
+    origin = _instant(_sidecar_start(pr.path))
+    if origin is None and pr.line is not None:
+        origin = _instant(pr.line.get("start"))
     if origin is None or not table.rate:
         return
     lo, hi = (first, end) if table.exact else (table.sample(first), table.sample(end))
