@@ -31,7 +31,6 @@ from isr.timeline.coverage import (
     Coverage,
     Report,
     collect,
-    coverage_json,
     local_day,
     parse_day,
     resolve_days,
@@ -45,6 +44,7 @@ T = TypeVar("T")
 
 PAGE_DAYS = 42
 """Days per source on the page: six weeks at a glance."""
+ENCODE_DAYS = 300
 
 
 class OnIndex(Protocol):
@@ -105,15 +105,26 @@ async def api_coverage(request: web.Request) -> web.Response:
     except BadTime as exc:
         raise _error(web.HTTPBadRequest, str(exc)) from None
 
-    def answer(index: TimelineIndex) -> bytes:
+    def answer(index: TimelineIndex) -> list[Coverage]:
         only = {source} if source is not None else None
         report = collect(
             index, routes.tz, first, last, now, configured=routes.configured, only=only
         )
-        return json.dumps(coverage_json(report.days, routes.tz)).encode()
+        return report.days
 
-    body = await routes.on_index(answer)
+    days = await routes.on_index(answer)
+    body = await asyncio.to_thread(_encode, days, routes.tz)
     return web.Response(body=body, content_type="application/json")
+
+
+def _encode(days: list[Coverage], tz: tzinfo) -> bytes:
+    """``{"days": [...]}`` a few hundred days at a time, the GIL handed over in
+    between: 4,200 days of JSON made by one ``json.dumps`` would hold the loop."""
+    parts = []
+    for i in range(0, len(days), ENCODE_DAYS):
+        parts.append(json.dumps([d.to_json(tz) for d in days[i : i + ENCODE_DAYS]])[1:-1])
+        time.sleep(0)
+    return ('{"days": [' + ", ".join(p for p in parts if p) + "]}").encode()
 
 
 # -- the page -------------------------------------------------------------------------
