@@ -9,6 +9,7 @@ report line.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -25,6 +26,7 @@ from isr.clips.clip import Clipper
 from isr.clips.export import write_clip
 from isr.evidence import chain
 from isr.evidence.clipverify import ClipReport, verify_clip
+from isr.evidence.keys import generate, load_signer
 from isr.evidence.lines import chain_refs
 from isr.evidence.service import Evidence
 from isr.framing.flac import FlacFramer
@@ -504,3 +506,47 @@ def test_chain_refs_read_only_what_was_appended(tmp_path: Path) -> None:
         "radio/2.mp3": None,
     }
     assert chain_refs(root, "nobody", names) == dict.fromkeys(names)
+
+
+# -- a signed day seals the parts' lines ------------------------------------------------------
+
+
+def test_parts_sealed_by_a_signed_day(
+    tmp_path: Path, media: MediaFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = tmp_path / "keys" / "isr.key"
+    public = generate(key)
+    root = tmp_path / "rec"
+    ev = Evidence(root, BERLIN, sign=load_signer(key), check_pause=0.0)
+    archive = StreamArchive(root, BERLIN, "mp3")
+    ev.start(["radio"])
+    with_chain(archive, ev)
+    archive.session(media("mp3", 14), local(T0, BERLIN))
+    assert ev.drain()
+    ev.day(["radio"], "2026-11-24")
+    ev.stop(["radio"])
+    clip = make_clip(root, "radio", tmp_path / "sealed.mp3")
+    report = verify_clip(clip, root, public_key=public)
+    assert report.lines() == [] and report.ok
+    assert report.sealed == 3 and report.keys == {public}
+    assert report.summary().endswith(
+        f"3 part(s) proven by the chain, 3 sealed by a signed day (key {public})"
+    )
+    day = next(
+        line for line in chain.read_lines(chain.chain_path(root, "radio"))
+        if line.obj and line.obj["event"] == "day"
+    )  # fmt: skip
+    other = generate(tmp_path / "keys" / "other.key")
+    args = ["verify", "--clip", str(clip), "--dir", str(root), "--key", other]
+    assert main(args) == 1
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"chain radio line {day.number} (day 2026-11-24): signed by another key ({public})"
+    )
+    assert day.obj is not None
+    sig = bytearray(base64.b64decode(day.obj["sig"]))
+    sig[0] ^= 1
+    edit = Case("mp3", root, clip, "radio")
+    edit_line(edit, int(day.obj["seq"]), sig=base64.b64encode(bytes(sig)).decode())
+    report = verify_clip(clip, root)
+    assert report.problems == [f"chain radio line {day.number} (day 2026-11-24): bad signature"]
+    assert report.sealed == 0 and report.proven == 3

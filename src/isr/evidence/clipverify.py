@@ -80,6 +80,11 @@ class ClipReport:
     compared: int = 0
     """Bytes of the clip compared with its re-cut."""
     identical: bool = False
+    sealed: int = 0
+    """Proven parts whose chain line a later signed ``day`` line seals (links intact
+    from the part's line to it, its signature good)."""
+    keys: set[str] = field(default_factory=set)
+    """The public keys of those signatures."""
 
     @property
     def ok(self) -> bool:
@@ -100,9 +105,12 @@ class ClipReport:
         else:
             head = f"intact: {name}"
         cut = "a byte-exact re-cut" if self.identical else "not a byte-exact re-cut"
+        sealed = ""
+        if self.sealed:
+            sealed = f", {self.sealed} sealed by a signed day (key {', '.join(sorted(self.keys))})"
         return (
             f"{head}; {self.compared} byte(s) compared, {cut} of {self.parts} part(s); "
-            f"{self.proven} part(s) proven by the chain"
+            f"{self.proven} part(s) proven by the chain{sealed}"
         )
 
 
@@ -197,6 +205,8 @@ class _Chain:
     by_hash: dict[str, int] = field(default_factory=dict)
     by_seq: dict[int, int] = field(default_factory=dict)
     last: dict[str, int] = field(default_factory=dict)
+    days: list[int] = field(default_factory=list)
+    """The lines of signed ``day`` lines, in order."""
     """The last line (number) that speaks of each file."""
 
     def line(self, n: int) -> chain.Line:
@@ -217,6 +227,8 @@ def _read_chain(root: Path, source: str) -> _Chain | None:
         if obj is None:
             continue
         c.by_seq.setdefault(int(obj["seq"]), n)
+        if obj["event"] == "day" and isinstance(obj.get("sig"), str):
+            c.days.append(n)
         if isinstance(obj.get("file"), str):
             c.last[obj["file"]] = n
         want = lines[i - 1].hash if i else None
@@ -269,10 +281,13 @@ class _Proof:
     """The chain line that proves the file (it hashed to what the line says)."""
 
 
-def verify_clip(clip: Path, root: Path, manifest: Path | None = None) -> ClipReport:
+def verify_clip(
+    clip: Path, root: Path, manifest: Path | None = None, *, public_key: str | None = None
+) -> ClipReport:
     """Verify ``clip`` (its manifest ``clip.json`` unless ``manifest``) against the
     recordings directory ``root``. Raises QueryError when there is nothing to verify
-    (no clip, no manifest: a usage error)."""
+    (no clip, no manifest: a usage error). ``public_key``: the key a day line that
+    seals a part's line must be signed with (else any key the line names)."""
     report = ClipReport(clip)
     m_path = manifest if manifest is not None else manifest_path(clip)
     try:
@@ -292,6 +307,7 @@ def verify_clip(clip: Path, root: Path, manifest: Path | None = None) -> ClipRep
     history = _read_chain(root, source)
     proofs = [_prove(root, source, p, history, report) for p in parts]
     _report_break(history, proofs, report)
+    _seal(history, proofs, report, public_key)
     _recut(clip, size, m, proofs, report)
     return report
 
@@ -430,6 +446,46 @@ def _report_break(history: _Chain | None, proofs: list[_Proof], report: ClipRepo
             f"broken before the line(s) that recorded "
             + ", ".join(f"part {pr.part.index} (line {pr.n})" for pr in after)
         )
+
+
+def _seal(
+    history: _Chain | None, proofs: list[_Proof], report: ClipReport, public_key: str | None
+) -> None:
+    """Each proven part's line, sealed by the first signed ``day`` line after it: the
+    chain up to that line existed when the day was signed."""
+    if history is None:
+        return
+    judged: dict[int, bool] = {}
+    for pr in proofs:
+        if pr.n is None or (history.broken is not None and pr.n >= history.broken):
+            continue
+        day = next((d for d in history.days if d > pr.n), None)
+        if day is None or (history.broken is not None and day >= history.broken):
+            continue
+        if day not in judged:
+            judged[day] = _day_holds(history, day, report, public_key)
+        if judged[day]:
+            report.sealed += 1
+
+
+def _day_holds(history: _Chain, n: int, report: ClipReport, public_key: str | None) -> bool:
+    obj = history.line(n).obj
+    assert obj is not None
+    sig, key = obj.get("sig"), obj.get("key")
+    label = f"chain {history.source} line {n} (day {obj.get('date')})"
+    if not isinstance(sig, str) or not isinstance(key, str):
+        return False
+    if public_key is not None and key != public_key:
+        report.problems.append(f"{label}: signed by another key ({key})")
+        return False
+    message = chain.day_message(
+        history.source, str(obj.get("date")), int(obj["seq"]), obj.get("prev")
+    )
+    if obj.get("head") != obj.get("prev") or not chain.signature_ok(key, message, sig):
+        report.problems.append(f"{label}: bad signature")
+        return False
+    report.keys.add(key)
+    return True
 
 
 def _cutter(name: str) -> Cutter | None:

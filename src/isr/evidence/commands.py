@@ -103,13 +103,15 @@ def cmd_verify(args: argparse.Namespace, load_config: ConfigLoader) -> int:
 def _verify_clip(args: argparse.Namespace, load_config: ConfigLoader) -> int:
     from isr.errors import QueryError
     from isr.evidence.clipverify import verify_clip
+    from isr.evidence.keys import read_public
 
     if args.source or args.first or args.last:
         raise QueryError("--clip verifies one clip: it takes no --source, --from or --to")
     root = Path(args.dir) if args.dir else load_config(args.config).output_directory
     if not root.is_dir():
         raise QueryError(f"no recordings directory {str(root)!r}")
-    report = verify_clip(Path(args.clip), root)
+    public = read_public(args.key) if args.key else None
+    report = verify_clip(Path(args.clip), root, public_key=public)
     for line in report.lines():
         print(line)
     print(report.summary())
