@@ -54,7 +54,7 @@ CHAIN_INTERVAL = 5.0
 """Seconds between looks at the chains."""
 DELETE_INTERVAL = 5.0
 """Seconds between looks for local copies to remove (one indexed query)."""
-STOP_TIMEOUT = 1.5
+STOP_TIMEOUT = 1.0
 """Seconds a stop lets the uploader go on; the rest waits for the next start."""
 
 
@@ -127,7 +127,7 @@ class Archive:
         self._deadline = time.monotonic() + timeout
         self._stopping.set()
         self._wake.set()
-        self._thread.join(timeout + 0.5)
+        self._thread.join(timeout + 0.2)  # a call under way is left to finish or die
         if self._thread.is_alive():
             log.info("the archive's upload under way continues at the next start")
         self._thread = None
