@@ -11,6 +11,7 @@ chained Ogg stream.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,12 +19,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from isr.clips.clip import Clip, Clipper
+from isr.clips.ogg import CUTTER
+from isr.evidence.clipverify import verify_clip
 from isr.framing.oggcodecs import codec_for
 from isr.framing.oggpage import OggPage, page_crc_ok, page_length
 from isr.timeline.index import TimelineIndex
 from tests.support.archive import local
 from tests.support.clips import StreamArchive
 from tests.support.judge import (
+    decoded_duration,
     ffmpeg_errors,
     ffprobe_duration,
     ogginfo_warnings,
@@ -158,8 +162,12 @@ def test_an_ogg_clip_is_the_packets_from_from_to_to_re_paged(
         in_files[0] <= at < sum(in_files[:2]) and at + len(link["audio"]) > sum(in_files[:3])
         for at in contiguous(link["audio"], every)
     ), "from the second file to the fourth"
-    # The manifest's pages are the clip's packets (each part from the page its first
-    # packet begins on).
+    # The manifest's byte ranges run from where the part's first packet begins to where
+    # the packet after its last begins: cut again from them, the clip is the same
+    # (``isr verify --clip``).
+    out.with_name(out.name + ".json").write_text(json.dumps(m))
+    report = verify_clip(out, root)
+    assert report.identical, report.lines()
     judge(out, kind)
     rate = link["codec"].sample_rate
     packet = 2048 / 44100 if kind == "vorbis" else (0.02 if kind == "opus" else 4096 / rate)
@@ -180,10 +188,7 @@ def test_an_ogg_clip_is_the_packets_from_from_to_to_re_paged(
         k += ends
         granules.append((page.granule_position, total if ends else -1))
     assert granules[0][0] == granules[0][1], "the first audio page's granule counts from 0"
-    # At a file join a Vorbis packet's samples are estimated; within one packet.
-    slack = 2048 if kind == "vorbis" else 0
-    assert all(abs(g - want) <= slack * 2 for g, want in granules)
-    assert granules[-1][0] == granules[-1][1] or kind == "vorbis"
+    assert [g for g, _ in granules] == [want for _, want in granules]
 
 
 def audio_pages(link: dict[str, Any]) -> list[OggPage]:
@@ -195,3 +200,147 @@ def audio_pages(link: dict[str, Any]) -> list[OggPage]:
         if n >= count:
             return ps[i + 1 :]
     return []
+
+
+def test_a_clip_across_a_new_link_is_chained(tmp_path: Path, media: MediaFactory) -> None:
+    # One connection whose stream is chained: a second link of another setup (another
+    # bitrate, so another Vorbis setup header) starts a new file.
+    stream = tmp_path / "chained.ogg"
+    a, b = media("vorbis", 7), media("vorbis", 7, bitrate="64k", frequency=660)
+    stream.write_bytes(a.read_bytes() + b.read_bytes())
+    root = tmp_path / "rec"
+    archive = StreamArchive(root, BERLIN, "ogg")
+    archive.session(stream, local(T0, BERLIN))
+    archived = files(root, ".ogg")
+    setups = [links(f.read_bytes())[0]["headers"][2] for f in archived]
+    change = next(i for i in range(1, len(setups)) if setups[i] != setups[i - 1])
+    t_link = local(T0, BERLIN) + 7.0  # about where the second link starts
+    clip = clipper(root).make("radio", t_link - 2.5, t_link + 2.5)
+    data = clip_bytes(clip)
+    out = tmp_path / "clip.ogg"
+    out.write_bytes(data)
+    chain = links(data)
+    assert len(chain) == 2, "a new setup inside the span is a new link"
+    assert chain[0]["serial"] != chain[1]["serial"]
+    for link in chain:
+        check_stream(link)
+        assert link["pages"][0].granule_position == 0
+    assert chain[0]["headers"][2] == setups[change - 1]
+    assert chain[1]["headers"][2] == setups[change]
+    every = audio_of(archived)
+    assert contiguous(chain[0]["audio"] + chain[1]["audio"], every)
+    out.with_name(out.name + ".json").write_text(json.dumps(clip.manifest))
+    assert verify_clip(out, root).identical
+    judge(out, "vorbis")
+    info = ogginfo_text(out)
+    assert info.count("New logical stream") == 2
+    # It plays through: a decoder gets both links (ffprobe's duration is the last
+    # link's alone, from its last granule).
+    assert abs(decoded_duration(out) - (clip.plan.end - clip.plan.start)) <= 0.1
+
+
+def ogginfo_text(path: Path) -> str:
+    import subprocess
+
+    return subprocess.run(
+        ["ogginfo", str(path)], capture_output=True, text=True, check=False
+    ).stdout
+
+
+@pytest.mark.parametrize("kind", ["vorbis", "opus", "oggflac"])
+def test_any_range_of_an_ogg_clip_is_those_bytes_of_the_whole(
+    tmp_path: Path, media: MediaFactory, kind: str
+) -> None:
+    root = tmp_path / "rec"
+    archive = StreamArchive(root, BERLIN, FORMATS[kind])
+    archive.session(media(kind, 11), local(T0, BERLIN))
+    clip = clipper(root).make(
+        "radio", local("2026-11-24T14:00:02.5", BERLIN), local("2026-11-24T14:00:10.2", BERLIN)
+    )
+    assert clip.body is not None
+    whole = clip_bytes(clip)
+    size = len(whole)
+    for lo, hi in ((0, 1), (size - 100, size), (size // 3, 2 * size // 3), (27, 4000)):
+        assert b"".join(clip.body.read(lo, hi)) == whole[lo:hi]
+    step = 3001
+    joined = b"".join(
+        b"".join(clip.body.read(lo, lo + step, chunk=1000)) for lo in range(0, size, step)
+    )
+    assert joined == whole
+    assert b"".join(clip.body.read(size, size + 10)) == b""
+
+
+def test_api_clip_serves_an_ogg_clip_with_ranges(tmp_path: Path, media: MediaFactory) -> None:
+    import asyncio
+    from urllib.parse import urlencode
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from isr.sidecar import iso
+    from isr.web.app import create_app
+
+    root = tmp_path / "rec"
+    archive = StreamArchive(root, BERLIN, "opus")
+    archive.session(media("opus", 11), local(T0, BERLIN))
+    query = urlencode(
+        {
+            "source": "radio",
+            "from": iso(local("2026-11-24T14:00:02.5", BERLIN), BERLIN),
+            "to": iso(local("2026-11-24T14:00:10.2", BERLIN), BERLIN),
+        }
+    )
+
+    async def main() -> None:
+        async with TestClient(TestServer(create_app(root), host="127.0.0.1")) as c:
+            r = await c.get("/api/clip?" + query)
+            assert r.status == 200
+            whole = await r.read()
+            assert int(r.headers["Content-Length"]) == len(whole)
+            assert r.headers["Content-Type"].startswith("audio/ogg")
+            size = len(whole)
+            for rng, lo, hi in (
+                ("bytes=-100", size - 100, size),
+                (f"bytes={size // 3}-{2 * size // 3 - 1}", size // 3, 2 * size // 3),
+            ):
+                r = await c.get("/api/clip?" + query, headers={"Range": rng})
+                assert r.status == 206
+                assert r.headers["Content-Range"] == f"bytes {lo}-{hi - 1}/{size}"
+                assert await r.read() == whole[lo:hi]
+            joined = b""
+            for lo in range(0, size, 7919):
+                r = await c.get("/api/clip?" + query, headers={"Range": f"bytes={lo}-{lo + 7918}"})
+                joined += await r.read()
+            assert joined == whole
+            r = await c.get("/api/clip?" + query, headers={"Range": f"bytes={size}-"})
+            assert r.status == 416
+            r = await c.get("/api/clip?" + query + "&download=1")
+            assert r.headers["Content-Disposition"].startswith('attachment; filename="radio_')
+            assert ".opus" in r.headers["Content-Disposition"]
+            out = tmp_path / "clip.opus"
+            out.write_bytes(await r.read())
+            judge(out, "opus")
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("kind", ["vorbis", "opus", "oggflac"])
+def test_a_growing_ogg_file_is_walked_on(tmp_path: Path, media: MediaFactory, kind: str) -> None:
+    root = tmp_path / "rec"
+    archive = StreamArchive(root, BERLIN, FORMATS[kind], split_seconds=60)
+    archive.session(media(kind, 6), local(T0, BERLIN))
+    (path,) = files(root, KINDS[kind])
+    full = path.read_bytes()
+    whole = CUTTER.walk(path, None, final=True)
+    assert whole.count == len(audio_of([path]))
+    grow = tmp_path / f"grow{KINDS[kind]}"
+    table = None
+    n = len(full)
+    for cut in (100, n // 7, n // 7 + 1, n // 3, n // 2, n - 3, n):
+        grow.write_bytes(full[:cut])
+        table = CUTTER.walk(grow, table, final=cut == n)
+        assert table.offset(table.count) <= cut
+    assert table is not None
+    assert table.key == whole.key and table.data_start == whole.data_start
+    assert table.sizes.tolist() == whole.sizes.tolist()
+    assert table.samples.tolist() == whole.samples.tolist()
+    assert table.walked == whole.walked == n

@@ -4,17 +4,23 @@ re-paged as one Ogg stream that starts at granule 0.
 **Units are packets.** The walk reads a file's pages (CRCs checked, sequence numbers
 consecutive as ISR's writer makes them) and counts each audio packet's samples from the
 codec (``isr.framing.oggcodecs``: Vorbis blocksizes from the setup header, the Opus TOC,
-the FLAC frame header). A unit's offset is the start of the page where its packet
-begins, so a part's byte range runs from the page where its first packet begins to the
-page where the packet after its last one begins (the page its last packet ends on, as
-a rule). The header packets are in ``facts``; ``key`` is the codec setup (for Vorbis it
-includes the setup header), so a change of setup is a new link.
+the FLAC frame header). A unit's offset is where its packet's first byte is in the
+file, so a part's byte range (the manifest's ``bytes``) runs from the first byte of its
+first packet to the first byte of the packet after its last (or the end of the last
+page): it names the packets exactly, and lies within the pages used, which ``assemble``
+finds from it (the page that holds a byte: the nearest capture pattern before it that
+starts a page whose CRC holds and that reaches past it). The header packets are in
+``facts``; ``key`` is the codec setup (for Vorbis it includes the setup header), so a
+change of setup is a new link.
 
-Time: a Vorbis packet decodes to ``prev/4 + cur/4`` samples, the first one of a stream
-to none; the first packet of a file is counted as ``cur/2`` (the blocksize before it is
-in the previous file), so a packet's time is right within a fraction of one packet. The
-file's own granules (ISR rebased them so the file starts at the samples its first page
-decodes to) are ``samples before + shift`` (``facts["shift"]``).
+Time: a packet's samples are those its file's granules count: a Vorbis packet decodes
+to ``prev/4 + cur/4`` samples, the first one of a file to none (as ISR's writer counts
+it: a file's first page carries what a decoder starting there gets); a page whose
+granule says less (a link's end-trimmed last page) plays only to its granule, and its
+last packets count that much less. So a file's units last what the segmenter timed it
+for. A Vorbis file that continues a link places its packets up to one packet early
+(its first packet aired, but counts none); never later, so a file's units never
+overlap the next file's (where the planner would leave a packet out).
 
 **Assembly.** Per link (a run of parts with one key): the header packets of its first
 part re-paged (the identification header alone on a BOS page, the others on pages of
@@ -26,9 +32,15 @@ serial; the CRC follows from the header's change alone, ``oggpage.restamp``); th
 its last packet ends on, rebuilt without what follows it. The clip's granules count
 from 0: its first page carries the samples its packets decode to from a decoder start
 (Vorbis: its first packet none; Opus: the recorded pre-skip is kept, and the granule
-counts it, as in ISR's own files). The last page of each link has EOS. Lengths are
+counts it, as in ISR's own files); where two parts join, a Vorbis packet that its file
+counted as none (its first) counts what it decodes to after the part before
+(``prev/4 + cur/4``, the blocksizes read from the edge packets' mode bytes), so the
+granules are those of one continuous stream. The last page of each link has EOS. Lengths are
 known before the first byte: the middle pages keep their size, the edge pages are
-built at assembly (two or three pages read per part).
+built at assembly (two or three pages read per part). The middle pages' new sequence
+numbers and granules follow from their own (a file's pages are numbered on from its
+headers, its granules continuous: the walk checks the one, the writer makes the other),
+so a Range in the middle reads only the pages it asks for.
 
 **Chains** (``chains = True``): a part whose key differs from the one before starts a
 new link in the clip: EOS on the previous link's last page, a new BOS with the part's
@@ -45,7 +57,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from isr.clips.body import CHUNK, Literal, Piece
 from isr.clips.cutter import Part
@@ -109,9 +120,12 @@ class _State:
     seq: int = -1
     """The sequence number of the last page."""
     pending: int = -1
-    """Where the page starts on which a packet not yet complete begins (-1: none)."""
+    """Where a packet not yet complete begins (its first byte; -1: none)."""
     head: bytes = b""
     """That packet's first bytes."""
+    total: int = 0
+    """The samples of the packets so far as the file's granules count them (a Vorbis
+    file's first packet: none)."""
 
 
 class OggCutter:
@@ -130,7 +144,7 @@ class OggCutter:
                 assert codec is not None
                 state = _State(
                     int(facts["prev"]), int(facts["seq"]), int(facts["pending"]),
-                    bytes.fromhex(str(facts["head"])),
+                    bytes.fromhex(str(facts["head"])), int(facts["total"]),
                 )  # fmt: skip
                 start, data_start = previous.walked, previous.data_start
                 key, describe = previous.key, previous.describe
@@ -145,14 +159,12 @@ class OggCutter:
                 state = _State(seq=seq)
                 start = data_start
                 key, describe = codec.key.hex(), _describe(codec, headers[0])
-                facts = {"headers": [h.hex() for h in headers], "serial": serial, "shift": 0}
-            offsets, samples, end, odd, first_block = _walk(fd, start, size, codec, state)
+                facts = {"headers": [h.hex() for h in headers], "serial": serial}
+            offsets, samples, end, odd = _walk(fd, start, size, codec, state)
+            if previous is None and offsets:
+                data_start = offsets[0]
         finally:
             os.close(fd)
-        if previous is None and samples and codec.name == "vorbis":
-            # The first packet decoded nothing in the file; it aired about cur/2.
-            samples[0] = first_block // 2
-            facts["shift"] = -samples[0]
         if odd:
             log.warning(
                 "%s: %s at byte %d; clips use the packets before it", name or path.name, odd, end
@@ -161,7 +173,13 @@ class OggCutter:
         if final or odd:
             state.pending = -1  # a packet never completed is not in the file
         boundary = state.pending if state.pending >= 0 else end
-        facts.update(prev=state.prev, seq=state.seq, pending=state.pending, head=state.head.hex())
+        facts.update(
+            prev=state.prev,
+            seq=state.seq,
+            pending=state.pending,
+            head=state.head.hex(),
+            total=state.total,
+        )
         # Sizes make each unit's offset the start of its packet's first page.
         if previous is not None:
             all_offsets = [int(previous.offsets[-2]), *offsets, boundary]
@@ -239,12 +257,11 @@ def _read_headers(fd: int, size: int) -> tuple[list[bytes], int, int, int] | Non
 
 def _walk(
     fd: int, start: int, size: int, codec: Codec, state: _State
-) -> tuple[list[int], list[int], int, str | None, int]:
-    """Pages from ``start``: the begin page offset and samples of each packet completed,
-    where the last whole page ends, why the walk stopped early, the first blocksize."""
+) -> tuple[list[int], list[int], int, str | None]:
+    """Pages from ``start``: the first byte's offset and the samples of each packet completed,
+    where the last whole page ends, why the walk stopped early."""
     offsets: list[int] = []
     samples: list[int] = []
-    first_block = 0
     vorbis = codec.name == "vorbis"
     base, buf, p = start, b"", 0
     odd: str | None = None
@@ -264,7 +281,7 @@ def _walk(
         if not page_crc_ok(page):
             odd = "a page whose CRC does not hold"
             break
-        flags, _, _, seq = page_fields(page)
+        flags, granule, _, seq = page_fields(page)
         if flags & BOS:
             odd = "a new logical stream"
             break
@@ -276,9 +293,10 @@ def _walk(
             break
         state.seq = seq
         at = base + p
+        k0 = len(samples)
         for i, (a, b, whole) in enumerate(page_packets(page)):
             if i > 0 or state.pending < 0:
-                state.pending, state.head = at, page[a : min(b, a + HEAD)]
+                state.pending, state.head = at + a, page[a : min(b, a + HEAD)]
             elif len(state.head) < HEAD:
                 state.head += page[a : min(b, a + HEAD - len(state.head))]
             if not whole:
@@ -290,15 +308,22 @@ def _walk(
                     count = 0  # not an audio packet
                 else:
                     count, block = codec.packet_samples(packet, state.prev)
-                    if not state.prev and not first_block:
-                        first_block = block
                     state.prev = block
             else:
                 count = codec.packet_samples(packet, 0)[0]
             samples.append(count)
             state.pending, state.head = -1, b""
+        state.total += sum(samples[k0:])
+        if granule != -1 and granule < state.total:
+            # An end-trimmed page (a link's last): its packets play only to its granule.
+            cut = state.total - granule
+            for k in range(len(samples) - 1, k0 - 1, -1):
+                less = min(cut, samples[k])
+                samples[k] -= less
+                cut -= less
+            state.total = granule + cut
         p += n
-    return offsets, samples, base + p, odd, first_block
+    return offsets, samples, base + p, odd
 
 
 # -- assembly ---------------------------------------------------------------------------
@@ -312,10 +337,27 @@ def _page_at(fd: int, offset: int) -> bytes:
     return head[:n]
 
 
-def _rank(table: UnitTable, k: int) -> int:
-    """Which packet beginning on its page packet ``k`` is (0: the first)."""
-    offsets = table.offsets
-    return k - int(np.searchsorted(offsets[: table.count], offsets[k], side="left"))
+def _page_containing(fd: int, x: int, floor: int = 0) -> tuple[int, bytes]:
+    """The page (its start, its bytes) that byte ``x`` of ``fd`` is in: the nearest
+    capture pattern before it, at or after ``floor``, that starts a page whose CRC
+    holds and which reaches past ``x``."""
+    base = max(floor, x - MAX_PAGE_SIZE)
+    buf = os.pread(fd, x - base + MAX_PAGE_SIZE, base)
+    i = buf.rfind(b"OggS", 0, x - base + 1)
+    while i >= 0:
+        n = page_length(buf, i)
+        if n > 0 and i + n > x - base and i + n <= len(buf) and page_crc_ok(buf[i : i + n]):
+            return base + i, buf[i : i + n]
+        i = buf.rfind(b"OggS", 0, i)
+    raise OSError(f"byte {x} is in no Ogg page")
+
+
+def _piece_at(page: bytes, offset: int) -> int:
+    """Which packet piece of ``page`` starts at ``offset`` (in the page)."""
+    for i, (a, _, _) in enumerate(page_packets(page)):
+        if a == offset:
+            return i
+    raise OSError(f"no packet starts at byte {offset} of its page")
 
 
 def _trimmed(page: bytes, keep_from: int, keep_to: int) -> OggPage:
@@ -350,33 +392,41 @@ def _segment_end_of_piece(lacing: bytes, piece: int) -> int:
 @dataclass
 class _Edges:
     first_page: bytes
+    first_at: int
+    """Where the first page starts in the file."""
     first_seg: int
     last_page: bytes
     last_seg: int
     """Segments ``[.., last_seg)`` of the last page hold the part's last packet's end."""
     last_at: int
     """Where the last page starts in the file."""
+    first_byte: int
+    """The first byte of the part's first packet (Vorbis: its mode)."""
+    last_byte: int
+    """The first byte of the part's last packet."""
 
 
 def _edges(part: Part) -> _Edges:
     t = part.table
     fd = open_regular(part.path, os.O_RDONLY, single_link=False)
     try:
-        first_at = t.offset(part.first)
-        first_page = _page_at(fd, first_at)
-        cont = 1 if page_fields(first_page)[0] & CONTINUED else 0
-        first_seg = _segment_of_piece(OggPage.parse(first_page).lacing, _rank(t, part.first) + cont)
-        k = part.end - 1
-        at = t.offset(k)
-        page = _page_at(fd, at)
-        cont = 1 if page_fields(page)[0] & CONTINUED else 0
-        piece = _rank(t, k) + cont
+        x = t.offset(part.first)
+        first_at, first_page = _page_containing(fd, x)
+        piece = _piece_at(first_page, x - first_at)
+        first_seg = _segment_of_piece(OggPage.parse(first_page).lacing, piece)
+        first_byte = first_page[x - first_at] if x - first_at < len(first_page) else 1
+        x = t.offset(part.end - 1)
+        at, page = _page_containing(fd, x)
+        piece = _piece_at(page, x - at)
+        last_byte = page[x - at] if x - at < len(page) else 1
         while True:
-            lacing = OggPage.parse(page).lacing
             pieces = page_packets(page)
             if piece < len(pieces) and pieces[piece][2]:
-                return _Edges(first_page, first_seg, page, _segment_end_of_piece(lacing, piece),
-                              at)  # fmt: skip
+                lacing = OggPage.parse(page).lacing
+                last_seg = _segment_end_of_piece(lacing, piece)
+                return _Edges(
+                    first_page, first_at, first_seg, page, last_seg, at, first_byte, last_byte
+                )
             at += len(page)
             page = _page_at(fd, at)
             piece = 0
@@ -402,34 +452,40 @@ def _header_pages(part: Part, serial: int, total: int) -> tuple[list[bytes], int
 
 
 def _link(parts: Sequence[Part], serial: int) -> list[Piece]:
-    vorbis = bytes.fromhex(parts[0].table.facts["headers"][0]).startswith(b"\x01vorbis")
+    codec = _codec([bytes.fromhex(h) for h in parts[0].table.facts["headers"]])
+    vorbis = codec is not None and codec.name == "vorbis"
+    prev = 0  # Vorbis: the blocksize of the last packet before the part
     total = sum(p.samples for p in parts)
     pages, seq = _header_pages(parts[0], serial, total)
     pieces: list[Piece] = [Literal(b"".join(pages))]
     before = 0  # clip granule before the part
     tail: OggPage | None = None  # the link's last page, held back for EOS
-    for i, part in enumerate(parts):
+    for part in parts:
         t = part.table
         e = _edges(part)
         # The clip's granule after packet k of this part: starts[k+1] - starts[first] + base.
-        base = before - (int(t.samples[part.first]) if vorbis and i == 0 else 0)
+        # Vorbis: the part's first packet decodes in the clip to none (the link's first)
+        # or to prev/4 + cur/4 (its file may count none: the file's first).
+        base = before
+        if vorbis and codec is not None:
+            cur = codec.packet_samples(bytes((e.first_byte,)), 0)[1]
+            decoded = (prev + cur) // 4 if prev and cur else 0
+            base += decoded - int(t.samples[part.first])
+            prev = codec.packet_samples(bytes((e.last_byte,)), 0)[1] or prev
 
         def granule(k: int, t: UnitTable = t, part: Part = part, base: int = base) -> int:
             return int(t.starts[k + 1]) - int(t.starts[part.first]) + base
 
-        same = e.last_at == t.offset(part.first)
+        same = e.last_at == e.first_at
         first = _trimmed(e.first_page, e.first_seg, e.last_seg if same else 256)
         first.header_type &= ~(CONTINUED | BOS | EOS)
-        begin = t.offsets[part.first]
-        n_here = int(np.searchsorted(t.offsets[: t.count], begin, side="right")) - part.first
+        # Packets that begin on the first page after the part's first one end on it too,
+        # but for a last one left open.
+        whole = _whole_pieces(first)
         if same:
             first.granule_position = granule(part.end - 1)
-        elif first.complete or any(v < 255 for v in first.lacing[:-1]):
-            # the packets of this page that end on it: all but a last open one
-            whole = n_here - (0 if first.complete else 1)
-            first.granule_position = granule(part.first + whole - 1) if whole > 0 else -1
         else:
-            first.granule_position = -1
+            first.granule_position = granule(part.first + whole - 1) if whole > 0 else -1
         if tail is not None:
             pieces.append(Literal(tail.with_crc().write()))
         first.serial, first.sequence = serial, seq
@@ -438,17 +494,15 @@ def _link(parts: Sequence[Part], serial: int) -> list[Piece]:
             tail = first
         else:
             pieces.append(Literal(first.with_crc().write()))
-            lo = t.offset(part.first) + len(e.first_page)
+            lo = e.first_at + len(e.first_page)
             old_seq = page_fields(e.first_page)[3]
-            file_granule_before = int(t.starts[part.first]) + int(t.facts.get("shift", 0))
+            file_granule_before = int(t.starts[part.first])
             middle = OggPages(
                 part.path,
                 lo,
                 e.last_at,
-                _page_starts(t, lo, e.last_at),
                 seq_delta=seq - old_seq - 1,
-                granule_delta=before - file_granule_before
-                - (int(t.samples[part.first]) if vorbis and i == 0 else 0),
+                granule_delta=base - file_granule_before,
                 serial=serial,
             )  # fmt: skip
             seq += page_fields(e.last_page)[3] - old_seq - 1
@@ -466,14 +520,9 @@ def _link(parts: Sequence[Part], serial: int) -> list[Piece]:
     return pieces
 
 
-def _page_starts(t: UnitTable, lo: int, hi: int) -> npt.NDArray[np.int64]:
-    """Known page starts in ``[lo, hi)``: where packets begin (pages wholly inside a
-    long packet are found by reading on from the one before)."""
-    offs = np.unique(t.offsets[: t.count])
-    offs = offs[(offs >= lo) & (offs < hi)]
-    if not len(offs) or offs[0] != lo:
-        offs = np.concatenate([[lo], offs]).astype(np.int64)
-    return offs
+def _whole_pieces(page: OggPage) -> int:
+    """Packets that end on ``page``."""
+    return sum(1 for v in page.lacing if v < 255)
 
 
 @dataclass(eq=False)
@@ -484,8 +533,6 @@ class OggPages:
     path: Path
     lo: int
     hi: int
-    starts: npt.NDArray[np.int64]
-    """Page starts known in ``[lo, hi)`` (``lo`` among them)."""
     seq_delta: int
     granule_delta: int
     serial: int
@@ -504,11 +551,10 @@ class OggPages:
         end = min(end, self.length)
         if start >= end:
             return
-        k = max(0, int(np.searchsorted(self.starts, self.lo + start, side="right")) - 1)
-        pos = int(self.starts[k])
         stop = self.lo + end
         fd = open_regular(self.path, os.O_RDONLY, single_link=False)
         try:
+            pos = self.lo if start == 0 else _page_containing(fd, self.lo + start, self.lo)[0]
             buf, base = b"", pos
             while pos < stop:
                 p = pos - base
