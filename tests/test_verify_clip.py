@@ -542,6 +542,17 @@ def test_parts_sealed_by_a_signed_day(
     assert capsys.readouterr().out.splitlines()[0] == (
         f"chain radio line {day.number} (day 2026-11-24): signed by another key ({public})"
     )
+    # With a config, the key is [evidence] signing_key's .pub, as for the archive.
+    ini = tmp_path / "isr.ini"
+    ini.write_text(
+        f"[general]\noutput_directory = {root}\n[evidence]\nsigning_key = keys/other.key\n"
+        "[radio]\ntype = tone\n"
+    )
+    assert main(["verify", "--clip", str(clip), "-c", str(ini)]) == 1
+    assert "signed by another key" in capsys.readouterr().out
+    ini.write_text(ini.read_text().replace("other.key", "isr.key"))
+    assert main(["verify", "--clip", str(clip), "-c", str(ini)]) == 0
+    assert capsys.readouterr().out.endswith(f"3 sealed by a signed day (key {public})\n")
     assert day.obj is not None
     sig = bytearray(base64.b64decode(day.obj["sig"]))
     sig[0] ^= 1

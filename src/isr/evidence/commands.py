@@ -103,14 +103,21 @@ def cmd_verify(args: argparse.Namespace, load_config: ConfigLoader) -> int:
 def _verify_clip(args: argparse.Namespace, load_config: ConfigLoader) -> int:
     from isr.errors import QueryError
     from isr.evidence.clipverify import verify_clip
-    from isr.evidence.keys import read_public
+    from isr.evidence.keys import public_path, read_public
 
     if args.source or args.first or args.last:
         raise QueryError("--clip verifies one clip: it takes no --source, --from or --to")
-    root = Path(args.dir) if args.dir else load_config(args.config).output_directory
+    public = read_public(args.key) if args.key else None
+    if args.dir:
+        root = Path(args.dir)
+    else:
+        cfg = load_config(args.config)
+        root = cfg.output_directory
+        key = cfg.evidence.signing_key
+        if public is None and key is not None and public_path(key).exists():
+            public = read_public(str(public_path(key)))
     if not root.is_dir():
         raise QueryError(f"no recordings directory {str(root)!r}")
-    public = read_public(args.key) if args.key else None
     report = verify_clip(Path(args.clip), root, public_key=public)
     for line in report.lines():
         print(line)
