@@ -156,8 +156,8 @@ class Cells(HTMLParser):
 
 def test_the_page(archive: Archive) -> None:
     async def check(c: Client) -> None:
-        r = await c.get("/coverage?source=radio1")
-        assert r.status == 200
+        r = await c.get("/coverage?source=radio1", headers={"Accept-Encoding": "gzip"})
+        assert r.status == 200 and r.headers["Content-Encoding"] == "gzip"
         html = await r.text()
         cells = Cells()
         cells.feed(html)

@@ -114,7 +114,9 @@ async def api_coverage(request: web.Request) -> web.Response:
 
     days = await routes.on_index(answer)
     body = await asyncio.to_thread(_encode, days, routes.tz)
-    return web.Response(body=body, content_type="application/json")
+    response = web.Response(body=body, content_type="application/json")
+    response.enable_compression()  # when asked for: a year of 100 sources is megabytes
+    return response
 
 
 def _encode(days: list[Coverage], tz: tzinfo) -> bytes:
@@ -181,6 +183,8 @@ class SourceView:
     weeks: list[list[Cell]]
     days: list[Coverage]
     summary: str
+    flawed: list[Coverage]
+    """The days with a gap or a failed check: listed in full under the calendar."""
 
 
 def _href(source: str, day: date) -> str:
@@ -244,7 +248,8 @@ def views(
             weeks[-1].append(cell)
             day += timedelta(days=1)
         days = [mine[d] for d in sorted(mine)]
-        out.append(SourceView(name, weeks, days, _summary(days, min_coverage)))
+        flawed = [c for c in days if c.gaps or c.failed_checks or c.missing_seconds >= 1.0]
+        out.append(SourceView(name, weeks, days, _summary(days, min_coverage), flawed))
     return out
 
 
@@ -301,10 +306,12 @@ async def coverage_page(request: web.Request) -> web.Response:
         )
 
     html = await asyncio.to_thread(render)
-    return web.Response(
+    response = web.Response(
         text=html,
         status=status,
         content_type="text/html",
         charset="utf-8",
         headers={"Cache-Control": "no-store"},
     )
+    response.enable_compression()  # when asked for: 100 sources' calendars are ~2 MB
+    return response
