@@ -344,3 +344,38 @@ def test_a_growing_ogg_file_is_walked_on(tmp_path: Path, media: MediaFactory, ki
     assert table.sizes.tolist() == whole.sizes.tolist()
     assert table.samples.tolist() == whole.samples.tolist()
     assert table.walked == whole.walked == n
+
+
+@pytest.mark.parametrize("kind", ["vorbis", "opus"])
+def test_an_ogg_clip_across_a_gap_and_into_the_growing_file(
+    tmp_path: Path, media: MediaFactory, kind: str
+) -> None:
+    root = tmp_path / "rec"
+    archive = StreamArchive(root, BERLIN, FORMATS[kind])
+    source = media(kind, 8)
+    first = archive.session(source, local(T0, BERLIN))
+    resumed = first[-1].end + 4.0  # a reconnect 4 s later
+    archive.session(source, resumed, stop=False)  # the last file is still written
+    try:
+        archived = files(root, KINDS[kind])
+        clip = clipper(root).make("radio", resumed - 5.3, resumed + 60)
+        data = clip_bytes(clip)
+        out = tmp_path / f"clip{KINDS[kind]}"
+        out.write_bytes(data)
+        m = clip.manifest
+        assert m["parts"][-1]["file"] == f"radio/{archived[-1].name}"
+        assert m["parts"][-1]["sha256"] is None, "the file being recorded"
+        (gap,) = m["gaps"]
+        assert gap["cause"] == "connection reset"
+        (link,) = links(data)
+        check_stream(link)
+        # Both sides of the gap, and of the growing file what is written of it (its last
+        # page is held back by the writer until the file closes).
+        every = audio_of(archived)
+        written = audio_of(archived[:-1]) + links(archived[-1].read_bytes())[0]["audio"]
+        assert every == written
+        (at,) = [a for a in contiguous(link["audio"], every) if a > 0]
+        assert at + len(link["audio"]) == len(every)
+        judge(out, kind)
+    finally:
+        archive.close()

@@ -52,7 +52,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +126,11 @@ class _State:
     total: int = 0
     """The samples of the packets so far as the file's granules count them (a Vorbis
     file's first packet: none)."""
+    count: int = 0
+    """Packets walked before this walk."""
+    trims: list[list[int]] = field(default_factory=list)
+    """(last packet, samples) of each end-trimmed page: what its packets decode to
+    beyond its granule, played where the clip goes on after it."""
 
 
 class OggCutter:
@@ -144,7 +149,8 @@ class OggCutter:
                 assert codec is not None
                 state = _State(
                     int(facts["prev"]), int(facts["seq"]), int(facts["pending"]),
-                    bytes.fromhex(str(facts["head"])), int(facts["total"]),
+                    bytes.fromhex(str(facts["head"])), int(facts["total"]), previous.count,
+                    [list(x) for x in facts["trims"]],
                 )  # fmt: skip
                 start, data_start = previous.walked, previous.data_start
                 key, describe = previous.key, previous.describe
@@ -179,6 +185,7 @@ class OggCutter:
             pending=state.pending,
             head=state.head.hex(),
             total=state.total,
+            trims=state.trims,
         )
         # Sizes make each unit's offset the start of its packet's first page.
         if previous is not None:
@@ -317,6 +324,7 @@ def _walk(
         if granule != -1 and granule < state.total:
             # An end-trimmed page (a link's last): its packets play only to its granule.
             cut = state.total - granule
+            state.trims.append([state.count + len(samples) - 1, min(cut, sum(samples[k0:]))])
             for k in range(len(samples) - 1, k0 - 1, -1):
                 less = min(cut, samples[k])
                 samples[k] -= less
@@ -476,6 +484,13 @@ def _link(parts: Sequence[Part], serial: int) -> list[Piece]:
         def granule(k: int, t: UnitTable = t, part: Part = part, base: int = base) -> int:
             return int(t.starts[k + 1]) - int(t.starts[part.first]) + base
 
+        # A page of the file trimmed at its end (a link's last) plays in full where the
+        # clip goes on after it (only a stream's last page may end early).
+        end_granule = granule(part.end - 1)
+        if part is not parts[-1]:
+            trims = t.facts.get("trims", [])
+            end_granule += sum(n for k, n in trims if part.first <= k < part.end)
+
         same = e.last_at == e.first_at
         first = _trimmed(e.first_page, e.first_seg, e.last_seg if same else 256)
         first.header_type &= ~(CONTINUED | BOS | EOS)
@@ -483,7 +498,7 @@ def _link(parts: Sequence[Part], serial: int) -> list[Piece]:
         # but for a last one left open.
         whole = _whole_pieces(first)
         if same:
-            first.granule_position = granule(part.end - 1)
+            first.granule_position = end_granule
         else:
             first.granule_position = granule(part.first + whole - 1) if whole > 0 else -1
         if tail is not None:
@@ -509,11 +524,11 @@ def _link(parts: Sequence[Part], serial: int) -> list[Piece]:
             pieces.append(middle)
             last = _trimmed(e.last_page, 0, e.last_seg)
             last.header_type &= ~(BOS | EOS)
-            last.granule_position = granule(part.end - 1)
+            last.granule_position = end_granule
             last.serial, last.sequence = serial, seq
             seq += 1
             tail = last
-        before = granule(part.end - 1)
+        before = end_granule
     if tail is not None:
         tail.header_type |= EOS
         pieces.append(Literal(tail.with_crc().write()))

@@ -34,11 +34,16 @@ from isr.clips.units import UnitTable
 from isr.errors import FormatChanged, NoAudio
 from isr.timeline.query import Gap, Recording
 
-__all__ = ["RUN_SLACK", "Plan", "plan_clip"]
+__all__ = ["RUN_SLACK", "TIME_ROUNDING", "Plan", "plan_clip"]
 
 RUN_SLACK = 1.0
 """PCM files whose start is within this of the previous one's end, with no gap noted
 in the sidecar, continue its capture (the times differ by rounding and re-anchoring)."""
+
+
+TIME_ROUNDING = 0.001
+"""Sidecar times are written to the millisecond: a file that seems to begin up to this
+much before the previous one ended follows it."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +131,10 @@ def _frame_parts(
     parts: list[Part] = []
     reach = -float("inf")  # the end of what the clip holds so far
     for r, t in rows:
-        first = t.unit_at((max(t0, reach) - r.start) * t.rate)
+        # An overlap within the sidecars' rounding (ms) is none: a unit of no samples (an
+        # Ogg Vorbis file's first packet) would be left out for it.
+        since = max(t0, reach) if reach > r.start + TIME_ROUNDING else t0
+        first = t.unit_at((since - r.start) * t.rate)
         end = t.unit_end((t1 - r.start) * t.rate)
         if end <= first:
             continue
