@@ -15,6 +15,7 @@ import json
 import re
 import shutil
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -331,7 +332,15 @@ def test_a_time_edited_in_the_manifest_fails(case: Case) -> None:
     part["end"] = said[:17] + f"{(int(said[17:19]) + 1) % 60:02d}" + said[19:]  # a second on
     case.write_manifest(m)
     problems = case.verify().problems
-    assert problems[0].startswith(f"part 3 ({part['file']}): its end {part['end']} is not when ")
+    got = re.fullmatch(
+        rf"part 3 \({part['file']}\): its end {re.escape(part['end'])} is not when its audio "
+        r"aired \((.*), from the file's start\)",
+        problems[0],
+    )
+    assert got is not None, problems[0]
+    aired = datetime.fromisoformat(got[1])
+    assert aired.utcoffset() == datetime.fromisoformat(said).utcoffset()
+    assert abs(aired.timestamp() - datetime.fromisoformat(said).timestamp()) <= 0.001
     assert problems[1] == f"manifest: the clip's end {m['end']} is not its last part's"
 
 

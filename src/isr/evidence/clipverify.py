@@ -39,7 +39,7 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -565,13 +565,22 @@ def _check_times(pr: _Proof, table: UnitTable, first: int, end: int, report: Cli
         return
     lo, hi = (first, end) if table.exact else (table.sample(first), table.sample(end))
     for key, want in (("start", origin + lo / table.rate), ("end", origin + hi / table.rate)):
-        said = _instant(getattr(p, key))
+        text = getattr(p, key)
+        said = _instant(text)
         if said is None or abs(said - want) > TIME_SLACK:
+            aired = datetime.fromtimestamp(want, _zone_of(text) or _zone_of(p.start))
             report.problems.append(
-                f"{p.label}: its {key} {getattr(p, key)} is not when its audio aired "
-                f"({datetime.fromtimestamp(want).astimezone().isoformat(timespec='milliseconds')}, "
-                "from the file's start)"
+                f"{p.label}: its {key} {text} is not when its audio aired "
+                f"({aired.isoformat(timespec='milliseconds')}, from the file's start)"
             )
+
+
+def _zone_of(text: str) -> tzinfo | None:
+    """The offset a manifest's time is written with (the clip's local time)."""
+    try:
+        return datetime.fromisoformat(text).tzinfo
+    except ValueError:
+        return None
 
 
 def _check_clip_times(m: dict[str, Any], proofs: list[_Proof], report: ClipReport) -> None:
