@@ -17,10 +17,12 @@ Time: a packet's samples are those its file's granules count: a Vorbis packet de
 to ``prev/4 + cur/4`` samples, the first one of a file to none (as ISR's writer counts
 it: a file's first page carries what a decoder starting there gets); a page whose
 granule says less (a link's end-trimmed last page) plays only to its granule, and its
-last packets count that much less. So a file's units last what the segmenter timed it
-for. A Vorbis file that continues a link places its packets up to one packet early
-(its first packet aired, but counts none); never later, so a file's units never
-overlap the next file's (where the planner would leave a packet out).
+last packets count that much less (``facts["trims"]``: in a clip that goes on after
+it, the page plays in full, since only a stream's last page may end early). So a
+file's units last what the segmenter timed it for. A Vorbis file that continues a
+link places its packets up to one packet early (its first packet aired, but counts
+none); never later, so a file's units never overlap the next file's (where the
+planner would leave a packet out).
 
 **Assembly.** Per link (a run of parts with one key): the header packets of its first
 part re-paged (the identification header alone on a BOS page, the others on pages of
