@@ -346,7 +346,7 @@ def test_a_growing_ogg_file_is_walked_on(tmp_path: Path, media: MediaFactory, ki
     assert table.walked == whole.walked == n
 
 
-@pytest.mark.parametrize("kind", ["vorbis", "opus"])
+@pytest.mark.parametrize("kind", ["vorbis", "opus", "oggflac"])
 def test_an_ogg_clip_across_a_gap_and_into_the_growing_file(
     tmp_path: Path, media: MediaFactory, kind: str
 ) -> None:
