@@ -38,8 +38,9 @@ __all__ = ["MAX_ROWS", "TABLES_FILE", "UnitTables"]
 log = logging.getLogger("isr.clips")
 
 TABLES_FILE = "units.sqlite"
-VERSION = 1
-"""Tables of another version are walked again (the cutters' facts may differ)."""
+VERSION = 2
+"""Tables of another version are walked again (the cutters' facts may differ; 2: Ogg
+tables count packets from their first byte)."""
 MAX_ROWS = 10_000
 MEMORY = 48
 """Tables kept in memory (an hour of MP3 takes ~1 MB there)."""
