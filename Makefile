@@ -36,6 +36,7 @@ bench: system-test venv
 	$(BIN)/python bench/index.py
 	$(BIN)/python bench/restart.py
 	$(BIN)/python bench/clips.py
+	$(BIN)/python bench/report.py --rounds 3
 
 node_modules/axe-core/axe.min.js:
 	npm install --no-save --no-audit --no-fund axe-core@4
