@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from isr.evidence.verify import verify
+from isr.sinks.wav import repair_wav
 from tests.support.recorder import RecorderProcess, wait_for
 
 pytestmark = pytest.mark.slow
@@ -63,11 +64,15 @@ def test_a_repaired_file_is_hashed_after_its_repair_and_verifies(tmp_path: Path)
     before = path.read_bytes()
     _restart_until_repaired(tmp_path, name)
     after = path.read_bytes()
-    assert after[:4] == b"RIFF" and after != before  # its sizes were made right
+    # Its sizes are right now. Whether they had to change depends on where the kill
+    # fell against the header's once-a-second update, so the verdict does not.
+    assert after[:4] == b"RIFF" and repair_wav(path) is None
     line = next(e for e in _events(tmp_path) if e["event"] == "repaired" and e["file"] == name)
     assert line["sha256"] == hashlib.sha256(after).hexdigest()
     assert line["bytes"] == len(after)
-    assert isinstance(line["note"], str) and "data size" in line["note"]
+    assert isinstance(line["note"], str)
+    if after != before:
+        assert "data size" in line["note"], line["note"]
     side = json.loads(path.with_name(path.name + ".json").read_text())
     assert side["sha256"] == line["sha256"] and side["check"]["ok"] is True
     report = verify(tmp_path / "recordings")
