@@ -160,7 +160,9 @@ def test_recorded_vbr_files_report_true_durations(tmp_path: Path, media: MediaFa
     for f in files:
         data = f.read_bytes()
         tag = leading_tag_length(data)
-        assert b"Xing" in data[:tag]
+        # Xing, or Info where the file's frames happen to share one bitrate (a short
+        # last file of a VBR stream can): which one depends on where the stop fell.
+        assert b"Xing" in data[:tag] or b"Info" in data[:tag]
         assert data[tag:] in sent  # the audio itself is as the server sent it
         true = decoded_duration(f)
         assert ffprobe_duration(f) == pytest.approx(true, abs=one), f.name
