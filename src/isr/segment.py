@@ -12,7 +12,6 @@ import contextlib
 import logging
 import math
 import os
-import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -35,12 +34,6 @@ or none: a stop just after a boundary ends the last file instead."""
 SESSION_YOUNG = 60.0
 """Seconds from a session's first audio during which a media clock that moves back
 moves the session's earlier files too (the anchor's estimate settling)."""
-
-REDATE_SECONDS = 1.0
-"""Closed files that a moving media clock redated get their sidecars rewritten at
-most this often (and at the next close): a young connection's clock settles in many
-small steps, and each rewrite of every file of the session cost a sixth of the CPU
-of a stream that rolls its files often."""
 
 CLOCK_SLACK = 0.001
 """Seconds a frame's time may fall short of the last one's end (float residue)."""
@@ -94,8 +87,6 @@ class Segmenter:
         self.failed = False
         """A write to the current file failed: finish it by repair, not by its writer."""
         self.unfinished: list[tuple[Path, Ledger]] = []
-        self._redated: dict[Path, Ledger] = {}
-        self._redated_at = 0.0
         """Closed files whose sidecar could not be written yet."""
         self.held: list[Frame] = []
         """Frames past a boundary, too few yet to start the next file with."""
@@ -190,8 +181,6 @@ class Segmenter:
 
     def close(self) -> None:
         """Close the current file (if any) with its ledger; safe to call twice."""
-        if self._redated:
-            self._write_redated()
         sink, ledger, writer = self.sink, self.ledger, self.writer
         if sink is None or ledger is None:
             return
@@ -356,8 +345,6 @@ class Segmenter:
         before a frame that starts a new link; never inside a frame."""
         if not frames:
             return
-        if self._redated and time.monotonic() - self._redated_at >= REDATE_SECONDS:
-            self._write_redated()
         if self.held:
             # Frames past a boundary, held so the next file starts with enough of
             # them to be a file: their time goes on from the last one written.
@@ -424,19 +411,12 @@ class Segmenter:
             ledger.start -= moved
             if ledger.end is not None:
                 ledger.end -= moved
-            self._redated[path] = ledger
-        if moved >= 0.1:  # not every millisecond of network jitter
-            self.log.info("media clock moved back %.3f s in %s", moved, self.ledger.file)
-
-    def _write_redated(self) -> None:
-        """The sidecars of closed files whose times the media clock moved."""
-        self._redated_at = time.monotonic()
-        redated, self._redated = self._redated, {}
-        for path, ledger in redated.items():
             try:
                 write_sidecar(path, ledger, self.tz)
             except OSError as exc:
                 self.log.error("cannot write the sidecar of %s: %s", ledger.file, exc)
+        if moved >= 0.1:  # not every millisecond of network jitter
+            self.log.info("media clock moved back %.3f s in %s", moved, self.ledger.file)
 
     def _write_frames(self, frames: Sequence[Frame], end_time: float) -> None:
         assert self.writer is not None
