@@ -7,10 +7,13 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
+import pytest
+
 from isr.framing.base import Frame, PassThrough
+from isr.sidecar import Ledger, write_sidecar
 from isr.sinks.base import Sink
 from tests.support.segmenting import make_segmenter
 
@@ -85,6 +88,7 @@ def test_a_clock_moved_back_moves_the_start_with_it(tmp_path: Path) -> None:
     (ledger,) = ledgers(tmp_path)
     assert span(ledger) == 5.0
     assert datetime.fromisoformat(str(ledger["start"])).timestamp() == T0 - 1.0
+    assert datetime.fromisoformat(str(ledger["dated"])).timestamp() == T0
 
 
 def test_frames_held_past_a_boundary_start_the_next_file(tmp_path: Path) -> None:
@@ -127,6 +131,8 @@ def test_a_young_session_moves_back_as_one_run(tmp_path: Path) -> None:
     assert first["gaps"] == [
         {"at": 0.0, "seconds": round(10.505 - 0.7, 3), "cause": "the recorder was not running"}
     ]
+    # the start each was first given: a clip made meanwhile took its times from it
+    assert datetime.fromisoformat(str(first["dated"])).timestamp() == t0
 
 
 def test_later_only_the_open_file_moves(tmp_path: Path) -> None:
@@ -144,3 +150,39 @@ def test_later_only_the_open_file_moves(tmp_path: Path) -> None:
     assert {k: v for k, v in after.items() if k != open_one} == {
         k: v for k, v in before.items() if k != open_one
     }
+
+
+def test_a_settling_clock_rewrites_earlier_sidecars_seldom(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A young connection's clock settles in many small steps: the earlier files'
+    sidecars follow it, written at most once per REDATE_SECONDS and at the close,
+    not once per step (that cost a sixth of a rolling stream's CPU)."""
+    seg = make_segmenter(tmp_path, split_seconds=3.0, pattern="%H%M%S")
+    frames = [Frame(b"%03d" % i, 960, RATE) for i in range(1000)]  # 20 ms each
+    t0 = T0 + 0.505
+    seg.write_frames(frames[:200], t0, make, "opus", PassThrough)  # 4 s: two files
+    writes: list[str] = []
+
+    def counting(audio: Path, ledger: Ledger, tz: tzinfo) -> None:
+        writes.append(audio.name)
+        write_sidecar(audio, ledger, tz)
+
+    monkeypatch.setattr("isr.segment.write_sidecar", counting)
+    now = [1000.0]
+    monkeypatch.setattr("isr.segment.time.monotonic", lambda: now[0])  # no loop here
+    t = t0 + 4.0
+    for i in range(200, 400, 2):  # 100 steps, each 2 ms early, 10 ms of real time apart
+        t -= 0.002
+        seg.write_frames(frames[i : i + 2], t, make, "opus", PassThrough)
+        t += 0.04
+        now[0] += 0.01
+    first = sorted(tmp_path.glob("*.opus"))[0].name
+    # 100 steps over one second: a rewrite at the first step and one a second later,
+    # and one when the open file rolls over its boundary (a close) — not 100.
+    assert 1 <= writes.count(first) <= 3, writes
+    seg.close()
+    files = ledgers(tmp_path)
+    assert datetime.fromisoformat(str(files[0]["start"])).timestamp() == t0 - 0.2
+    for one, two in itertools.pairwise(files):
+        assert two["start"] == one["end"]

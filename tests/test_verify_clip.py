@@ -344,6 +344,60 @@ def test_a_time_edited_in_the_manifest_fails(case: Case) -> None:
     assert problems[1] == f"manifest: the clip's end {m['end']} is not its last part's"
 
 
+def redate(audio: Path, moved: float) -> None:
+    """What the segmenter does when a young connection's media clock moves back:
+    the file's start moves by ``moved`` and ``dated`` keeps the first one."""
+    side = audio.with_name(audio.name + ".json")
+    data = json.loads(side.read_text())
+    start = datetime.fromisoformat(data["start"])
+    data.setdefault("dated", data["start"])
+    data["start"] = datetime.fromtimestamp(start.timestamp() - moved, start.tzinfo).isoformat(
+        timespec="milliseconds"
+    )
+    side.write_text(json.dumps(data))
+
+
+def test_a_file_redated_after_the_clip_was_made_still_verifies(case: Case) -> None:
+    for audio in part_files(case):  # the clip took its times before the clock settled
+        redate(audio, 0.019)
+    assert case.verify().lines() == []
+
+
+def test_a_part_moved_within_its_files_dating_but_not_as_one_fails(case: Case) -> None:
+    audio = part_files(case)[1]
+    redate(audio, 0.050)
+    m = case.manifest
+    part = m["parts"][1]
+    start = datetime.fromisoformat(part["start"])  # 20 ms earlier: within the dating
+    part["start"] = datetime.fromtimestamp(start.timestamp() - 0.020, start.tzinfo).isoformat(
+        timespec="milliseconds"
+    )
+    case.write_manifest(m)
+    span = datetime.fromisoformat(part["end"]).timestamp() - start.timestamp() + 0.020
+    assert case.verify().problems == [
+        f"part 2 ({part['file']}): it spans {span:.3f} s from {part['start']} to "
+        f"{part['end']}, its audio {span - 0.020:.3f} s"
+    ]
+
+
+def test_a_part_moved_past_its_files_dating_fails(case: Case) -> None:
+    audio = part_files(case)[1]
+    redate(audio, 0.050)
+    m = case.manifest
+    part = m["parts"][1]
+    for key in ("start", "end"):  # as one, but 60 ms earlier: before the file's start
+        t = datetime.fromisoformat(part[key])
+        part[key] = datetime.fromtimestamp(t.timestamp() - 0.060, t.tzinfo).isoformat(
+            timespec="milliseconds"
+        )
+    case.write_manifest(m)
+    problems = case.verify().problems
+    assert [p.split(" is not when")[0] for p in problems] == [
+        f"part 2 ({part['file']}): its start {part['start']}",
+        f"part 2 ({part['file']}): its end {part['end']}",
+    ]
+
+
 def test_a_manifest_that_is_not_one(case: Case, capsys: pytest.CaptureFixture[str]) -> None:
     case.clip.with_name(case.clip.name + ".json").write_text("{not json")
     assert main(clip_args(case)) == 1

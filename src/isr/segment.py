@@ -12,6 +12,7 @@ import contextlib
 import logging
 import math
 import os
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -34,6 +35,12 @@ or none: a stop just after a boundary ends the last file instead."""
 SESSION_YOUNG = 60.0
 """Seconds from a session's first audio during which a media clock that moves back
 moves the session's earlier files too (the anchor's estimate settling)."""
+
+REDATE_SECONDS = 1.0
+"""Closed files that a moving media clock redated get their sidecars rewritten at
+most this often (and at the next close): a young connection's clock settles in many
+small steps, and each rewrite of every file of the session cost a sixth of the CPU
+of a stream that rolls its files often."""
 
 CLOCK_SLACK = 0.001
 """Seconds a frame's time may fall short of the last one's end (float residue)."""
@@ -88,6 +95,9 @@ class Segmenter:
         """A write to the current file failed: finish it by repair, not by its writer."""
         self.unfinished: list[tuple[Path, Ledger]] = []
         """Closed files whose sidecar could not be written yet."""
+        self._redated: dict[Path, Ledger] = {}
+        """Closed files the media clock moved whose sidecars are yet to be rewritten."""
+        self._redated_at = 0.0
         self.held: list[Frame] = []
         """Frames past a boundary, too few yet to start the next file with."""
         self._session: list[tuple[Path, Ledger]] = []
@@ -181,6 +191,8 @@ class Segmenter:
 
     def close(self) -> None:
         """Close the current file (if any) with its ledger; safe to call twice."""
+        if self._redated:
+            self._write_redated()
         sink, ledger, writer = self.sink, self.ledger, self.writer
         if sink is None or ledger is None:
             return
@@ -345,6 +357,8 @@ class Segmenter:
         before a frame that starts a new link; never inside a frame."""
         if not frames:
             return
+        if self._redated and time.monotonic() - self._redated_at >= REDATE_SECONDS:
+            self._write_redated()
         if self.held:
             # Frames past a boundary, held so the next file starts with enough of
             # them to be a file: their time goes on from the last one written.
@@ -399,6 +413,8 @@ class Segmenter:
         files still abut. Later (a sender whose clock runs fast) only the open file
         moves: what was closed was dated right when it was."""
         assert self.ledger is not None
+        if self.ledger.dated is None:
+            self.ledger.dated = self.ledger.start
         self.ledger.start -= moved
         self.end_time -= moved
         young = self._session if self.end_time < self._session_start + SESSION_YOUNG else []
@@ -408,15 +424,24 @@ class Segmenter:
             gap = first.gaps[0]  # the session's gap ended earlier too
             first.gaps[0] = Gap(0.0, max(0.0, gap.seconds - moved), gap.cause)
         for path, ledger in young:
+            if ledger.dated is None:
+                ledger.dated = ledger.start
             ledger.start -= moved
             if ledger.end is not None:
                 ledger.end -= moved
+            self._redated[path] = ledger
+        if moved >= 0.1:  # not every millisecond of network jitter
+            self.log.info("media clock moved back %.3f s in %s", moved, self.ledger.file)
+
+    def _write_redated(self) -> None:
+        """The sidecars of closed files whose times the media clock moved."""
+        self._redated_at = time.monotonic()
+        redated, self._redated = self._redated, {}
+        for path, ledger in redated.items():
             try:
                 write_sidecar(path, ledger, self.tz)
             except OSError as exc:
                 self.log.error("cannot write the sidecar of %s: %s", ledger.file, exc)
-        if moved >= 0.1:  # not every millisecond of network jitter
-            self.log.info("media clock moved back %.3f s in %s", moved, self.ledger.file)
 
     def _write_frames(self, frames: Sequence[Frame], end_time: float) -> None:
         assert self.writer is not None

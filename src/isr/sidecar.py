@@ -78,6 +78,10 @@ class Ledger:
     """The file's size at close."""
     check: dict[str, Any] | None = None
     """The check of the closed file: ``{"ok", "problems", "at"}``."""
+    dated: float | None = None
+    """The start the file was first given, once a settling media clock has moved it
+    back (``isr.segment``): a clip made between the two times took its times from a
+    start in that span, and ``isr verify --clip`` must not call it tampered."""
 
     @classmethod
     def from_json(cls, data: object) -> Ledger | None:
@@ -115,6 +119,7 @@ class Ledger:
             sha256=sha if isinstance(sha := data.get("sha256"), str) else None,
             bytes=size if isinstance(size := data.get("bytes"), int) else None,
             check=check if isinstance(check := data.get("check"), dict) else None,
+            dated=_time(data.get("dated")),
         )
 
     def to_json(self, tz: tzinfo) -> dict[str, Any]:
@@ -132,6 +137,8 @@ class Ledger:
         }
         if self.check is not None:
             out["check"] = self.check
+        if self.dated is not None:
+            out["dated"] = iso(self.dated, tz)
         return out
 
 

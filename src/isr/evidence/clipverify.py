@@ -21,9 +21,11 @@ A clip is intact when:
    own header, or which part, frame and file byte);
 3. **the times are the files' times**: each part's ``start``/``end`` are when its
    first unit and the end of its last were aired (the file's start, as its sidecar
-   says — the chain line's is the one known at close, which a young connection's
-   dating may still move back a little — plus the samples before them), and the
-   clip's are its first part's start and its last part's end.
+   says, plus the samples before them; a young connection's media clock may have
+   moved that start back a little since the clip was made, so any start between the
+   sidecar's and the one the file was first given, its ``dated``, is the file's),
+   the part spans exactly its audio, and the clip's are its first part's start and
+   its last part's end.
 
 A part whose file was still being recorded when the clip was made (``sha256`` and
 ``chain`` null) is proven once the chain has recorded the file since (the clip's
@@ -555,24 +557,37 @@ def _units(p: _Part, table: UnitTable) -> tuple[int, int] | str:
 
 def _check_times(pr: _Proof, table: UnitTable, first: int, end: int, report: ClipReport) -> None:
     p = pr.part
-    # The sidecar's start, as the clip was cut by: the chain line's is the one known
-    # when the file closed, and a young connection's dating may still move its
-    # closed files back by a few tens of ms (isr.segment, the media clock).
-    origin = _instant(_sidecar_start(pr.path))
-    if origin is None and pr.line is not None:
-        origin = _instant(pr.line.get("start"))
-    if origin is None or not table.rate:
+    # The file's start as the clip was cut by lies between the sidecar's start now and
+    # the one the file was first given: a young connection's media clock may still
+    # move a file back by a few tens of ms after it closed, or after the clip was made
+    # (isr.segment; the sidecar's ``dated``). The chain line's start, known at close,
+    # lies in the same span.
+    lo_origin, hi_origin = _sidecar_starts(pr.path)
+    if lo_origin is None and pr.line is not None:
+        lo_origin = hi_origin = _instant(pr.line.get("start"))
+    if lo_origin is None or hi_origin is None or not table.rate:
         return
     lo, hi = (first, end) if table.exact else (table.sample(first), table.sample(end))
-    for key, want in (("start", origin + lo / table.rate), ("end", origin + hi / table.rate)):
-        text = getattr(p, key)
-        said = _instant(text)
-        if said is None or abs(said - want) > TIME_SLACK:
-            aired = datetime.fromtimestamp(want, _zone_of(text) or _zone_of(p.start))
+    said_start, said_end = _instant(p.start), _instant(p.end)
+    wrong = False
+    for key, said, offset in (("start", said_start, lo), ("end", said_end, hi)):
+        want_lo, want_hi = lo_origin + offset / table.rate, hi_origin + offset / table.rate
+        if said is None or not want_lo - TIME_SLACK <= said <= want_hi + TIME_SLACK:
+            text = getattr(p, key)
+            aired = datetime.fromtimestamp(want_lo, _zone_of(text) or _zone_of(p.start))
             report.problems.append(
                 f"{p.label}: its {key} {text} is not when its audio aired "
                 f"({aired.isoformat(timespec='milliseconds')}, from the file's start)"
             )
+            wrong = True
+    if wrong or said_start is None or said_end is None:
+        return
+    span = (hi - lo) / table.rate
+    if abs((said_end - said_start) - span) > 2 * TIME_SLACK:
+        report.problems.append(
+            f"{p.label}: it spans {said_end - said_start:.3f} s from {p.start} to {p.end}, "
+            f"its audio {span:.3f} s"
+        )
 
 
 def _zone_of(text: str) -> tzinfo | None:
@@ -593,12 +608,19 @@ def _check_clip_times(m: dict[str, Any], proofs: list[_Proof], report: ClipRepor
         report.problems.append(f"manifest: the clip's end {m.get('end')} is not its last part's")
 
 
-def _sidecar_start(audio: Path) -> object:
+def _sidecar_starts(audio: Path) -> tuple[float | None, float | None]:
+    """The sidecar's start and the start its file was first given (``dated``)."""
     try:
         data = json.loads(read_regular(audio.with_name(audio.name + ".json"), limit=16 << 20))
     except (OSError, ValueError):
-        return None
-    return data.get("start") if isinstance(data, dict) else None
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    start = _instant(data.get("start"))
+    dated = _instant(data.get("dated"))
+    if start is None:
+        return None, None
+    return start, max(start, dated) if dated is not None else start
 
 
 def _where(
