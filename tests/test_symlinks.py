@@ -13,21 +13,25 @@ import math
 import os
 import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from isr import retention
 from isr.alerts import Alerter
+from isr.archive import queue
+from isr.clips.tables import UnitTables
 from isr.config import AlertsConfig, load
 from isr.errors import LockError
 from isr.keeper import Keeper
 from isr.recorder import lock_directory
 from isr.recovery import recover, sweep
 from isr.sidecar import write_json_atomic
-from isr.sinks.files import open_regular, read_regular
+from isr.sinks.files import connect_sqlite, open_regular, read_regular
 from isr.sinks.wav import parse_wav_header
+from isr.timeline.index import TimelineIndex
+from isr.web.app import _read_cache, _write_cache
 from tests.support.media import MediaFactory
 from tests.support.recorder import RecorderProcess, wait_for
 from tests.test_wav import crashed_wav
@@ -304,3 +308,68 @@ def test_a_restart_does_not_block_on_a_fifo_named_as_the_last_file(tmp_path: Pat
         started = wait_for(lambda: "recording 2 source(s)" in (tmp_path / "rec.log").read_text())
         assert rec.stop() == 0, rec.output
     assert started, rec.output
+
+
+@pytest.mark.parametrize("suffix", ["", "-wal", "-shm", "-journal"])
+def test_sqlite_files_in_the_state_directory_are_never_opened_through_a_link(
+    tmp_path: Path, suffix: str
+) -> None:
+    """SQLite follows a link at a database's name and creates its -wal and -shm
+    beside the target: the index, the unit tables and the archive queue must refuse
+    a link at any of those names, leaving the outside file as it was."""
+    root = tmp_path / "rec"
+    (root / ".isr" / "archive").mkdir(parents=True)
+    empty = victim(tmp_path, f"empty{suffix}", b"")  # SQLite would make a database of it
+    planted = [
+        root / ".isr" / f"index.sqlite{suffix}",
+        root / ".isr" / f"units.sqlite{suffix}",
+        root / ".isr" / "archive" / f"queue.sqlite3{suffix}",
+    ]
+    for path in planted:
+        path.symlink_to(empty)
+
+    index = TimelineIndex(root, UTC)
+    try:
+        index.refresh()  # kept in memory instead, with a warning
+        assert index.sources() == []
+    finally:
+        index.close()
+    tables = UnitTables(root)
+    try:
+        assert tables._db() is None  # memory only
+    finally:
+        tables.close()
+    with pytest.raises(OSError, match="symbolic link"):
+        queue.connect(root)
+
+    assert empty.read_bytes() == b""
+    assert sorted(p.name for p in empty.parent.iterdir()) == [empty.name]  # no -wal beside
+    assert all(p.is_symlink() for p in planted)
+
+
+def test_sqlite_refuses_a_hard_link_and_creates_its_database_itself(tmp_path: Path) -> None:
+    root = tmp_path / "rec"
+    (root / ".isr").mkdir(parents=True)
+    outside = victim(tmp_path, "db")
+    os.link(outside, root / ".isr" / "units.sqlite")
+    with pytest.raises(OSError, match="hard links"):
+        connect_sqlite(root / ".isr" / "units.sqlite")
+    assert outside.read_bytes() == b"precious, not ISR's\n"
+    conn = connect_sqlite(root / ".isr" / "new.sqlite")  # a regular file of its own
+    conn.close()
+    assert (root / ".isr" / "new.sqlite").is_file()
+
+
+def test_the_analysis_cache_is_never_written_or_read_through_a_link(tmp_path: Path) -> None:
+    target = victim(tmp_path, "t")
+    cache = tmp_path / "rec" / ".isr" / "analysis" / "abc.rms"
+    cache.parent.mkdir(parents=True)
+    key = ("a.wav", 10, 20)
+    for name in (f".{cache.name}.{os.getpid()}.tmp", f".{cache.name}.tmp"):  # old temp names
+        (cache.parent / name).symlink_to(target)
+    cache.symlink_to(target)
+    assert _read_cache(cache, key) is None  # not read through the link
+    _write_cache(cache, key, b"blob")
+    assert target.read_bytes() == b"precious, not ISR's\n"
+    assert not cache.is_symlink()
+    assert cache.read_bytes() == json.dumps(list(key)).encode() + b"\nblob"

@@ -6,17 +6,15 @@ removed), so a station can prove what its archive holds.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from isr.sinks.files import read_regular, write_all
+from isr.sinks.files import read_regular, replace_atomic
 
 
 def iso(t: float, tz: tzinfo) -> str:
@@ -185,38 +183,11 @@ def read_ledger(audio: Path | str) -> Ledger | None:
     return Ledger.from_json(data)
 
 
-TMP_TRIES = 8
-
-
 def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON so a reader sees the old or the new file, never half of one.
-
-    The temporary file gets an unpredictable name in the same directory and is
-    created with ``O_EXCL | O_NOFOLLOW``: a link planted at a name ISR was about to
-    use cannot make it write elsewhere. The rename replaces ``path`` itself, never
-    what a symlink there points to.
-    """
-    data = (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    for attempt in range(TMP_TRIES):
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-        try:
-            fd = os.open(tmp, flags, 0o666)  # the umask decides, as for open()
-        except FileExistsError:
-            if attempt == TMP_TRIES - 1:
-                raise
-            continue
-        break
-    try:
-        try:
-            write_all(fd, data)  # one write: json.dump would write piece by piece
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Write JSON so a reader sees the old or the new file, never half of one, and
+    never through a link planted at its name (``replace_atomic``)."""
+    data = json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
+    replace_atomic(path, data.encode())
 
 
 def write_sidecar(audio: Path, ledger: Ledger, tz: tzinfo) -> None:

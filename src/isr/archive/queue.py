@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from isr.sinks.files import connect_sqlite
+
 QUEUE_PATH = Path(".isr") / "archive" / "queue.sqlite3"
 
 SCHEMA = """
@@ -52,7 +54,7 @@ class Row:
 def connect(root: Path) -> sqlite3.Connection:
     path = root / QUEUE_PATH
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+    db = connect_sqlite(path, timeout=30.0, isolation_level=None)
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = FULL")
     db.executescript(SCHEMA)

@@ -32,6 +32,7 @@ import numpy as np
 
 from isr.clips.cutter import Cutter
 from isr.clips.units import UnitTable
+from isr.sinks.files import connect_sqlite
 
 __all__ = ["MAX_ROWS", "TABLES_FILE", "UnitTables"]
 
@@ -125,7 +126,7 @@ class UnitTables:
             for attempt in range(2):
                 try:
                     self.path.parent.mkdir(exist_ok=True)
-                    conn = sqlite3.connect(
+                    conn = connect_sqlite(
                         self.path, timeout=5.0, check_same_thread=False, isolation_level=None
                     )
                     conn.execute("PRAGMA journal_mode=WAL")

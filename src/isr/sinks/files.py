@@ -12,12 +12,16 @@ link a source's directory to another disk.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
+import secrets
+import sqlite3
 import stat
 import time
 from pathlib import Path
+from typing import Any
 
 MAX_SUFFIX = 10_000
 NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
@@ -132,3 +136,66 @@ def write_all(fd: int, data: bytes | memoryview) -> None:
         if n <= 0:
             raise OSError(errno.EIO, "write returned 0")
         view = view[n:]
+
+
+TMP_TRIES = 8
+
+
+def replace_atomic(path: Path, data: bytes) -> None:
+    """Write ``path`` so a reader sees the old or the new file, never half of one.
+
+    The temporary file gets an unpredictable name in the same directory and is
+    created with ``O_EXCL | O_NOFOLLOW``: a link planted at a name ISR was about to
+    use cannot make it write elsewhere. The rename replaces ``path`` itself, never
+    what a symlink there points to.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW
+    for attempt in range(TMP_TRIES):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o666)  # the umask decides, as for open()
+        except FileExistsError:
+            if attempt == TMP_TRIES - 1:
+                raise
+            continue
+        break
+    try:
+        try:
+            write_all(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+SQLITE_FILES = ("", "-wal", "-shm", "-journal")
+"""A database's own name and the names SQLite creates beside it."""
+
+
+def connect_sqlite(path: Path, **kwargs: Any) -> sqlite3.Connection:
+    """``sqlite3.connect`` to a database in the recordings directory, by the rule
+    above. SQLite follows a symlink at the database's name (and creates its -wal,
+    -shm and journal files beside the target), and Python cannot pass it
+    ``SQLITE_OPEN_NOFOLLOW``: so a link, a hard link or anything but a regular file
+    at any of those names is refused (``OSError``) before SQLite sees it, and a new
+    database is created here, ``O_EXCL | O_NOFOLLOW``, for SQLite to open. (A link
+    planted in the instant between this check and SQLite's open is not caught.)"""
+    for suffix in SQLITE_FILES:
+        name = f"{path}{suffix}"
+        try:
+            st = os.lstat(name)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            raise OSError(errno.ELOOP, "is a symbolic link, not followed", name)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "is not a regular file", name)
+        if st.st_nlink > 1:
+            raise OSError(errno.EMLINK, f"has {st.st_nlink} hard links, not written", name)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | NOFOLLOW, 0o644))
+    conn: sqlite3.Connection = sqlite3.connect(path, **kwargs)
+    return conn

@@ -58,6 +58,7 @@ from typing import Any, TypeVar
 from isr.errors import UnknownSource
 from isr.formats import of_extension
 from isr.sidecar import read_ledger
+from isr.sinks.files import connect_sqlite
 from isr.timeline.query import Gap, Recording, SourceSummary, Timeline, Title, make_timeline
 from isr.web.files import FileIndex, Stat, being_recorded, start_from_name, wav_duration_of
 from isr.web.recorder_status import read_status
@@ -263,7 +264,7 @@ class TimelineIndex:
         return conn
 
     def _open_file(self, path: Path) -> sqlite3.Connection:
-        conn = sqlite3.connect(
+        conn = connect_sqlite(
             path, timeout=BUSY_SECONDS, check_same_thread=False, isolation_level=None
         )
         try:

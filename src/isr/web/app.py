@@ -37,7 +37,7 @@ from isr.evidence.deletions import basic_user, source_of, web_deleted
 from isr.formats import served_type
 from isr.metrics import make_registry, render
 from isr.retention import log_deletion
-from isr.sinks.files import is_locked
+from isr.sinks.files import is_locked, read_regular, replace_atomic
 from isr.timeline.index import IndexClosed, TimelineIndex
 from isr.timeline.query import sources_json
 from isr.timeline.times import resolve_span
@@ -460,7 +460,7 @@ async def _analysis(state: WebState, name: str, path: Path) -> bytes:
 def _read_cache(cache: Path, key: tuple[str, int, int]) -> bytes | None:
     """The cached bytes when the first line names this file, size and mtime."""
     try:
-        data = cache.read_bytes()
+        data = read_regular(cache, limit=1 << 30)
     except OSError:
         return None
     line, sep, blob = data.partition(b"\n")
@@ -476,9 +476,7 @@ def _read_cache(cache: Path, key: tuple[str, int, int]) -> bytes | None:
 def _write_cache(cache: Path, key: tuple[str, int, int], blob: bytes) -> None:
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(json.dumps(list(key)).encode() + b"\n" + blob)
-        os.replace(tmp, cache)
+        replace_atomic(cache, json.dumps(list(key)).encode() + b"\n" + blob)
     except OSError as exc:
         log.warning("cannot cache analysis in %s: %s", cache, exc)
 
