@@ -5,6 +5,8 @@ stream runs: the files must hold the audio up to within one frame (Ogg: one page
 of the last byte the server had sent 0.2 s before the signal, and pass the tools
 that judge each format. Bytes the server sent are known exactly (the tests' own
 server records them); the reference times come from the source file's frames.
+A stream that goes quiet while still connected gives up its last frame after
+``timeout_seconds``, before any stop.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from tests.support.judge import (
 )
 from tests.support.media import EXTENSIONS, MediaFactory
 from tests.support.recorder import RecorderProcess, wait_for
+from tests.test_flac import audio_start, encode, make_wav
 
 KINDS = {
     # kind: (framer format, Content-Type)
@@ -118,3 +121,59 @@ def test_stop_writes_what_the_server_sent(kind: str, media: MediaFactory, tmp_pa
         assert start >= 0 and sent[start : start + len(joined)] == joined
         last_due = max(end for end, _ in ends if end <= sent_before)
         assert start + len(joined) >= last_due
+
+
+def test_quiet_stream_writes_its_last_flac_frame(tmp_path: Path) -> None:
+    """A stream that goes quiet but stays connected does not hold its last frame:
+    after ``timeout_seconds`` of silence the connection ends and the FLAC frame
+    that is complete by its own header is written, well before any stop."""
+    src = tmp_path / "src"
+    src.mkdir()
+    seconds = 5 * 65535 / 44100
+    wav = make_wav(src / "src.wav", 44100, 2, 16, seconds=seconds)
+    # Five whole 65,535-sample blocks: the last frame alone is 1.49 s of audio.
+    payload = encode(wav, src / "src.flac", ["--lax", "-b", "65535"]).read_bytes()
+    framer = make_framer("flac")
+    assert [f.samples for f in framer.feed(payload) + framer.flush()] == [65535] * 5
+    frames = payload[audio_start(payload) :]
+    mount = Mount(
+        "/live",
+        payload=payload,
+        content_type="audio/flac",
+        byte_rate=len(payload) / seconds,
+        loop=False,
+        chunk_min=200,
+        chunk_max=1500,
+        stall_after=len(payload),  # all sent, then silent with the connection open
+        stall_seconds=3600,
+    )
+    with FakeStreamServer(mount) as srv:
+        config = (
+            "[general]\nsplit_minutes = 60\nlog_file = rec.log\n"
+            f"[radio]\ntype = stream\nurl = {srv.url('/live')}\ntimeout_seconds = 2\n"
+        )
+        with RecorderProcess(tmp_path, config) as rec:
+            rec.wait_recording()
+            conn = srv.wait_connections(1, "/live")[0]
+            assert wait_for(lambda: len(conn.audio) == len(payload), timeout=30)
+
+            def on_disk() -> bytes:
+                files = list((tmp_path / "recordings").rglob("*.flac"))
+                return files[0].read_bytes()[42:] if len(files) == 1 else b""
+
+            # Before any stop: the last frame reaches the file once the timeout
+            # has ended the quiet connection (the framer flushed), not later.
+            assert wait_for(lambda: len(on_disk()) >= len(frames), timeout=30), (
+                len(on_disk()),
+                len(frames),
+                (tmp_path / "rec.log").read_text()[-3000:],
+            )
+            assert on_disk() == frames
+            assert conn.ended == ""  # the server never closed it: still in its silence
+            assert rec.stop() == 0, rec.output
+    assert not any(ln.startswith("Traceback") for ln in rec.output.splitlines()), rec.output
+    (f,) = (tmp_path / "recordings").rglob("*.flac")
+    data = f.read_bytes()
+    assert data[:4] == b"fLaC" and audio_start(data) == 42
+    assert data[42:] == frames  # byte for byte: every frame sent, the last one too
+    assert flac_test(f) == "", f.name
