@@ -3,7 +3,7 @@
 # machine that has them all does not pay for `apt-get update`.
 set -euo pipefail
 runtime=(python3 python3-venv alsa-utils ca-certificates)
-testing=(icecast2 nginx ffmpeg vorbis-tools opus-tools flac mp3val streamripper chromium curl liquidsoap ices2 ezstream darkice docker.io docker-compose mmdebstrap)
+testing=(icecast2 nginx ffmpeg vorbis-tools opus-tools flac mp3val streamripper chromium chromium-l10n curl liquidsoap ices2 ezstream darkice docker.io docker-compose mmdebstrap)
 want=("${runtime[@]}")
 [ "${1:-}" = "--test" ] && want+=("${testing[@]}")
 missing=()

@@ -84,9 +84,16 @@ def chromium(**options: Any) -> Iterator[Any]:
     exe = require_tool("chromium")
     from playwright.sync_api import sync_playwright
 
+    env: dict[str, str | float | bool] = dict(os.environ)
+    if "locale" in options:
+        # Chromium 156 draws <input type=time> in its own UI locale, not the page's
+        # (Playwright's ``locale`` sets only the latter): without this, en-US's
+        # 12-hour field, where typing 233720 gives 14:33:07. The UI locale comes
+        # from LANGUAGE, and needs Debian's chromium-l10n.
+        env["LANGUAGE"] = str(options["locale"]).replace("-", "_")
     with tempfile.TemporaryDirectory(prefix="isr-chromium-") as profile, sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
-            profile, executable_path=exe, args=CHROMIUM_ARGS, headless=True, **options
+            profile, executable_path=exe, args=CHROMIUM_ARGS, headless=True, env=env, **options
         )
         try:
             yield context
