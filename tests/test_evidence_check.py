@@ -6,13 +6,18 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
+import time
+from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from isr import sidecar
 from isr.alerts import Alerter
 from isr.config import AlertsConfig
+from isr.evidence import pending, service
 from isr.evidence.check import Mp3Walker, check_file
 from isr.evidence.service import Evidence
 from isr.sinks.wav import WavSink
@@ -115,3 +120,71 @@ def test_a_wav_header_against_its_size(tmp_path: Path) -> None:
         "1 bytes of a partial sample frame",
     ]
     assert struct.unpack("<I", sink.path.read_bytes()[4:8])[0] == 2 * RATE + 72
+
+
+@pytest.mark.parametrize("on_loop", [True, False], ids=["recording", "owed-from-last-run"])
+def test_a_checks_entry_goes_only_once_its_sidecar_holds_the_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, on_loop: bool
+) -> None:
+    """The uploader takes a file whose check is no longer owed as final. An entry
+    removed before the sidecar held the check let it upload a sidecar that was then
+    rewritten (the store kept the older one: a SIGKILL and a re-check at the next
+    start did it in CI). The sidecar writes are slowed to make the old order fail."""
+    seen: dict[str, Any] = {}
+    real_remove = pending.remove
+
+    def remove(entry: pending.Pending) -> None:
+        side = json.loads((tmp_path / (entry.file + ".json")).read_text())
+        seen[entry.file] = side.get("check")
+        real_remove(entry)
+
+    def slowly(write: Callable[..., None]) -> Callable[..., None]:
+        def slow(*args: Any) -> None:
+            time.sleep(0.2)
+            write(*args)
+
+        return slow
+
+    def record(ev: Evidence) -> list[Path]:
+        seg = segmenting.make_segmenter(tmp_path, split_seconds=2.0, source="radio")
+        closed: list[Path] = []
+
+        def on_close(sink: WavSink, ledger: object, kept: bool) -> None:
+            closed.append(sink.path)
+            ev.closed("radio", sink.path, ledger, sink.digest.result())  # type: ignore[arg-type]
+
+        seg.on_close = on_close  # type: ignore[assignment]
+        pcm = tone_block(0, 5 * RATE, 440.0, RATE, 1)
+        make = lambda d, stem, ext: WavSink(d, stem, sample_rate=RATE, channels=1)  # noqa: E731
+        seg.write_pcm(pcm, 0, T0, RATE, 2, make, "wav")
+        seg.close()
+        return closed
+
+    async def recording() -> list[Path]:
+        ev = Evidence(tmp_path, UTC, check_pause=0.0)
+        ev.start(["radio"])
+        closed = record(ev)
+        await asyncio.to_thread(ev.stop, ["radio"])
+        return closed
+
+    monkeypatch.setattr(pending, "remove", remove)
+    monkeypatch.setattr(service, "write_sidecar", slowly(sidecar.write_sidecar))
+    monkeypatch.setattr(service, "write_json_atomic", slowly(sidecar.write_json_atomic))
+    if on_loop:
+        closed = asyncio.run(recording())
+    else:  # a run stopped with its checks owed; the next start does them
+        first = Evidence(tmp_path, UTC, check_pause=0.0)
+        first.checking_enabled = False
+        first.start(["radio"])
+        closed = record(first)
+        first.stop(["radio"])
+        assert len(pending.load(tmp_path)) == len(closed)
+        again = Evidence(tmp_path, UTC, check_pause=0.0)
+        again.start(["radio"])
+        assert again.drain()
+        again.stop(["radio"])
+    assert len(closed) == 3
+    assert sorted(seen) == sorted(p.name for p in closed)
+    for name, check in seen.items():
+        assert check is not None and check["ok"] is True, name
+    assert pending.load(tmp_path) == []

@@ -46,6 +46,8 @@ CHECK_PAUSE = 0.001
 """Seconds the checker sleeps after each MiB it reads."""
 STOP_TIMEOUT = 1.5
 """Seconds a stop waits for the chain writer's last batch, or the check under way."""
+APPLY_WAIT = 10.0
+"""Seconds the checker waits for the loop to put a check into its file's sidecar."""
 CHECK_DRAIN = 1.5
 """Seconds a stop lets the checker go on with the checks owed; the rest wait in
 ``.isr/checks/`` for the next start (the recorder must stop within 5 s)."""
@@ -383,9 +385,15 @@ class Evidence:
         sha256 = written.sha256 if written is not None and written.sha256 else result.sha256
         if not entry.chained:
             self.chain.add(entry.source, self._closed_line(entry, sha256, result.size))
-        self.chain.then(lambda: pending.remove(entry))
         check = result.to_json(lambda t: iso(t, self.tz))
         self._deliver(path, entry, ledger, sha256, result, check)
+
+    def _settled(self, entry: pending.Pending) -> None:
+        """The check is in the sidecar: its entry goes once the chain line is written
+        too. Never before the sidecar: the uploader takes a file whose check is no
+        longer owed as final, and a sidecar rewritten after its upload would leave the
+        store with an older one (a SIGKILL between the two re-checks the file)."""
+        self.chain.then(lambda: pending.remove(entry))
 
     def _deliver(
         self,
@@ -398,12 +406,20 @@ class Evidence:
     ) -> None:
         loop = self._loop
         if ledger is not None and loop is not None and not loop.is_closed():
+            applied = threading.Event()
             try:
-                loop.call_soon_threadsafe(self._apply, path, entry, ledger, sha256, result, check)
-                return
+                loop.call_soon_threadsafe(
+                    self._apply, path, entry, ledger, sha256, result, check, applied
+                )
             except RuntimeError:
                 pass  # the loop closed meanwhile
-        self._update_sidecar(path, sha256, result.size, check)
+            else:
+                # Waited for, so that a stop (which joins this thread) finds the entry's
+                # removal queued before the chain writer's end; never forever.
+                applied.wait(APPLY_WAIT)
+                return
+        if self._update_sidecar(path, sha256, result.size, check):
+            self._settled(entry)
         if not result.ok:
             if loop is not None and not loop.is_closed():
                 try:
@@ -422,17 +438,23 @@ class Evidence:
         sha256: str,
         result: Result,
         check: dict[str, Any],
+        applied: threading.Event,
     ) -> None:
         """On the loop: the result into the ledger and its sidecar, and the alert."""
-        ledger.sha256 = sha256
-        ledger.bytes = result.size
-        ledger.check = check
         try:
-            write_sidecar(path, ledger, self.tz)
-        except OSError as exc:
-            log.error("cannot write the sidecar of %s: %s", entry.file, exc)
-        if not result.ok:
-            self._failed(entry, result)
+            ledger.sha256 = sha256
+            ledger.bytes = result.size
+            ledger.check = check
+            try:
+                write_sidecar(path, ledger, self.tz)
+            except OSError as exc:  # the check stays owed: the next start does it again
+                log.error("cannot write the sidecar of %s: %s", entry.file, exc)
+            else:
+                self._settled(entry)
+            if not result.ok:
+                self._failed(entry, result)
+        finally:
+            applied.set()
 
     def _failed(self, entry: pending.Pending, result: Result) -> None:
         self.failed_checks.append(entry.file)
@@ -441,10 +463,12 @@ class Evidence:
         if self.alerter is not None:
             self.alerter.fire("file_check_failed", entry.source, message, file=entry.file)
 
-    def _update_sidecar(self, path: Path, sha256: str, size: int, check: dict[str, Any]) -> None:
+    def _update_sidecar(self, path: Path, sha256: str, size: int, check: dict[str, Any]) -> bool:
+        """False if the sidecar could not be written (it stays owed); a file without
+        a readable sidecar has nothing to hold the check and owes nothing."""
         data = read_sidecar_json(path)
         if data is None:
-            return
+            return True
         data["sha256"] = sha256
         data["bytes"] = size
         data["check"] = check
@@ -452,6 +476,8 @@ class Evidence:
             write_json_atomic(sidecar_path(path), data)
         except OSError as exc:
             log.error("cannot write the sidecar of %s: %s", path, exc)
+            return False
+        return True
 
 
 def read_sidecar_json(audio: Path) -> dict[str, Any] | None:
