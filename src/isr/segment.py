@@ -430,6 +430,10 @@ class Segmenter:
             if ledger.end is not None:
                 ledger.end -= moved
             self._redated[path] = ledger
+        if young and self.sink is not None:
+            # With them, or a SIGKILL before the close leaves the open file's sidecar
+            # on the old clock beside theirs on the new: a hole no gap explains.
+            self._redated[self.sink.path] = self.ledger
         if moved >= 0.1:  # not every millisecond of network jitter
             self.log.info("media clock moved back %.3f s in %s", moved, self.ledger.file)
 
