@@ -12,9 +12,11 @@ import ast
 import configparser
 import contextlib
 import difflib
+import hashlib
 import logging
 import math
 import os
+import re
 import socket
 import string
 from collections.abc import Callable, Iterable
@@ -133,6 +135,15 @@ KEYS: tuple[Key, ...] = (
         "general",
         minimum=1,
         maximum=65535,
+    ),
+    Key(
+        "shard",
+        "str",
+        "",
+        "Record only this recorder's share of the sources: i/n records those whose name "
+        "hashes to i modulo n (0 <= i < n); auto/n takes i from the host name's trailing "
+        "-<number> (a Kubernetes StatefulSet's pods); empty = every source.",
+        "general",
     ),
     # every source
     Key(
@@ -469,6 +480,53 @@ class ArchiveConfig:
 
 
 @dataclass(frozen=True)
+class Shard:
+    """``[general] shard = i/n``: this recorder's share of the sources, so that n
+    recorders (pods of one StatefulSet) can share one config and split its sources."""
+
+    index: int
+    count: int
+    host: str | None = None
+    """The host name ``auto`` read the index from; None for a number."""
+
+    def holds(self, source: str) -> bool:
+        return shard_of(source, self.count) == self.index
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}" + (f" (auto: {self.host})" if self.host else "")
+
+
+def shard_of(source: str, count: int) -> int:
+    """The shard a source's name falls in: a hash that every machine and every
+    Python computes alike (``hash()`` is salted per process)."""
+    digest = hashlib.sha256(source.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % count
+
+
+def parse_shard(text: str, host: str | None = None) -> Shard:
+    """``i/n`` or ``auto/n``; ValueError says what is wrong."""
+    match = re.fullmatch(r"\s*(\d+|auto)\s*/\s*(\d+)\s*", text)
+    if match is None:
+        raise ValueError(f"{text!r} is not i/n or auto/n (e.g. 0/2)")
+    count = int(match[2])
+    if not 1 <= count <= 10_000:
+        raise ValueError(f"{text!r}: n must be between 1 and 10000")
+    if match[1] != "auto":
+        index = int(match[1])
+        if index >= count:
+            raise ValueError(f"{text!r}: i must be below n (shards are numbered from 0)")
+        return Shard(index, count)
+    name = host if host is not None else socket.gethostname()
+    ordinal = re.search(r"-(\d+)$", name.split(".")[0])
+    if ordinal is None:
+        raise ValueError(f"auto: the host name {name!r} does not end in -<number>")
+    index = int(ordinal[1])
+    if index >= count:
+        raise ValueError(f"auto: the host name {name!r} gives shard {index}, not below {count}")
+    return Shard(index, count, host=name)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole config file, validated."""
 
@@ -484,6 +542,10 @@ class Config:
     evidence: EvidenceConfig = EvidenceConfig()
     archive: ArchiveConfig | None = None
     """None without ``[archive] url``: nothing is uploaded."""
+    shard: Shard | None = None
+    """None: this recorder records every source."""
+    other_shards: tuple[str, ...] = ()
+    """The config's sources that other shards record (not in ``sources``)."""
 
 
 DEMO_CONFIG = """\
@@ -617,6 +679,22 @@ def _build(file: str, parser: configparser.ConfigParser) -> Config:
             file=file,
         )
     _check_collisions(file, sources)
+    shard = None
+    others: list[str] = []
+    if general["shard"]:
+        try:
+            shard = parse_shard(general["shard"])
+        except ValueError as exc:
+            raise ConfigError(
+                str(exc), file=file, section=general_name or "general", key="shard"
+            ) from None
+        others = [s.name for s in sources if not shard.holds(s.name)]
+        sources = [s for s in sources if shard.holds(s.name)]
+        if not sources:
+            warnings.append(
+                f"[{general_name}] shard = {general['shard']}: shard {shard.index} of "
+                f"{shard.count} holds none of the {len(others)} source(s): nothing is recorded"
+            )
 
     out_dir = Path(general["output_directory"] or "recordings")
     if not out_dir.is_absolute():
@@ -647,6 +725,8 @@ def _build(file: str, parser: configparser.ConfigParser) -> Config:
         warnings=tuple(warnings),
         evidence=EvidenceConfig(signing_key=signing_key),
         archive=archive,
+        shard=shard,
+        other_shards=tuple(others),
     )
 
 
@@ -714,6 +794,8 @@ def _build_source(
 
     if section.startswith("."):
         raise ConfigError("a source name may not start with '.'", file=file, section=section)
+    if parser.has_option(section, "shard"):
+        raise err("shard", "a shard is the whole recorder's: set it in [general]")
     if not parser.has_option(section, "type"):
         near = difflib.get_close_matches(section.lower(), RESERVED_SECTIONS, n=1, cutoff=0.7)
         hint = f" (or did you mean [{near[0]}]?)" if near else ""
@@ -818,6 +900,12 @@ def describe(cfg: Config) -> str:
 
     lines = [f"config: {cfg.path}", f"output_directory: {cfg.output_directory}"]
     lines.append(f"log_level: {cfg.log_level}  log_file: {cfg.log_file or '(none)'}")
+    if cfg.shard is not None:
+        lines.append(
+            f"shard: {cfg.shard}: records {len(cfg.sources)} of "
+            f"{len(cfg.sources) + len(cfg.other_shards)} sources; other shards record: "
+            + (", ".join(cfg.other_shards) or "(none)")
+        )
     for src in cfg.sources:
         lines.append(f"[{src.name}] type={src.type}")
         for key in keys_for(src.type):
