@@ -11,7 +11,9 @@ import hashlib
 import json
 import signal
 import sqlite3
+import wave
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from isr import config
 from isr.archive.store import Store
 from tests.support.recorder import RecorderProcess, wait_for
 from tests.support.s3 import S3Server, sha256_b64
+from tests.support.throttle import ThrottledProxy
 
 PREFIX = "stations/rec1/"
 
@@ -269,3 +272,118 @@ def assert_whole_in_store(s3: S3Server, name: str) -> None:
     side = json.loads(s3.body(PREFIX + name + ".json"))
     assert hashlib.sha256(body).hexdigest() == side["sha256"], name
     assert s3.checksum(PREFIX + name) == sha256_b64(body), name
+
+
+@pytest.mark.parametrize(
+    ("wrong", "error"),
+    [("secret_key", "SignatureDoesNotMatch"), ("access_key", "InvalidAccessKeyId")],
+)
+def test_wrong_credentials_are_a_clear_error_and_lose_nothing(
+    tmp_path: Path, wrong: str, error: str
+) -> None:
+    """A store that checks signatures (as every real one does) refuses a wrong key:
+    a clear error and an alert, recording goes on, and once the config is put
+    right, what was recorded meanwhile goes up."""
+    recordings = tmp_path / "recordings"
+    s3 = S3Server(tmp_path, auth=True)
+    s3.start()
+    try:
+        good = s3.config()
+        right = s3.secret_key if wrong == "secret_key" else s3.access_key
+        bad = good.replace(f"{wrong} = {right}\n", f"{wrong} = AKIANOTTHEKEY0WRONG0\n")
+        assert bad != good
+        with RecorderProcess(tmp_path, tone_config(bad)) as rec:
+            assert wait_for(lambda: len(closed_files(recordings)) >= 2, timeout=60), rec.output
+            assert wait_for(lambda: archive_status(rec)["last_error"], timeout=30), rec.output
+            status = archive_status(rec)
+            assert rec.status()["sources"]["tone"]["state"] == "recording"
+            assert rec.stop() == 0, rec.output
+        assert error in status["last_error"], status
+        assert status["queue"] >= 1
+        assert "archive_error" in (tmp_path / "alerts.txt").read_text()
+        assert not uploaded(s3)
+        assert s3.secret_key not in rec.output + json.dumps(status)
+        assert "AKIANOTTHEKEY0WRONG0" not in json.dumps(status)
+        meanwhile = set(closed_files(recordings))
+        with RecorderProcess(tmp_path, tone_config(good)) as rec:
+            assert wait_for(lambda: meanwhile <= uploaded(s3), timeout=60), rec.output
+            assert wait_for(lambda: archive_status(rec)["last_error"] is None, timeout=30)
+            assert rec.stop() == 0, rec.output
+        files = closed_files(recordings)
+        for name in meanwhile:
+            assert_whole(s3, recordings, name, files[name])
+    finally:
+        s3.stop()
+
+
+def plant_recording(recordings: Path, name: str, size: int) -> str:
+    """A closed recording of ``size`` bytes with its final sidecar, as an earlier
+    run (or a week of the archive switched on late) leaves it: queued at start."""
+    recordings.mkdir(parents=True, exist_ok=True)
+    path = recordings / name
+    frames = (size - 44) // 4
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(48000)
+        out.writeframes(bytes(range(256)) * (frames * 4 // 256))
+    data = path.read_bytes()
+    seconds = frames / 48000
+    sidecar = {
+        "source": "tone",
+        "file": name,
+        "format": "wav",
+        "start": "2026-11-01T00:00:00.000+00:00",
+        "end": (datetime(2026, 11, 1, tzinfo=UTC) + timedelta(seconds=seconds)).isoformat(
+            timespec="milliseconds"
+        ),
+        "titles": [],
+        "gaps": [],
+        "overlaps_removed": [],
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "bytes": len(data),
+    }
+    (recordings / (name + ".json")).write_text(json.dumps(sidecar))
+    return name
+
+
+def stored_parts(s3: S3Server) -> int:
+    """Parts of multipart uploads under way in the store."""
+    client = s3.client()
+    count = 0
+    for upload in client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", []):
+        parts = client.list_parts(Bucket=s3.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+        count += len(parts.get("Parts", []))
+    return count
+
+
+def test_a_sigkill_during_a_multipart_upload_loses_nothing(tmp_path: Path, s3: S3Server) -> None:
+    """A 72 MiB file goes up in 16 MiB parts through a link capped at 8 MB/s, so it
+    cannot be whole in under 9 s: the recorder is SIGKILLed once the store holds a
+    part. The next start uploads the file again, whole, with the checksum of its parts."""
+    recordings = tmp_path / "recordings"
+    name = plant_recording(recordings, "20261101_000000.wav", 72 << 20)
+    link = ThrottledProxy(s3.port, 8_000_000)
+    link.start()
+    try:
+        slow = tone_config(s3.config().replace(s3.url, link.url))
+        with RecorderProcess(tmp_path, slow) as rec:
+            assert wait_for(lambda: stored_parts(s3) >= 1, timeout=60), rec.output
+            rec.stop(signal.SIGKILL)
+        assert name not in uploaded(s3)
+        assert queue_rows(recordings)[name] == "pending"
+    finally:
+        link.stop()
+    with RecorderProcess(tmp_path, tone_config(s3.config())) as rec:
+        assert wait_for(lambda: name in uploaded(s3), timeout=60), rec.output
+        assert wait_for(lambda: queue_rows(recordings).get(name) == "done", timeout=30)
+        assert rec.stop() == 0, rec.output
+    data = (recordings / name).read_bytes()
+    assert s3.body(PREFIX + name) == data
+    part = 16 << 20
+    parts = b"".join(hashlib.sha256(data[i : i + part]).digest() for i in range(0, len(data), part))
+    checksum = s3.checksum(PREFIX + name)
+    assert checksum is not None and checksum.split("-")[0] == sha256_b64(parts)
+    assert (
+        json.loads(s3.body(PREFIX + name + ".json"))["sha256"] == hashlib.sha256(data).hexdigest()
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -24,16 +25,25 @@ REGION = "us-east-1"
 
 
 class S3Server:
-    def __init__(self, workdir: Path, bucket: str = "isr-archive") -> None:
+    def __init__(self, workdir: Path, bucket: str = "isr-archive", *, auth: bool = False) -> None:
+        """``auth``: the server checks every request's signature against a key pair
+        it made for a user of its own (moto's IAM), as a real store does; without
+        it, moto takes any key."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.bucket = bucket
+        self.auth = auth
+        self.access_key = ACCESS_KEY
+        self.secret_key = SECRET_KEY
         self.log = workdir / "moto.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         env = dict(os.environ)
         env.update(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
+        if self.auth:
+            # The three IAM calls below are the only ones let through unsigned.
+            env["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
@@ -52,7 +62,28 @@ class S3Server:
                 time.sleep(0.1)
         else:
             raise RuntimeError("moto_server did not start: " + self.log.read_text())
+        if self.auth:
+            self._make_user()
         self.client().create_bucket(Bucket=self.bucket)
+
+    def _make_user(self) -> None:
+        import boto3
+
+        iam = boto3.client(
+            "iam",
+            endpoint_url=self.url,
+            region_name=REGION,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+        )
+        iam.create_user(UserName="isr")
+        key = iam.create_access_key(UserName="isr")["AccessKey"]
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+        }
+        iam.put_user_policy(UserName="isr", PolicyName="s3", PolicyDocument=json.dumps(policy))
+        self.access_key, self.secret_key = key["AccessKeyId"], key["SecretAccessKey"]
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -71,8 +102,8 @@ class S3Server:
             "s3",
             endpoint_url=self.url,
             region_name=REGION,
-            aws_access_key_id=ACCESS_KEY,
-            aws_secret_access_key=SECRET_KEY,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
         )
 
     def config(self, prefix: str = "stations", recorder_id: str = "rec1", **extra: str) -> str:
@@ -81,8 +112,8 @@ class S3Server:
             "url": f"s3://{self.bucket}/{prefix}",
             "endpoint_url": self.url,
             "region": REGION,
-            "access_key": ACCESS_KEY,
-            "secret_key": SECRET_KEY,
+            "access_key": self.access_key,
+            "secret_key": self.secret_key,
             "recorder_id": recorder_id,
         }
         keys.update(extra)

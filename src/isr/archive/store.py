@@ -168,6 +168,23 @@ class Store:
         except Exception as exc:
             raise StoreError(describe_error(exc)) from exc
 
+    def _explain(self, exc: BaseException, name: str) -> str:
+        """A HEAD's error has no body, so a 400 or 403 says only its number: a GET
+        of the same key's first byte carries the store's own code (a wrong secret,
+        an unknown key, a missing bucket), which is what a user must be told."""
+        from botocore.exceptions import ClientError
+
+        if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in (
+            "400",
+            "403",
+        ):
+            try:
+                self.client.get_object(Bucket=self.bucket, Key=self.key(name), Range="bytes=0-0")
+            except Exception as again:
+                if isinstance(again, ClientError):
+                    return describe_error(again)
+        return describe_error(exc)
+
     def confirm(self, name: str, sha256: str, size: int, path: Path | None = None) -> bool:
         """Whether the store holds this file whole: its size and its checksum, the
         SHA-256 the recorder computed (a single PUT), or for a multipart object
@@ -186,7 +203,7 @@ class Store:
                 "NotFound",
             ):
                 return False
-            raise StoreError(describe_error(exc)) from exc
+            raise StoreError(self._explain(exc, name)) from exc
         if int(head.get("ContentLength", -1)) != size:
             return False
         checksum = head.get("ChecksumSHA256")
