@@ -150,9 +150,27 @@ TAIL_BLOCK = 1 << 16
 
 def _head(fd: int) -> tuple[int, str | None, bool]:
     """(last whole line's seq, SHA-256 of the last line, torn tail?) of the file."""
+    last, last_hash, torn = _tail(fd)
+    return (int(last["seq"]) if last is not None else 0), last_hash, torn
+
+
+def last_line(path: Path) -> dict[str, Any] | None:
+    """The last whole line of a chain (read from its end), None if it has none."""
+    try:
+        fd = open_regular(path, os.O_RDONLY, single_link=False)
+    except FileNotFoundError:
+        return None
+    try:
+        return _tail(fd)[0]
+    finally:
+        os.close(fd)
+
+
+def _tail(fd: int) -> tuple[dict[str, Any] | None, str | None, bool]:
+    """(the last whole line, SHA-256 of the last line, torn tail?) of the file."""
     size = os.fstat(fd).st_size
     if size == 0:
-        return 0, None, False
+        return None, None, False
     end = size
     tail = b""
     last_hash: str | None = None
@@ -173,8 +191,8 @@ def _head(fd: int) -> tuple[int, str | None, bool]:
         for raw in reversed(complete):
             obj = parse(raw)
             if obj is not None:
-                return int(obj["seq"]), last_hash, torn
-    return 0, last_hash, torn
+                return obj, last_hash, torn
+    return None, last_hash, torn
 
 
 def _open_chain(path: Path) -> int:

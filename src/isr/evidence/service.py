@@ -28,7 +28,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from datetime import time as wall_time
 from pathlib import Path
 from typing import Any
@@ -48,9 +48,32 @@ STOP_TIMEOUT = 1.5
 """Seconds a stop waits for the chain writer's last batch, or the check under way."""
 APPLY_WAIT = 10.0
 """Seconds the checker waits for the loop to put a check into its file's sidecar."""
+MAX_MISSED_DAYS = 400
+"""More local days than this without a ``day`` line since a chain's last line, and
+the clock is more likely wrong than the recorder down: none are written."""
 CHECK_DRAIN = 1.5
 """Seconds a stop lets the checker go on with the checks owed; the rest wait in
 ``.isr/checks/`` for the next start (the recorder must stop within 5 s)."""
+
+
+def missed_days(last: dict[str, Any] | None, tz: tzinfo, today: date) -> list[date]:
+    """The local days that ended while the recorder was down, after a chain's last
+    line ``last``: each gets its ``day`` line at the next start (the head has not
+    moved since), so every day of the record is sealed, not only those the recorder
+    was running at midnight."""
+    if last is None:
+        return []
+    if last.get("event") == "day":
+        try:
+            first = date.fromisoformat(str(last.get("date"))) + timedelta(days=1)
+        except ValueError:
+            return []
+    else:
+        try:
+            first = datetime.fromisoformat(str(last.get("at"))).astimezone(tz).date()
+        except ValueError:
+            return []
+    return [first + timedelta(days=i) for i in range((today - first).days)]
 
 
 def chain_name(root: Path, path: Path) -> str:
@@ -209,13 +232,32 @@ class Evidence:
         except RuntimeError:
             self._loop = None
         facts = {"pid": os.getpid(), "host": socket.gethostname()}
+        today = datetime.now(self.tz).date()
         for source in sources:
+            missed = missed_days(self._last_line(source), self.tz, today)
+            if len(missed) > MAX_MISSED_DAYS:
+                log.warning(
+                    "%s: %d days since its chain's last line: the clock looks wrong, "
+                    "no day lines written for them",
+                    source,
+                    len(missed),
+                )
+                missed = []
+            for day in missed:
+                self.chain.add(source, chain.entry("day", at=self.now(), date=day.isoformat()))
             self.chain.add(source, chain.entry("started", at=self.now(), **facts))
         self.chain.start()
         if self.checking_enabled:
             self.start_checker()
         for entry in pending.load(self.root):
             self._queue_check(entry, None)
+
+    def _last_line(self, source: str) -> dict[str, Any] | None:
+        try:
+            return chain.last_line(chain.chain_path(self.root, source))
+        except OSError as exc:  # the writer will say so too, with the first line
+            log.error("cannot read the chain of %s: %s", source, exc)
+            return None
 
     def start_checker(self) -> None:
         if self._checker is None:
