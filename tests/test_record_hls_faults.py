@@ -413,3 +413,39 @@ def test_discontinuity(tmp_path: Path, rate: int) -> None:
     else:
         assert not changed
         assert all(r == {4} for r in rates), rates
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["stopped", "killed"])
+def test_a_recorder_restarted_within_the_window_loses_and_repeats_nothing(
+    tmp_path: Path, sig: int
+) -> None:
+    """The recorder stopped (or SIGKILLed) for 5 s while 20 s of segments stay
+    listed: the next start goes on, by the program dates, from the audio after the
+    last it wrote (dropping the frames a killed run had written of that segment), so
+    the files of both runs hold what was served, each frame once, and no gap."""
+    www = tmp_path / "www"
+    writer = hls_writer(www, seconds=90, list_size=20)
+    try:
+        wait_segments(www, 2)
+        with nginx(www, tmp_path / "nginx") as srv:
+            text = _config(srv.url("live.m3u8"))
+            with RecorderProcess(tmp_path, text) as first:
+                first.wait_recording(timeout=30)
+                time.sleep(3)
+                first.stop(sig)
+            time.sleep(5)
+            with RecorderProcess(tmp_path, text) as rec:
+                assert wait_for(lambda: "going on from segment" in _log(tmp_path), timeout=30)
+                rec.wait_recording(timeout=30)
+                time.sleep(3)
+                assert rec.stop() == 0
+    finally:
+        stop_process(writer)
+    assert "Traceback" not in first.output + rec.output + _log(tmp_path)
+    assert "inside the playlist's window" in _log(tmp_path)
+    files = _files(tmp_path)
+    for f in files:
+        assert ffmpeg_errors(f) == "", f.name
+    assert _missing_runs(files, served_frames(www)) == []
+    gaps = _gaps(files)
+    assert len(gaps) == 1 and gaps[0]["seconds"] < 0.1, gaps  # the restart: no audio lost

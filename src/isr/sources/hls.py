@@ -17,14 +17,21 @@ parameters starts a new file where the new ones begin, with no gap.
 
 What carries over from one session to the next (``HlsSource.last_seq``,
 ``next_time``): a reconnect goes on from the segment after the last one written if
-the playlist still lists it, and then the next file notes no gap at all.
+the playlist still lists it, and then the next file notes no gap at all. Across a
+restart of the recorder (or of the server's stream) the program dates do the same:
+the first session takes every listed segment that ends after the last audio the
+previous run wrote, and drops the frames of the first one that run had written
+already, so a restart within the playlist's window loses nothing and repeats
+nothing; without dates it starts at the live edge.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -47,7 +54,9 @@ from isr.hls.playlist import (
     Segment,
     parse,
 )
+from isr.sidecar import sidecar_path
 from isr.sinks.base import Sink
+from isr.sinks.files import read_regular
 from isr.sources.base import Source
 from isr.urls import redact_url
 
@@ -65,6 +74,8 @@ MAX_SEGMENT_BYTES = 64 << 20
 DATE_SLACK = 0.5
 """Seconds a program date may run early or late of the audio before it counts as
 a jump (a segment's EXTINF rounds, encoders drift)."""
+RESUME_SLACK = 0.01
+"""Seconds a segment must reach past the last audio written to be taken again."""
 SLIVER = 0.1
 """A segment shorter than this (EXTINF) may hold no whole frame: not a gap."""
 PLAYLIST_TYPES = ("application/vnd.apple.mpegurl", "application/x-mpegurl", "audio/mpegurl")
@@ -123,6 +134,46 @@ class HlsSource(Source):
         """The playlist said EXT-X-ENDLIST: what the URL serves next is a new stream."""
         self._tail: dict[int, float] = {}
         """Seconds from each listed segment's start to the live edge."""
+        self._resume_at: float | None = None
+        """The first segment written goes on from here (the last audio written
+        before), dropping its frames before it."""
+        self._end_known = False
+        """The previous run's last audio ended exactly at ``segmenter.last_end``."""
+
+    def resume(self, last_file: Path | None, last_end: float | None) -> None:
+        """Also: where the previous run's audio ended, exactly. A file a crash cut
+        has its last write for an end, later than its audio by the playlist's
+        latency (a second or more): its frames are counted instead (blocking I/O,
+        one file, in the recorder's thread), so that the restart takes the right
+        segments."""
+        super().resume(last_file, last_end)
+        if last_file is None or last_end is None:
+            return
+        try:
+            side = json.loads(read_regular(sidecar_path(last_file)))
+            start = datetime.fromisoformat(side["start"]).timestamp()
+            recovered = "recovered" in side
+        except (OSError, ValueError, TypeError, KeyError):
+            return
+        if not recovered:
+            self._end_known = True
+            return
+        suffix = last_file.suffix.lower()
+        framer = Mp3Framer() if suffix == ".mp3" else AdtsFramer() if suffix == ".aac" else None
+        if framer is None:
+            return
+        seconds = 0.0
+        try:
+            with open(last_file, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    seconds += sum(f.samples / f.sample_rate for f in framer.feed(chunk))
+        except OSError as exc:
+            self.log.warning("cannot count the audio of %s: %s", last_file, exc)
+            return
+        seconds += sum(f.samples / f.sample_rate for f in framer.flush())
+        self.segmenter.resume_after(start + seconds)
+        self.status.last_end = start + seconds
+        self._end_known = True
 
     # -- HTTP --------------------------------------------------------------------------
 
@@ -224,8 +275,28 @@ class HlsSource(Source):
             if s.key is not None and s.key.drm:
                 _refuse_drm([s.key])
         if self.last_seq is None:
-            return segs[-LIVE_EDGE_SEGMENTS:]
+            return self._resumed(segs) or segs[-LIVE_EDGE_SEGMENTS:]
         return [s for s in segs if s.sequence > self.last_seq]
+
+    def _resumed(self, segs: list[Segment]) -> list[Segment]:
+        """A first session after audio was written (a restart): the dated segments
+        that end after that audio, all of them — what aired meanwhile, as far as the
+        window reaches back. None without dates, or with nothing new."""
+        since = self.segmenter.last_end
+        if since is None or not self._end_known or any(s.date is None for s in segs):
+            return []
+        after = [s for s in segs if (s.date or 0.0) + s.duration > since + RESUME_SLACK]
+        if not after:
+            return []
+        self._resume_at = since
+        self.log.info(
+            "going on from segment %d, %.1f s before the live edge: the last audio "
+            "written ended %s",
+            after[0].sequence,
+            sum(s.duration for s in after),
+            "inside the playlist's window" if len(after) < len(segs) else "before it",
+        )
+        return after
 
     async def take(self, http: aiohttp.ClientSession, pl: MediaPlaylist) -> bool:
         """Fetch and write the new segments of ``pl``; whether there were any."""
@@ -396,6 +467,13 @@ class HlsSource(Source):
         frames = audio.frames
         seconds = sum(f.samples / f.sample_rate for f in frames)
         t0 = self.time_of(seg, seconds)
+        if self._resume_at is not None:
+            since, self._resume_at = self._resume_at, None
+            frames, t0 = self._after(seg, frames, t0, since)
+            if not frames:
+                self.next_time = t0
+                return
+            seconds = sum(f.samples / f.sample_rate for f in frames)
         if self.params and audio.params != self.params and self.segmenter.sink is not None:
             self.log.info("segment %d: the codec parameters change: a new file", seg.sequence)
             frames = [replace(frames[0], new_link=True), *frames[1:]]
@@ -417,6 +495,23 @@ class HlsSource(Source):
         self.next_time = t0 + seconds
         self.count_bytes(sum(len(f.data) for f in frames))
         self.wrote_audio()
+
+    def _after(
+        self, seg: Segment, frames: list[Frame], t0: float, since: float
+    ) -> tuple[list[Frame], float]:
+        """The frames the last run did not write (it may have written part of this
+        segment before a crash): dropped ones are noted as an overlap removed."""
+        kept, t = frames_from(frames, t0, since)
+        if len(kept) < len(frames):
+            dropped = frames[: len(frames) - len(kept)]
+            self.log.info(
+                "segment %d: %d frames (%.3f s) the last run wrote already: dropped",
+                seg.sequence,
+                len(dropped),
+                t - t0,
+            )
+            self.segmenter.note_overlap(sum(len(f.data) for f in dropped), t - t0)
+        return kept, t
 
     def time_of(self, seg: Segment, seconds: float) -> float:
         """When the segment's first sample aired; a date that jumps ends the file."""
@@ -440,6 +535,18 @@ class HlsSource(Source):
             return expect  # counted on over what was written and what was lost
         # The live edge (the end of the last segment listed) is taken as now.
         return time.time() - self._tail.get(seg.sequence, seg.duration)
+
+
+def frames_from(frames: list[Frame], t0: float, since: float) -> tuple[list[Frame], float]:
+    """The frames (the first aired at ``t0``) that begin at ``since`` or later, within
+    half a frame, and when the first of them aired."""
+    t = t0
+    for i, frame in enumerate(frames):
+        length = frame.samples / frame.sample_rate
+        if t + length / 2 > since:
+            return frames[i:], t
+        t += length
+    return [], t
 
 
 def _params(fmt: str, frame: Frame) -> tuple[int, ...]:
