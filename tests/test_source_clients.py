@@ -382,12 +382,18 @@ def test_every_file_but_the_last_holds_playable_audio(recording: Recording, name
 
 @pytest.mark.parametrize("name", [n for n, feed in FEEDS.items() if feed.titled])
 def test_titles_follow_the_tracks(recording: Recording, name: str) -> None:
-    """Each file names the tracks it holds, from the tags the client sent."""
+    """Each file names the tracks it holds, from the tags the client sent. A client
+    may send its first title after the recording began (liquidsoap sends it as an
+    update of its own, which a loaded machine delays past the first split): the
+    files closed before it hold none, and every file from the first titled one on
+    names a track (a new file opens with the title in force)."""
     known = {t.stream_title for t in recording.tracks[name]}
     seen: list[str] = []
+    titled = False
     for f in recording.files(name):
         titles = [t["title"] for t in sidecar(f)["titles"]]
-        assert titles, f.name
+        titled = titled or bool(titles)
+        assert titles or not titled, f.name
         assert set(titles) <= known, (f.name, titles)
         seen += titles
     assert len(set(seen)) >= 2, seen  # the track changed while it was recorded
