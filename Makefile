@@ -27,7 +27,7 @@ system-test:
 run: system venv
 	$(BIN)/isr run $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
-## The benchmarks of docs/benchmarks.md (~15 minutes; results in bench/results/).
+## The benchmarks of docs/benchmarks.md (~20 minutes; results in bench/results/).
 bench: system-test venv
 	$(BIN)/pip install -q -e '.[test,bench]'
 	$(BIN)/python bench/streams.py --all
@@ -37,6 +37,7 @@ bench: system-test venv
 	$(BIN)/python bench/restart.py
 	$(BIN)/python bench/clips.py
 	$(BIN)/python bench/report.py --rounds 3
+	$(BIN)/python bench/hls.py --duration 30
 
 node_modules/axe-core/axe.min.js:
 	npm install --no-save --no-audit --no-fund axe-core@4
