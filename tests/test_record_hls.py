@@ -23,6 +23,7 @@ from tests.support.hls import (
 )
 from tests.support.judge import ffmpeg_errors, mp3val_problems
 from tests.support.recorder import RecorderProcess, wait_for
+from tests.support.tls import self_signed
 from tests.support.tools import stop_process
 
 pytestmark = pytest.mark.integration
@@ -276,3 +277,44 @@ def _frames_of(data: bytes, codec: str) -> list[bytes]:
 
     framer = AdtsFramer() if codec == "aac" else Mp3Framer()
     return [f.data for f in framer.feed(data) + framer.flush()]
+
+
+def test_https_a_redirect_and_basic_auth(tmp_path: Path) -> None:
+    """HTTPS from a private authority (trusted through ``SSL_CERT_FILE``, as a user
+    trusts one), a playlist URL that redirects, and Basic auth on the playlist and
+    every segment: recorded frame-exact. A wrong password is a clear error in the
+    status (HTTP 401), never a traceback, and the other source goes on."""
+    www = tmp_path / "www"
+    cert, key = self_signed(tmp_path / "tls")
+    users = tmp_path / "htpasswd"
+    users.write_text("station:{PLAIN}s3cret\n")
+    extra = (
+        "    location = /old.m3u8 { return 302 /live.m3u8; }\n"
+        f'    location / {{ auth_basic "isr"; auth_basic_user_file {users}; }}\n'
+    )
+    writer = hls_writer(www, seconds=60)
+    try:
+        wait_segments(www, 2)
+        with nginx(www, tmp_path / "nginx", extra, tls=(cert, key)) as srv:
+            url = srv.url("old.m3u8")
+            assert url.startswith("https://")
+            text = _config(url, more="username = station\npassword = s3cret\n")
+            text += f"[wrong]\ntype = stream\nurl = {url}\nusername = station\npassword = nope\n"
+            rec = RecorderProcess(tmp_path, text, env={"SSL_CERT_FILE": str(cert)})
+            with rec:
+                rec.wait_recording(timeout=30)
+                assert wait_for(lambda: len(_files(tmp_path)) >= 3, timeout=40), rec.output
+                wrong = rec.status()["sources"]["wrong"]
+                assert rec.stop() == 0
+    finally:
+        stop_process(writer)
+    assert "Traceback" not in rec.output
+    assert wrong["state"] != "recording" and "401" in (wrong["last_error"] or ""), wrong
+    files = _files(tmp_path)
+    _judge(files)
+    contiguous_in(_recorded_frames(files), served_frames(www))
+    log = (tmp_path / "nginx" / "access.log").read_text()
+    assert '"GET /old.m3u8 HTTP/1.1" 302' in log
+    assert any(" station [" in line and '.ts HTTP/1.1" 200' in line for line in log.splitlines()), (
+        log[-2000:]
+    )

@@ -43,7 +43,7 @@ http {{
     application/octet-stream key;
   }}
   server {{
-    listen 127.0.0.1:{port};
+    listen 127.0.0.1:{port}{tls};
     root {root};
 {extra}
   }}
@@ -52,20 +52,31 @@ http {{
 
 
 class Nginx:
-    def __init__(self, root: Path, prefix: Path, extra: str = "") -> None:
-        self.root, self.prefix, self.extra = root, prefix, extra
+    def __init__(
+        self, root: Path, prefix: Path, extra: str = "", tls: tuple[Path, Path] | None = None
+    ) -> None:
+        """``tls``: (certificate, key) to serve HTTPS with."""
+        self.root, self.prefix, self.extra, self.tls = root, prefix, extra, tls
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/{path.lstrip('/')}"
 
     def start(self) -> None:
         nginx = require_tool("nginx")
         self.prefix.mkdir(parents=True, exist_ok=True)
         conf = self.prefix / "nginx.conf"
+        tls, extra = "", self.extra
+        if self.tls is not None:
+            tls = " ssl"
+            extra = f"    ssl_certificate {self.tls[0]};\n    ssl_certificate_key {self.tls[1]};\n"
+            extra += self.extra
         conf.write_text(
-            NGINX_CONF.format(prefix=self.prefix, port=self.port, root=self.root, extra=self.extra)
+            NGINX_CONF.format(
+                prefix=self.prefix, port=self.port, root=self.root, extra=extra, tls=tls
+            )
         )
         self.proc = popen([nginx, "-c", str(conf), "-p", str(self.prefix)])
         deadline = time.monotonic() + 10
@@ -84,8 +95,10 @@ class Nginx:
 
 
 @contextmanager
-def nginx(root: Path, prefix: Path, extra: str = "") -> Iterator[Nginx]:
-    server = Nginx(root, prefix, extra)
+def nginx(
+    root: Path, prefix: Path, extra: str = "", tls: tuple[Path, Path] | None = None
+) -> Iterator[Nginx]:
+    server = Nginx(root, prefix, extra, tls)
     server.start()
     try:
         yield server
