@@ -28,7 +28,8 @@ run: system venv
 	$(BIN)/isr run $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
 ## The benchmarks of docs/benchmarks.md (~20 minutes; results in bench/results/).
-bench: system-test venv
+bench: venv
+	bash scripts/install-system.sh --bench
 	$(BIN)/pip install -q -e '.[test,bench]'
 	$(BIN)/python bench/streams.py --all
 	$(BIN)/python bench/analysis.py --runs 1
@@ -38,6 +39,7 @@ bench: system-test venv
 	$(BIN)/python bench/clips.py
 	$(BIN)/python bench/report.py --rounds 3
 	$(BIN)/python bench/hls.py --duration 30
+	$(BIN)/python bench/archive.py
 
 node_modules/axe-core/axe.min.js:
 	npm install --no-save --no-audit --no-fund axe-core@4

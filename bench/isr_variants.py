@@ -15,7 +15,10 @@ ISR starts (nothing in ``src/`` changes):
   nothing): with ``nocheck``, against ``nocheck`` alone, what hashing costs;
 - ``nocheck``: no check of closed files (the bench splits every minute, so checks
   would run 60 times as often as with hourly files: ``bench/checks.py`` measures them);
-- ``src=PATH``: ISR from another checkout (``PATH/src``), first in the list.
+- ``src=PATH``: ISR from another checkout (``PATH/src``), first in the list;
+- ``archive``: not a patch but an ``[archive]`` section in the variant's config: its
+  closed files go up to an S3 server the bench starts (moto's, on 127.0.0.1), so that
+  ``base archive`` with ``--together`` says what uploads cost recording.
 
     .venv/bin/python bench/isr_variants.py --format ogg -n 100 --duration 40 \\
         base noop linger=2+noop trust-granules
@@ -46,13 +49,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Procs, install_signal_handlers, raise_nofile, stop_all
 from streams import isr_config, make_media, start_load
 
-VARIANTS = ("base", "linger=S", "noop", "trust-granules", "nohash", "nocheck", "src=PATH")
+VARIANTS = (
+    "base",
+    "linger=S",
+    "noop",
+    "trust-granules",
+    "nohash",
+    "nocheck",
+    "src=PATH",
+    "archive",
+)
 
 
 def apply(variant: str) -> None:
     """Patch the ISR modules of this (child) process for ``variant``."""
     for part in variant.split("+"):
-        if part == "base":
+        if part in ("base", "archive"):
             continue
         if part.startswith("src="):
             if any(m == "isr" or m.startswith("isr.") for m in sys.modules):
@@ -155,6 +167,11 @@ def main() -> int:
     load = start_load(args.format, media, mounts, n * (len(args.variants) - runs + 1), 65535)
     try:
         urls = [load.icecast.url(load.mounts[i % mounts]) for i in range(n)]
+        store = None
+        if any("archive" in v.split("+") for v in args.variants):
+            from archive import BUCKET, KEY, SECRET, Moto
+
+            store = Moto(work)
         groups = [args.variants] if args.together else [[v] for v in args.variants]
         for group in groups:
             procs = Procs("isr")
@@ -162,6 +179,13 @@ def main() -> int:
             for v in group:
                 out = Path(tempfile.mkdtemp(prefix="out-", dir=work))
                 cfg = isr_config(Path(tempfile.mkdtemp(prefix="cfg-", dir=work)), out, urls)
+                if store is not None and "archive" in v.split("+"):
+                    with cfg.open("a") as fh:
+                        fh.write(
+                            f"\n[archive]\nurl = s3://{BUCKET}/{out.name}\n"
+                            f"endpoint_url = {store.url}\nregion = us-east-1\n"
+                            f"access_key = {KEY}\nsecret_key = {SECRET}\n"
+                        )
                 me = [sys.executable, str(Path(__file__).resolve()), "--child", v]
                 pids.append(procs.start([*me, "record", "-c", str(cfg)], log=work / "isr.out").pid)
             time.sleep(args.warmup)
