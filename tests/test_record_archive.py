@@ -21,6 +21,7 @@ import pytest
 
 from isr import config
 from isr.archive.store import Store
+from isr.archive.uploader import Archive
 from tests.support.recorder import RecorderProcess, wait_for
 from tests.support.s3 import S3Server, sha256_b64
 from tests.support.throttle import ThrottledProxy
@@ -387,3 +388,23 @@ def test_a_sigkill_during_a_multipart_upload_loses_nothing(tmp_path: Path, s3: S
     assert (
         json.loads(s3.body(PREFIX + name + ".json"))["sha256"] == hashlib.sha256(data).hexdigest()
     )
+
+
+def test_a_sidecar_redated_after_its_upload_goes_up_again(tmp_path: Path, s3: S3Server) -> None:
+    """A young session's settling clock rewrites its closed files' sidecars for up to
+    a minute, which may be after their upload: the store's copy follows the local one."""
+    recordings = tmp_path / "recordings"
+    name = plant_recording(recordings, "20261101_000000.wav", 1 << 20)
+    text = f"[general]\noutput_directory = {recordings}\n[tone]\ntype = tone\n" + s3.config()
+    archive = Archive(config.load(text=text), None, lambda: set())
+    archive.start()
+    try:
+        assert wait_for(lambda: PREFIX + name + ".json" in s3.objects(PREFIX), timeout=30)
+        side = recordings / (name + ".json")
+        data = json.loads(side.read_text())
+        assert json.loads(s3.body(PREFIX + name + ".json")) == data
+        data["dated"], data["start"] = data["start"], "2026-10-31T23:59:59.950+00:00"
+        side.write_text(json.dumps(data))  # as segment.write_sidecar redates it
+        assert wait_for(lambda: json.loads(s3.body(PREFIX + name + ".json")) == data, timeout=30)
+    finally:
+        archive.stop()

@@ -54,6 +54,10 @@ CHAIN_INTERVAL = 5.0
 """Seconds between looks at the chains."""
 DELETE_INTERVAL = 5.0
 """Seconds between looks for local copies to remove (one indexed query)."""
+SIDECAR_WATCH = 120.0
+"""Seconds after an upload during which a changed sidecar goes up again: a young
+session's settling clock redates its closed files' sidecars for up to
+``segment.SESSION_YOUNG`` (60 s) after the session began."""
 STOP_TIMEOUT = 1.0
 """Seconds a stop lets the uploader go on; the rest waits for the next start."""
 
@@ -97,6 +101,9 @@ class Archive:
         self._queue_len = 0
         self._oldest: float | None = None
         self.last_error: str | None = None
+        self._recent: dict[str, tuple[bytes, float]] = {}
+        """Sidecars uploaded lately (chain name -> bytes sent, when): sent again if
+        they change while ``SIDECAR_WATCH`` lasts."""
         self.uploaded = 0
         """Files this run uploaded (tests)."""
         self._failures = 0
@@ -198,6 +205,7 @@ class Archive:
             progressed = False
             if now >= self._pause_until:
                 progressed = self._upload_due(db, store)
+                self._upload_changed_sidecars(store)
                 if now >= next_chain and time.monotonic() >= self._pause_until:
                     next_chain = now + CHAIN_INTERVAL
                     self._upload_chains(db, store)
@@ -330,7 +338,9 @@ class Archive:
                     raise StoreError("the store does not hold the object whole after its upload")
                 self.uploaded += 1
             side = sidecar_path(path)
-            store.put_bytes(chain_name(self.root, side), read_regular(side, limit=16 << 20))
+            body = read_regular(side, limit=16 << 20)
+            store.put_bytes(chain_name(self.root, side), body)
+            self._recent[chain_name(self.root, side)] = (body, time.monotonic())
         except FileNotFoundError:
             return True  # deleted meanwhile: found lost at the next pass
         except (StoreError, OSError) as exc:
@@ -340,6 +350,29 @@ class Archive:
         log.debug("archive: %s uploaded", row.name)
         self._succeeded()
         return True
+
+    def _upload_changed_sidecars(self, store: Store) -> None:
+        """A sidecar rewritten after its upload (its times moved with a settling
+        clock) goes up again, so the store's copy says what the local one says."""
+        now = time.monotonic()
+        for name, (sent, when) in list(self._recent.items()):
+            if now - when > SIDECAR_WATCH:
+                del self._recent[name]
+                continue
+            try:
+                body = read_regular(file_of(self.root, name), limit=16 << 20)
+            except OSError:
+                del self._recent[name]  # deleted meanwhile: nothing to follow
+                continue
+            if body == sent:
+                continue
+            try:
+                store.put_bytes(name, body)
+            except StoreError as exc:
+                self._set_error(str(exc))
+                return
+            self._recent[name] = (body, when)
+            log.debug("archive: %s changed after its upload: sent again", name)
 
     def _upload_chains(self, db: sqlite3.Connection, store: Store) -> None:
         for source, path in chain.chain_files(self.root).items():
