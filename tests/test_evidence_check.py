@@ -164,6 +164,7 @@ def test_a_checks_entry_goes_only_once_its_sidecar_holds_the_check(
         ev = Evidence(tmp_path, UTC, check_pause=0.0)
         ev.start(["radio"])
         closed = record(ev)
+        assert await asyncio.to_thread(ev.drain)  # a stop leaves checks owed past its drain
         await asyncio.to_thread(ev.stop, ["radio"])
         return closed
 

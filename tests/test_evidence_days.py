@@ -25,17 +25,69 @@ def line(event: str, at: str, **facts: object) -> dict[str, object]:
 
 def test_the_days_a_chain_missed() -> None:
     today = date(2026, 11, 23)
-    assert missed_days(None, BERLIN, today) == []  # a new chain: nothing to seal
-    stopped = line("stopped", "2026-11-20T22:00:00.000+01:00")
-    assert missed_days(stopped, BERLIN, today) == [date(2026, 11, d) for d in (20, 21, 22)]
-    # The at of the last line is read in the recorder's zone: 23:30 UTC is the next day.
-    late = line("stopped", "2026-11-20T23:30:00.000+00:00")
-    assert missed_days(late, BERLIN, today) == [date(2026, 11, 21), date(2026, 11, 22)]
-    sealed = line("day", "2026-11-22T00:00:00.004+01:00", date="2026-11-21")
-    assert missed_days(sealed, BERLIN, today) == [date(2026, 11, 22)]
-    assert missed_days(line("closed", "2026-11-23T09:00:00.000+01:00"), BERLIN, today) == []
-    assert missed_days(line("stopped", "2026-11-24T09:00:00.000+01:00"), BERLIN, today) == []
-    assert missed_days(line("stopped", "yesterday"), BERLIN, today) == []
+    assert missed_days(None, None, BERLIN, today) == []  # a new chain: nothing to seal
+    sealed = line("day", "2026-11-21T00:00:00.004+01:00", date="2026-11-20")
+    assert missed_days(sealed, None, BERLIN, today) == [date(2026, 11, 21), date(2026, 11, 22)]
+    yesterday = line("day", "2026-11-23T00:00:00.004+01:00", date="2026-11-22")
+    assert missed_days(yesterday, None, BERLIN, today) == []
+    # No day line yet: from the day of the first line, read in the recorder's zone
+    # (23:30 UTC is the next day in Berlin).
+    first = line("started", "2026-11-20T23:30:00.000+00:00")
+    assert missed_days(None, first, BERLIN, today) == [date(2026, 11, 21), date(2026, 11, 22)]
+    assert missed_days(None, line("started", "2026-11-23T09:00:00.000+01:00"), BERLIN, today) == []
+    assert missed_days(line("day", "x", date="yesterday"), None, BERLIN, today) == []
+
+
+def written(event: str, at: str) -> dict[str, object]:
+    """A chain entry; a day line's date is the day that ended, the one before its at."""
+    if event != "day":
+        return chain.entry(event, at=at)
+    ended = date.fromisoformat(at[:10]) - timedelta(days=1)
+    return chain.entry(event, at=at, date=ended.isoformat())
+
+
+@pytest.mark.parametrize(
+    ("lines", "missed"),
+    [
+        # Killed on the stroke of midnight: a file closed at 00:00:00.1 was chained,
+        # the 20th's day line was not. The 20th is sealed at the next start.
+        (
+            [("day", "2026-11-20T00:00:00.002+00:00"), ("closed", "2026-11-21T00:00:00.100+00:00")],
+            ["2026-11-20", "2026-11-21", "2026-11-22"],
+        ),
+        # A file closed at 23:59:59.9 was chained after the day line: not sealed twice.
+        (
+            [("day", "2026-11-22T00:00:00.002+00:00"), ("closed", "2026-11-21T23:59:59.900+00:00")],
+            ["2026-11-22"],
+        ),
+    ],
+)
+def test_a_file_chained_on_the_stroke_of_midnight(
+    tmp_path: Path, lines: list[tuple[str, str]], missed: list[str]
+) -> None:
+    path = chain.chain_path(tmp_path, "radio")
+    chain.append(path, [written(e, a) for e, a in lines], source="radio")
+    got = missed_days(*chain.last_day(path), UTC, date(2026, 11, 23))
+    assert [d.isoformat() for d in got] == missed
+
+
+def test_the_last_day_line_is_found_far_back(tmp_path: Path) -> None:
+    """Read back from the end in blocks: a day line 200 kB before the end is found,
+    and a chain with none gives its first line."""
+    path = chain.chain_path(tmp_path, "radio")
+    chain.append(path, [chain.entry("started", at="2026-11-01T10:00:00.000+00:00")], source="r")
+    many = [chain.entry("closed", at="2026-11-01T11:00:00.000+00:00", file="x" * 900)] * 250
+    chain.append(path, many, source="r")
+    assert chain.last_day(path) == (None, next(chain.read_lines(path)).obj)
+    chain.append(
+        path,
+        [chain.entry("day", at="2026-11-02T00:00:00.001+00:00", date="2026-11-01")],
+        source="r",
+    )
+    chain.append(path, many, source="r")
+    day, first = chain.last_day(path)
+    assert day is not None and day["date"] == "2026-11-01" and first is None
+    assert path.stat().st_size > 4 * chain.TAIL_BLOCK
 
 
 def test_a_start_after_days_down_signs_each_missed_day(tmp_path: Path) -> None:
@@ -56,6 +108,7 @@ def test_a_start_after_days_down_signs_each_missed_day(tmp_path: Path) -> None:
     )
     ev = Evidence(root, UTC, sign=sign, check_pause=0.0)
     ev.start(["radio"])
+    assert ev.drain()  # the lines are written, however slow the disk
     ev.stop(["radio"])
     lines = [chain.parse(x.raw) for x in chain.read_lines(path)]
     events = [x["event"] for x in lines if x is not None]
@@ -81,6 +134,7 @@ def test_a_clock_years_ahead_writes_no_day_lines(
     ev = Evidence(root, UTC, check_pause=0.0)
     with caplog.at_level(logging.WARNING, "isr.evidence"):
         ev.start(["radio"])
+        assert ev.drain()
         ev.stop(["radio"])
     events = [x.obj["event"] for x in chain.read_lines(path) if x.obj is not None]
     assert events == ["stopped", "started", "stopped"]

@@ -419,12 +419,12 @@ def test_discontinuity(tmp_path: Path, rate: int) -> None:
 def test_a_recorder_restarted_within_the_window_loses_and_repeats_nothing(
     tmp_path: Path, sig: int
 ) -> None:
-    """The recorder stopped (or SIGKILLed) for 5 s while 20 s of segments stay
+    """The recorder stopped (or SIGKILLed) for 5 s while 30 s of segments stay
     listed: the next start goes on, by the program dates, from the audio after the
     last it wrote (dropping the frames a killed run had written of that segment), so
     the files of both runs hold what was served, each frame once, and no gap."""
     www = tmp_path / "www"
-    writer = hls_writer(www, seconds=90, list_size=20)
+    writer = hls_writer(www, seconds=90, list_size=30)  # 30 s listed: room for slow starts
     try:
         wait_segments(www, 2)
         with nginx(www, tmp_path / "nginx") as srv:

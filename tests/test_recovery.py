@@ -12,7 +12,7 @@ import pytest
 import soundfile
 
 from isr.framing.base import Framer
-from isr.recovery import recover
+from isr.recovery import previous_positions, recover
 from isr.sinks.wav import parse_wav_header
 from tests.support.fake_server import FakeStreamServer, Mount
 from tests.support.judge import (
@@ -90,6 +90,7 @@ def test_files_opened_after_the_last_status_write_are_found_by_their_sidecars(
             json.dumps({"source": "radio", "start": "2026-11-24T14:00:00+00:00", "end": end})
         )
         os.utime(side, (mtime, mtime))
+        os.utime(path, (mtime, mtime))  # its last write, which recovery takes for its end
         return path
 
     t0 = 1795528800.0  # 2026-11-24T14:00:00Z, when the crashed recorder started
@@ -102,7 +103,8 @@ def test_files_opened_after_the_last_status_write_are_found_by_their_sidecars(
     )
     older = made("20261123_120000.mp3", mp3[start : start + 10001], None, t0 - 86400)
     _aged(tmp_path / ".isr" / "status.json", t0 + 60.5)  # its last write, before the roll
-    done = recover(tmp_path, []).done
+    recovery = recover(tmp_path, [])
+    done = recovery.done
     assert json.loads(named.with_name(named.name + ".json").read_text())["end"] is not None
     assert json.loads(rolled.with_name(rolled.name + ".json").read_text())["end"] is not None
     assert mp3val_problems(rolled) == []
@@ -110,6 +112,10 @@ def test_files_opened_after_the_last_status_write_are_found_by_their_sidecars(
     # Closed normally, or left by an earlier recorder: not this crash's to touch.
     assert closed.stat().st_size == 10001 and older.stat().st_size == 10001
     assert json.loads(older.with_name(older.name + ".json").read_text())["end"] is None
+    # The source's last file is the rolled one (its end, the last write, is the
+    # latest), not the one the status file named: a restart goes on from there.
+    assert previous_positions(tmp_path)["radio"][0] == named
+    assert previous_positions(tmp_path, recovery.repaired)["radio"] == (rolled, t0 + 61)
 
 
 def _status(root: Path, started: str | None) -> None:

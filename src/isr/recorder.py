@@ -236,7 +236,7 @@ class Recorder:
             if self.archive is not None:
                 self.archive.start()
             await asyncio.to_thread(self._chain_repaired, recovery.repaired)
-            previous = await asyncio.to_thread(previous_positions, directory)
+            previous = await asyncio.to_thread(previous_positions, directory, recovery.repaired)
             for source in self.sources:
                 last_file, last_end = previous.get(source.cfg.name, (None, None))
                 await asyncio.to_thread(source.resume, last_file, last_end)

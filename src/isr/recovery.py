@@ -27,7 +27,7 @@ import math
 import os
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -363,11 +363,15 @@ def _read_end(path: Path) -> float | None:
         return None
 
 
-def previous_positions(directory: Path) -> dict[str, tuple[Path | None, float | None]]:
+def previous_positions(
+    directory: Path, repaired: Iterable[tuple[Path, str]] = ()
+) -> dict[str, tuple[Path | None, float | None]]:
     """Per source of the previous run: its last file and when that file's audio
     ended (after ``recover``, a crashed file's sidecar has its end too). Only a
     regular file counts: a source reads the end of it, and a FIFO named by a
-    forged status file would block the start."""
+    forged status file would block the start. A file crash recovery ``repaired``
+    that ends later than the one the status file names is the source's last: a
+    kill a moment after a split, before the status file named the new file."""
     try:
         status = _read_json(directory / ".isr" / "status.json")
         sources = status["sources"]
@@ -393,4 +397,15 @@ def previous_positions(directory: Path) -> dict[str, tuple[Path | None, float | 
             except ValueError:
                 end = None
         out[name] = (path if regular else None, end)
+    for path, _ in repaired:
+        try:
+            source = _read_json(sidecar_path(path)).get("source")
+        except (OSError, ValueError, AttributeError):
+            continue
+        end = _read_end(path)
+        if not isinstance(source, str) or end is None:
+            continue
+        known = out.get(source)
+        if known is None or known[1] is None or end > known[1]:
+            out[source] = (path, end)
     return out

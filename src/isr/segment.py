@@ -321,6 +321,8 @@ class Segmenter:
                 titles[-1] = entry  # no audio aired under the one it replaces
             else:
                 titles.append(entry)
+            if self._redated:  # the closed files' new times go first (see _write_redated)
+                self._write_redated()
             try:
                 write_sidecar(self.sink.path, self.ledger, self.tz)
             except OSError as exc:  # written again at close

@@ -179,7 +179,10 @@ class Store:
             "403",
         ):
             try:
-                self.client.get_object(Bucket=self.bucket, Key=self.key(name), Range="bytes=0-0")
+                got = self.client.get_object(
+                    Bucket=self.bucket, Key=self.key(name), Range="bytes=0-0"
+                )
+                got["Body"].close()  # it exists after all: the HEAD's error stands
             except Exception as again:
                 if isinstance(again, ClientError):
                     return describe_error(again)

@@ -356,23 +356,21 @@ class Archive:
         clock) goes up again, so the store's copy says what the local one says."""
         now = time.monotonic()
         for name, (sent, when) in list(self._recent.items()):
-            if now - when > SIDECAR_WATCH:
-                del self._recent[name]
-                continue
             try:
                 body = read_regular(file_of(self.root, name), limit=16 << 20)
             except OSError:
                 del self._recent[name]  # deleted meanwhile: nothing to follow
                 continue
-            if body == sent:
-                continue
-            try:
-                store.put_bytes(name, body)
-            except StoreError as exc:
-                self._set_error(str(exc))
-                return
-            self._recent[name] = (body, when)
-            log.debug("archive: %s changed after its upload: sent again", name)
+            if body != sent:
+                try:
+                    store.put_bytes(name, body)
+                except StoreError as exc:  # the uploads' own errors say if the store is away
+                    log.warning("archive: cannot send %s again: %s", name, exc)
+                    return  # tried again at the next pass
+                self._recent[name] = (body, when)
+                log.debug("archive: %s changed after its upload: sent again", name)
+            if now - when > SIDECAR_WATCH:  # compared once more before it is let go
+                del self._recent[name]
 
     def _upload_chains(self, db: sqlite3.Connection, store: Store) -> None:
         for source, path in chain.chain_files(self.root).items():

@@ -154,16 +154,37 @@ def _head(fd: int) -> tuple[int, str | None, bool]:
     return (int(last["seq"]) if last is not None else 0), last_hash, torn
 
 
-def last_line(path: Path) -> dict[str, Any] | None:
-    """The last whole line of a chain (read from its end), None if it has none."""
+def last_day(path: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(the chain's last ``day`` line, read back from its end; or None and the
+    chain's first line when it has none — None too for no chain)."""
     try:
         fd = open_regular(path, os.O_RDONLY, single_link=False)
     except FileNotFoundError:
-        return None
+        return None, None
     try:
-        return _tail(fd)[0]
+        first = None
+        for obj in _backward(fd):
+            if obj["event"] == "day":
+                return obj, None
+            first = obj
+        return None, first
     finally:
         os.close(fd)
+
+
+def _backward(fd: int) -> Iterator[dict[str, Any]]:
+    """The chain's whole lines from the last to the first, read a block at a time."""
+    end = os.fstat(fd).st_size
+    carry = b""
+    while end > 0:
+        start = max(0, end - TAIL_BLOCK)
+        pieces = (os.pread(fd, end - start, start) + carry).split(b"\n")
+        end = start
+        carry = pieces[0] if end > 0 else b""  # maybe cut: completed by the next block
+        for raw in reversed(pieces[1:] if end > 0 else pieces):
+            obj = parse(raw) if raw else None
+            if obj is not None:
+                yield obj
 
 
 def _tail(fd: int) -> tuple[dict[str, Any] | None, str | None, bool]:

@@ -56,24 +56,25 @@ CHECK_DRAIN = 1.5
 ``.isr/checks/`` for the next start (the recorder must stop within 5 s)."""
 
 
-def missed_days(last: dict[str, Any] | None, tz: tzinfo, today: date) -> list[date]:
-    """The local days that ended while the recorder was down, after a chain's last
-    line ``last``: each gets its ``day`` line at the next start (the head has not
-    moved since), so every day of the record is sealed, not only those the recorder
-    was running at midnight."""
-    if last is None:
+def missed_days(
+    last_day: dict[str, Any] | None, first: dict[str, Any] | None, tz: tzinfo, today: date
+) -> list[date]:
+    """The local days no ``day`` line seals: from the day after the chain's last
+    ``day`` line (or, with none, from its first line's day) to yesterday. Each gets
+    its line at the next start (the head has not moved since), so every day of the
+    record is sealed, not only those the recorder was running at midnight. Counted
+    from the last ``day`` line, not the last line: a file closed on the stroke of
+    midnight may be chained just before the day's line, or just after it."""
+    try:
+        if last_day is not None:
+            since = date.fromisoformat(str(last_day.get("date"))) + timedelta(days=1)
+        elif first is not None:
+            since = datetime.fromisoformat(str(first.get("at"))).astimezone(tz).date()
+        else:
+            return []
+    except ValueError:
         return []
-    if last.get("event") == "day":
-        try:
-            first = date.fromisoformat(str(last.get("date"))) + timedelta(days=1)
-        except ValueError:
-            return []
-    else:
-        try:
-            first = datetime.fromisoformat(str(last.get("at"))).astimezone(tz).date()
-        except ValueError:
-            return []
-    return [first + timedelta(days=i) for i in range((today - first).days)]
+    return [since + timedelta(days=i) for i in range((today - since).days)]
 
 
 def chain_name(root: Path, path: Path) -> str:
@@ -234,10 +235,10 @@ class Evidence:
         facts = {"pid": os.getpid(), "host": socket.gethostname()}
         today = datetime.now(self.tz).date()
         for source in sources:
-            missed = missed_days(self._last_line(source), self.tz, today)
+            missed = missed_days(*self._last_day(source), self.tz, today)
             if len(missed) > MAX_MISSED_DAYS:
                 log.warning(
-                    "%s: %d days since its chain's last line: the clock looks wrong, "
+                    "%s: %d days since its chain's last day line: the clock looks wrong, "
                     "no day lines written for them",
                     source,
                     len(missed),
@@ -252,12 +253,12 @@ class Evidence:
         for entry in pending.load(self.root):
             self._queue_check(entry, None)
 
-    def _last_line(self, source: str) -> dict[str, Any] | None:
+    def _last_day(self, source: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         try:
-            return chain.last_line(chain.chain_path(self.root, source))
+            return chain.last_day(chain.chain_path(self.root, source))
         except OSError as exc:  # the writer will say so too, with the first line
             log.error("cannot read the chain of %s: %s", source, exc)
-            return None
+            return None, None
 
     def start_checker(self) -> None:
         if self._checker is None:
