@@ -4,10 +4,12 @@ directory; as root, with ``user root`` so its worker reads pytest's 0700 temp di
 
 from __future__ import annotations
 
-import socket
+import secrets
+import ssl
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,6 +47,7 @@ http {{
   server {{
     listen 127.0.0.1:{port}{tls};
     root {root};
+    location = /.isr-token {{ return 200 "{token}"; }}
 {extra}
   }}
 }}
@@ -58,6 +61,9 @@ class Nginx:
         """``tls``: (certificate, key) to serve HTTPS with."""
         self.root, self.prefix, self.extra, self.tls = root, prefix, extra, tls
         self.port = free_port()
+        self.token = secrets.token_hex(8)
+        """Answered at /.isr-token: readiness is this server answering, not another
+        one that took the same free port a moment earlier."""
         self.proc: subprocess.Popen[bytes] | None = None
 
     def url(self, path: str) -> str:
@@ -75,15 +81,27 @@ class Nginx:
             extra += self.extra
         conf.write_text(
             NGINX_CONF.format(
-                prefix=self.prefix, port=self.port, root=self.root, extra=extra, tls=tls
+                prefix=self.prefix,
+                port=self.port,
+                root=self.root,
+                extra=extra,
+                tls=tls,
+                token=self.token,
             )
         )
         self.proc = popen([nginx, "-c", str(conf), "-p", str(self.prefix)])
         deadline = time.monotonic() + 10
+        context = ssl.create_default_context(cafile=str(self.tls[0])) if self.tls else None
         while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break  # it could not start (a port taken meanwhile): its log says why
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
+                with urllib.request.urlopen(
+                    self.url(".isr-token"), timeout=0.5, context=context
+                ) as response:
+                    if response.read().decode() == self.token:
+                        return
+                raise AssertionError(f"another server answers on port {self.port}")
             except OSError:
                 time.sleep(0.05)
         raise AssertionError(f"nginx did not start: {(self.prefix / 'error.log').read_text()}")

@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import subprocess
@@ -105,6 +106,10 @@ class Icecast:
         self.stdout_path = self.workdir / "icecast.stdout"
         self.proc: subprocess.Popen[bytes] | None = None
         self.feeders: list[Feeder] = []
+        self.token = f"isr-tests-{secrets.token_hex(8)}"
+        """This server's <location>: readiness is an answer naming it, so that another
+        test's server that took the same free port a moment earlier is not taken
+        for this one (which then fails to bind, and the test meets a refused port)."""
         _LIVE.add(self)
 
     # -- set-up -------------------------------------------------------------------------
@@ -142,7 +147,7 @@ class Icecast:
         adm_pw = escape(self.admin_password)
         self.config_path.write_text(
             f"""<icecast>
-  <location>isr-tests</location>
+  <location>{self.token}</location>
   <admin>isr@localhost</admin>
   <hostname>127.0.0.1</hostname>
   <fileserve>0</fileserve>
@@ -263,10 +268,13 @@ class Icecast:
                     f"icecast2 exited ({code}) on port {self.port}\n{self.log_tail()}"
                 )
             try:
-                # Valid JSON only once the global stats exist: then the server is settled.
-                json.loads(self._get("/status-json.xsl", timeout=1.0))
-                return
-            except (OSError, urllib.error.URLError, ValueError):
+                # Valid JSON only once the global stats exist: then the server is settled;
+                # and it must be this one, by its <location>.
+                stats = json.loads(self._get("/status-json.xsl", timeout=1.0))["icestats"]
+                if stats.get("location") == self.token:
+                    return
+                raise RuntimeError(f"another server answers on port {self.port}")
+            except (OSError, urllib.error.URLError, ValueError, KeyError, TypeError):
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"icecast2 not ready after {timeout} s\n{self.log_tail()}")
@@ -437,10 +445,19 @@ class Feeder:
     def log_tail(self, lines: int = 20) -> str:
         return f"--- {self.log_path} ---\n{_tail(self.log_path, lines)}"
 
+    def _mounts(self) -> dict[str, dict[str, Any]]:
+        try:
+            return self.server.mounts()
+        except OSError as exc:  # URLError too: say what the server itself said
+            raise RuntimeError(
+                f"icecast on port {self.server.port} stopped answering ({exc}; "
+                f"running: {self.server.running})\n{self.server.log_tail()}"
+            ) from exc
+
     def wait_live(self, timeout: float = 10.0) -> None:
         """Block until the mount is listed; raise with ffmpeg's and icecast's logs if not."""
         deadline = time.monotonic() + timeout
-        while self.mount not in self.server.mounts():
+        while self.mount not in self._mounts():
             if self.proc.poll() is not None:
                 raise RuntimeError(
                     f"ffmpeg feeding {self.mount} exited ({self.proc.returncode})\n"
