@@ -209,7 +209,9 @@ class Segmenter:
         self.writer = None
         self.boundary = math.inf
         ledger.end = self.end_time
-        if not self.has_audio:
+        # A writer that drops some frames (an Ogg link's header or empty last page)
+        # says whether any audio reached the file; the others write every frame.
+        if not self.has_audio or not getattr(writer, "wrote_audio", True):
             # Nothing but headers reached the file (the first write failed): no file.
             sink.discard()
             with contextlib.suppress(OSError):

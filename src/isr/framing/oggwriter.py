@@ -126,6 +126,9 @@ class OggWriter:
         self._info_page = b""
         """The FLAC mapping header page as written, to patch at close."""
         self._raw = False
+        self.wrote_audio = False
+        """An audio page reached the file: one of headers alone is no file (ffmpeg
+        says "End of file"), and the segmenter discards it at close."""
 
     def begin(self, first: Frame) -> bytes:
         if isinstance(first, OggFrame) and first.link is not None:
@@ -151,6 +154,7 @@ class OggWriter:
 
     def write(self, frames: Sequence[Frame]) -> bytes:
         if self._raw:
+            self.wrote_audio = self.wrote_audio or any(f.data for f in frames)
             return b"".join(f.data for f in frames)
         parts: list[bytes] = []
         for f in frames:
@@ -173,6 +177,7 @@ class OggWriter:
                 self._total += f.samples
             granule = self._total if f.granule != -1 else -1
             parts.append(self._release())
+            self.wrote_audio = True
             self._held = (data, f.flags & CONTINUED, granule, self._seq)
             self._held_frame = f
             self._seq += 1
