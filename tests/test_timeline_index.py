@@ -381,3 +381,18 @@ def test_a_build_stopped_midway_keeps_what_it_committed(
         assert again.last_refresh.added == 480 - kept
     finally:
         again.close()
+
+
+def test_a_source_is_recording_across_its_split(archive: Archive) -> None:
+    """At a split the status file may name the new file before the index has seen
+    it (or the other way round): the source is being recorded all the same (the
+    timeline's source list once showed "radio1" without "(recording)" there)."""
+    index = TimelineIndex(archive.root, BERLIN)
+    try:
+        write_status(archive.root, {"radio1": "radio1/20991231_235959.mp3"})  # not indexed
+        sources = {s.name: s for s in index.sources()}
+        assert sources["radio1"].recording and not sources[ODD].recording
+        write_status(archive.root, {})
+        assert not any(s.recording for s in index.sources())
+    finally:
+        index.close()

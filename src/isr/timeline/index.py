@@ -621,10 +621,12 @@ class TimelineIndex:
             self.refresh(hot)
             found = self._guarded(self._sources)
         now = time.time()
+        writing = status.writing
         return [
             replace(
                 s,
-                recording=being_recorded(
+                recording=s.name in writing
+                or being_recorded(
                     self.root, latest.path, latest.mtime_ns / 1e9, hot, now, alive=status.alive
                 ),
             )

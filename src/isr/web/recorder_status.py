@@ -41,6 +41,19 @@ class RecorderStatus:
                 names.append(f)
         return sorted(names)
 
+    @property
+    def writing(self) -> set[str]:
+        """Names of the sources with a file open, when the recorder is alive: unlike
+        a file name, true across a split (the status may name the new file before or
+        after an index has seen it)."""
+        if not self.alive:
+            return set()
+        return {
+            name
+            for name, src in self.sources.items()
+            if isinstance(src, dict) and isinstance(src.get("file"), str) and src["file"]
+        }
+
 
 def interpret(data: dict[str, Any], now: float, reader: Reader | None = None) -> RecorderStatus:
     """Pure: the status file's JSON and what the reader knows (by default only the
