@@ -245,8 +245,11 @@ def test_a_full_disk_while_the_store_is_down_deletes_nothing_unuploaded(tmp_path
             early = set(closed_files(recordings))
             assert len(early) >= 3
             assert all((recordings / name).exists() for name in early)
-            alerts = (tmp_path / "alerts.txt").read_text()
-            assert "wait for the archive before they may go" in alerts, alerts
+            # The alert follows the log line: the command that writes it runs after.
+            assert wait_for(
+                lambda: "wait for the archive before they may go" in read_alerts(tmp_path),
+                timeout=30,
+            ), read_alerts(tmp_path)
             s3.start()
             assert wait_for(lambda: early <= uploaded(s3), timeout=90), rec.output
 
@@ -259,6 +262,11 @@ def test_a_full_disk_while_the_store_is_down_deletes_nothing_unuploaded(tmp_path
             assert_whole_in_store(s3, name)
     finally:
         s3.stop()
+
+
+def read_alerts(tmp_path: Path) -> str:
+    path = tmp_path / "alerts.txt"
+    return path.read_text() if path.exists() else ""
 
 
 def read_log(tmp_path: Path) -> str:
