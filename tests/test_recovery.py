@@ -118,6 +118,45 @@ def test_files_opened_after_the_last_status_write_are_found_by_their_sidecars(
     assert previous_positions(tmp_path, recovery.repaired)["radio"] == (rolled, t0 + 61)
 
 
+def test_a_file_closed_cleanly_a_beat_before_the_crash_is_left_alone(
+    tmp_path: Path, media: MediaFactory
+) -> None:
+    """The status file still names the file a roll closed a moment before a SIGKILL
+    (it is written a beat later): whole, its sidecar ended and checked, maybe already
+    uploaded. Recovery must neither touch it nor call it repaired (a repaired file is
+    checked again, which rewrote its sidecar after the store had taken it)."""
+    radio = tmp_path / "radio"
+    radio.mkdir()
+    wav = radio / "20261124_140000.wav"
+    soundfile.write(wav, [[0.1], [0.2]] * 4000, 8000, subtype="PCM_16")
+    mp3 = radio / "20261124_140003.mp3"
+    mp3.write_bytes(media("mp3", 3).read_bytes())
+    sides = {}
+    for path in (wav, mp3):
+        side = path.with_name(path.name + ".json")
+        side.write_text(
+            json.dumps(
+                {
+                    "source": "radio",
+                    "start": "2026-11-24T14:00:00.000+00:00",
+                    "end": "2026-11-24T14:00:03.000+00:00",
+                    "sha256": "00" * 32,
+                    "check": {"ok": True, "problems": [], "at": "2026-11-24T14:00:03.065+00:00"},
+                }
+            )
+        )
+        sides[side] = side.read_bytes()
+    before = {p: p.read_bytes() for p in (wav, mp3)}
+    (tmp_path / ".isr").mkdir()
+    status = tmp_path / ".isr" / "status.json"
+    for name in (wav.name, mp3.name):
+        status.write_text(json.dumps({"sources": {"radio": {"file": f"radio/{name}"}}}))
+        recovery = recover(tmp_path, [])
+        assert recovery.repaired == [] and recovery.done == []
+    assert {p: p.read_bytes() for p in (wav, mp3)} == before
+    assert {side: side.read_bytes() for side in sides} == sides
+
+
 def _status(root: Path, started: str | None) -> None:
     (root / ".isr").mkdir(exist_ok=True)
     status: dict[str, object] = {"sources": {}}

@@ -282,13 +282,23 @@ def _repair_crashed(
 
 
 def _finish(path: Path, done: list[str]) -> bool:
-    """Repair ``path``; True when it was kept (its hash is owed then)."""
+    """Repair ``path``; True when it was kept and changed (its hash is owed then).
+
+    A file the status file named as open may have closed cleanly in the moment
+    before the crash (the status is written a beat after a roll): whole, its sidecar
+    ended. Nothing is done to it, and it is not "repaired": its check and upload
+    went on as for any closed file, and a second check would rewrite a sidecar the
+    store may already hold.
+    """
     try:
         mtime = path.stat().st_mtime  # the last write of the crash, before we write
+        ended = _has_end(sidecar_path(path))
         fix = _repairer(path)
         what = fix(path) if fix is not None else None
         if what:
             done.append(f"{path}: {what}")
+        elif ended:
+            return False
         if path.suffix.lower() != ".wav" and not holds_audio(path):
             # Killed right after it opened: headers only. No file, as when a
             # first write fails.
@@ -307,6 +317,14 @@ def _finish(path: Path, done: list[str]) -> bool:
     except Exception:  # a damaged file must not keep the recorder from starting
         log.exception("cannot repair %s", path)
     return False
+
+
+def _has_end(side: Path) -> bool:
+    try:
+        data = _read_json(side)
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("end") is not None
 
 
 def _repair_wav(path: Path, done: list[str]) -> None:
