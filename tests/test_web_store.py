@@ -14,7 +14,6 @@ import asyncio
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -30,8 +29,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from isr.archive.mirror import StoreMirror, kind_of
-from isr.archive.store import Store, StoreError, file_sha256
-from isr.config import ArchiveConfig
+from isr.archive.store import Store, StoreError
 from isr.framing.xing import leading_tag_length
 from isr.web.app import create_app
 from tests.support.archive import local
@@ -39,7 +37,7 @@ from tests.support.clips import StreamArchive
 from tests.support.judge import ffmpeg_errors, mp3val_problems
 from tests.support.media import MediaFactory
 from tests.support.net import free_port
-from tests.support.s3 import REGION, S3Server
+from tests.support.s3 import S3Server, archive_config, two_recorders_in_the_store, upload
 
 BERLIN = ZoneInfo("Europe/Berlin")
 T0 = "2026-11-24T14:00:01"
@@ -51,46 +49,9 @@ def _berlin(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TZ", "Europe/Berlin")
 
 
-def archive_config(s3: S3Server, recorder_id: str = "") -> ArchiveConfig:
-    return ArchiveConfig(
-        bucket=s3.bucket,
-        prefix="stations",
-        endpoint_url=s3.url,
-        region=REGION,
-        access_key=s3.access_key,
-        secret_key=s3.secret_key,
-        recorder_id=recorder_id,
-    )
-
-
-def upload(s3: S3Server, root: Path, recorder_id: str) -> dict[str, bytes]:
-    """Every file under ``root`` and its sidecar, as the uploader puts them;
-    returns ``<recorder id>/<name>`` -> the recorded bytes."""
-    store = Store(archive_config(s3, recorder_id))
-    sent = {}
-    for path in sorted(root.rglob("*.mp3")):
-        name = path.relative_to(root).as_posix()
-        sha256 = file_sha256(path)
-        store.put_file(name, path, sha256)
-        side = path.with_name(path.name + ".json")
-        ledger = json.loads(side.read_text())
-        ledger["sha256"] = ledger.get("sha256") or sha256  # as the recorder's hashing does
-        store.put_bytes(name + ".json", json.dumps(ledger).encode())
-        sent[f"{recorder_id}/{name}"] = path.read_bytes()
-    return sent
-
-
 @pytest.fixture
 def recorded(tmp_path: Path, s3: S3Server, media: MediaFactory) -> dict[str, bytes]:
-    """Two recorders' MP3 files in the store, their local copies gone."""
-    sent: dict[str, bytes] = {}
-    for rid, source, offset in (("rec1", "radio", 0.0), ("rec2", "talk", 30.0)):
-        root = tmp_path / rid
-        archive = StreamArchive(root, BERLIN, "mp3", source=source)
-        archive.session(media("mp3", 14), local(T0, BERLIN) + offset)
-        sent.update(upload(s3, root, rid))
-        shutil.rmtree(root)  # the recorder's machine is lost
-    return sent
+    return two_recorders_in_the_store(tmp_path, s3, media)
 
 
 def serve(mirror: StoreMirror, check: Callable[[Client], Awaitable[None]], **kwargs: Any) -> None:
@@ -317,13 +278,7 @@ def test_isr_web_archive_serves_the_store_named_on_the_command_line(
     as the AWS SDKs read them, no config file."""
     port = free_port()
     env = dict(os.environ)
-    env.update(
-        AWS_ENDPOINT_URL=s3.url,
-        AWS_ACCESS_KEY_ID=s3.access_key,
-        AWS_SECRET_ACCESS_KEY=s3.secret_key,
-        AWS_DEFAULT_REGION=REGION,
-        ISR_CONFIG="",
-    )
+    env.update(s3.environment(), ISR_CONFIG="")
     command = [sys.executable, "-m", "isr", "web", "--dir", str(tmp_path / "here")]
     command += ["--port", str(port), "--archive", f"s3://{s3.bucket}/stations"]
     with (tmp_path / "web.log").open("wb") as out:
