@@ -33,6 +33,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Generator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -49,6 +50,8 @@ PIN_SECONDS = 900.0
 """A file fetched or read this recently stays (a clip or an analysis may be reading
 it by its path): the cache may outgrow its size for that long."""
 CHUNK = 256 * 1024
+FETCHERS = 8
+"""Sidecars and chains fetched at once by a refresh."""
 MAX_SIDECAR = 16 << 20
 """A sidecar larger than this is not a sidecar (a year of titles is ~2 MB)."""
 
@@ -111,6 +114,10 @@ class StoreMirror:
         self.cache_bytes = cache_bytes
         (self.root / ".isr").mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.root / STATE_FILE, check_same_thread=False)
+        # A lost commit costs a refetch at most: no fsync per object (a first view of
+        # a year of files records 175,200 of them).
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS objects (name TEXT PRIMARY KEY, kind TEXT NOT NULL,"
             " etag TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
@@ -165,25 +172,29 @@ class StoreMirror:
         for name in gone:
             self._remove(name)
         changed = [o for name, o in listed.items() if known.get(name, (0, None))[1] != o.etag]
-        # Sidecars first: a placeholder takes its time from its sidecar's end.
-        order = {SIDECAR: 0, CHAIN: 1, AUDIO: 2}
-        changed.sort(key=lambda o: order[kind_of(o.name) or AUDIO])
-        done = 0
-        for obj in changed:
-            kind = kind_of(obj.name)
+        fetched = [o for o in changed if kind_of(o.name) != AUDIO]
+        audio = [o for o in changed if kind_of(o.name) == AUDIO]
+
+        def mirror(obj: Listed) -> bool:
             try:
-                if kind == SIDECAR:
+                if kind_of(obj.name) == SIDECAR:
                     self._fetch_sidecar(obj)
-                elif kind == CHAIN:
+                elif kind_of(obj.name) == CHAIN:
                     old = known.get(obj.name)
                     self._fetch_chain(obj, old[2] if old is not None else 0)
                 else:
                     self._placehold(obj)
-                done += 1
-            except StoreError as exc:
+            except (StoreError, OSError) as exc:
                 log.warning("store: %s not mirrored: %s", obj.name, exc)
-            except OSError as exc:
-                log.warning("store: %s not mirrored: %s", obj.name, exc)
+                return False
+            return True
+
+        # Sidecars first (a placeholder takes its time from its sidecar's end), several
+        # at once: the first view of a year of files is 87,600 small GETs, each a
+        # round trip to the store.
+        with ThreadPoolExecutor(FETCHERS, thread_name_prefix="isr-mirror") as pool:
+            done = sum(pool.map(mirror, fetched))
+        done += sum(map(mirror, audio))
         self.refreshes += 1
         return Refreshed(len(listed), done, len(gone), time.monotonic() - began)
 
