@@ -13,6 +13,7 @@ import pytest
 
 from tests.support.icecast import Icecast
 from tests.support.media import MediaFactory, make_media, media_name
+from tests.support.s3 import S3Server
 from tests.support.tools import descendants, require_tool
 
 STRAY_GRACE_SECONDS = 3.0
@@ -152,3 +153,14 @@ def _no_stray_processes(request: pytest.FixtureRequest) -> Iterator[None]:
                 os.kill(p.pid, signal.SIGKILL)
         listing = "\n".join(f"  pid {p.pid}: {p.cmdline}" for p in stray)
         pytest.fail(f"test left child processes running (now killed):\n{listing}", pytrace=False)
+
+
+@pytest.fixture
+def s3(tmp_path: Path) -> Iterator[S3Server]:
+    """A real S3 HTTP server (moto's) on 127.0.0.1 with an empty bucket."""
+    server = S3Server(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from isr.sinks.files import is_locked
-from tests.support.browser import ARTIFACTS, axe_source, chromium, web_process
+from tests.support.browser import ARTIFACTS, axe_violations, chromium, web_process
 from tests.support.recorder import RecorderProcess, wait_for
 
 CONFIG = (
@@ -38,12 +38,6 @@ def _row(name: str) -> str:
 def _shot(page: Any, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def _axe(page: Any) -> list[dict[str, Any]]:
-    page.evaluate(axe_source())
-    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-    return [v for v in result["violations"] if v["impact"] in ("serious", "critical")]
 
 
 def test_recording_lifecycle_in_the_browser(tmp_path: Path) -> None:
@@ -217,7 +211,7 @@ def test_keyboard_only_and_axe(tmp_path: Path, static_dir: Path) -> None:
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.clock.install()  # time flows; fast_forward fires the 5 s status refresh now
         page.goto(url + "/")
-        violations = _axe(page)
+        violations = axe_violations(page, serious_only=True)
         assert violations == [], json.dumps(violations, indent=1)[:3000]
 
         # A source writing outside the recordings directory is named by an absolute
@@ -289,7 +283,7 @@ def test_keyboard_only_and_axe(tmp_path: Path, static_dir: Path) -> None:
             f"() => document.querySelectorAll('tr.file').length === {before - 1}"
         )
         assert _focused(page)["tag"] == "BUTTON"
-        violations = _axe(page)  # with a player and a chart open
+        violations = axe_violations(page, serious_only=True)  # with a player and a chart open
         assert violations == [], json.dumps(violations, indent=1)[:3000]
         _shot(page, "browser-keyboard")
 

@@ -22,7 +22,7 @@ import pytest
 
 from isr.timeline.coverage import day_bounds
 from tests.support.archive import Archive
-from tests.support.browser import ARTIFACTS, axe_source, chromium, web_process
+from tests.support.browser import ARTIFACTS, axe_violations, chromium, web_process
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -62,13 +62,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             yield Served(url, full, holed)
 
 
-def _axe(page: Any) -> list[dict[str, Any]]:
-    page.evaluate(axe_source())
-    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-    violations: list[dict[str, Any]] = result["violations"]
-    return violations
-
-
 def _cell(page: Any, source: str, day: date) -> Any:
     section = page.locator("section.source", has=page.locator("h2", has_text=source))
     return section.locator(f'td[data-day="{day}"]')
@@ -101,7 +94,7 @@ def test_the_calendar_shows_the_days_and_a_gap_looks_different(served: Served) -
         page.locator("details.as-list summary").first.click()
         row = page.locator("details.as-list tr", has_text=str(served.holed)).first
         assert "10 min" in row.inner_text() and "connection reset" in row.inner_text()
-        violations = _axe(page)
+        violations = axe_violations(page)
         assert violations == [], json.dumps(violations, indent=1)[:3000]
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "coverage.png"), full_page=True)
@@ -158,7 +151,7 @@ def test_keyboard_only(served: Served) -> None:
         page.keyboard.press("Enter")
         page.wait_for_url("**/coverage?**")
         assert page.locator("section.source h2").all_text_contents() == ["radio1"]
-        assert _axe(page) == []
+        assert axe_violations(page) == []
 
 
 def test_a_phone_screen(served: Served) -> None:
@@ -167,4 +160,4 @@ def test_a_phone_screen(served: Served) -> None:
         page.goto(served.url + "/coverage")
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, width
-        assert _axe(page) == []
+        assert axe_violations(page) == []

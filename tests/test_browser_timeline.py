@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.support.archive import Archive, local
-from tests.support.browser import ARTIFACTS, axe_source, chromium, web_process
+from tests.support.browser import ARTIFACTS, axe_violations, chromium, web_process
 from tests.support.recorder import RecorderProcess, wait_for
 from tests.support.tools import require_tool
 
@@ -151,13 +151,6 @@ def _wait_day(page: Any, day: str) -> None:
         "!document.getElementById('timeline').hasAttribute('aria-busy')",
         arg=day,
     )
-
-
-def _axe(page: Any) -> list[dict[str, Any]]:
-    page.evaluate(axe_source())
-    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-    violations: list[dict[str, Any]] = result["violations"]
-    return violations
 
 
 def _shot(page: Any, name: str) -> None:
@@ -376,7 +369,7 @@ def test_keyboard_only_and_axe(recorded: Recorded, tmp_path: Path) -> None:
         page = browser.new_page()
         errors = _errors(page)
         _open(page, f"{recorded.url}/timeline?day={day}")
-        violations = _axe(page)
+        violations = axe_violations(page)
         assert violations == [], json.dumps(violations, indent=1)[:3000]
         summary = page.locator("#summary").text_content() or ""
         assert summary.startswith("Recorded 1"), summary  # ~10 s
@@ -452,7 +445,7 @@ def test_keyboard_only_and_axe(recorded: Recorded, tmp_path: Path) -> None:
         page.keyboard.press("Enter")
         assert page.locator("#details").get_attribute("open") is not None
         assert page.locator("#gap-list").text_content() == "No gaps."
-        violations = _axe(page)  # with a clip loaded, a span chosen and the list open
+        violations = axe_violations(page)  # with a clip loaded, a span chosen and the list open
         assert violations == [], json.dumps(violations, indent=1)[:3000]
         _shot(page, "timeline-keyboard")
         assert errors == [], errors
@@ -535,7 +528,7 @@ def test_a_phone_screen(recorded: Recorded) -> None:
         page.touchscreen.tap(x, box["y"] + 30)
         page.wait_for_function("() => document.getElementById('player').src !== ''")
         _assert_fits(page)
-        assert _axe(page) == []
+        assert axe_violations(page) == []
         _shot(page, "timeline-phone")
 
         # The file list: cards, names wrapping only after / _ -, actions on screen.
@@ -556,7 +549,7 @@ def test_a_phone_screen(recorded: Recorded) -> None:
         page.locator("tr.file button.play").first.click()
         page.locator("tr.detail:not([hidden]) audio").wait_for()
         _assert_fits(page)
-        assert [v for v in _axe(page) if v["impact"] in ("serious", "critical")] == []
+        assert [v for v in axe_violations(page) if v["impact"] in ("serious", "critical")] == []
         _shot(page, "files-phone")
         assert errors == [], errors
 
@@ -651,7 +644,7 @@ def test_a_day_in_words_a_long_day_and_an_odd_name(days: Path, tmp_path: Path) -
         box = page.locator("#bar rect.rec").first.bounding_box()
         bar = page.locator("#bar").bounding_box()
         assert abs((box["x"] - bar["x"]) / bar["width"] - 13 / 24) < 0.002, (box, bar)
-        assert _axe(page) == []
+        assert axe_violations(page) == []
 
         # The day the clocks go back has 25 hours; the bar and its keys know it.
         page.locator("#day").fill("2026-10-25")

@@ -12,7 +12,6 @@ import json
 import signal
 import sqlite3
 import wave
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,16 +34,6 @@ def tone_config(archive: str, extra: str = "") -> str:
         '[alerts]\ncommand = echo "$ISR_EVENT $ISR_MESSAGE" >> alerts.txt\n'
         "[tone]\ntype = tone\nsample_rate = 8000\nchannels = 1\n" + archive + extra
     )
-
-
-@pytest.fixture
-def s3(tmp_path: Path) -> Iterator[S3Server]:
-    server = S3Server(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def closed_files(recordings: Path) -> dict[str, dict[str, Any]]:

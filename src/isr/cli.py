@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import sqlite3
@@ -13,7 +14,15 @@ from pathlib import Path
 
 from isr import __version__
 from isr.clips.export import add_command as add_clip_command
-from isr.config import DEMO_CONFIG, Config, WebConfig, describe, load
+from isr.config import (
+    DEMO_CONFIG,
+    ArchiveConfig,
+    Config,
+    WebConfig,
+    describe,
+    load,
+    split_s3_url,
+)
 from isr.errors import ConfigError, IsrError, QueryError
 from isr.evidence.commands import add_commands as add_evidence_commands
 from isr.evidence.commands import cmd_keygen as _keygen
@@ -63,6 +72,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(web)
     _add_web_options(web)
     web.add_argument("--dir", default=None, help="recordings directory (default: the config's)")
+    web.add_argument(
+        "--archive",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="s3://BUCKET/PREFIX",
+        help="serve the recordings in the store, from every recorder (default URL: the "
+        "config's [archive] url; endpoint and credentials from [archive] or the environment)",
+    )
+    web.add_argument(
+        "--cache",
+        default=None,
+        help="with --archive: where the store's sidecars and fetched files are kept "
+        "(default: .isr/store/<bucket>/<prefix> in the recordings directory)",
+    )
     web.add_argument(
         "--threshold",
         type=float,
@@ -236,8 +260,40 @@ def cmd_web(args: argparse.Namespace) -> int:
         known["min_coverage"] = cfg.alerts.min_coverage
         if not args.dir:
             known["sources"] = [s.name for s in cfg.sources]
+    if args.archive is not None:
+        known["mirror"] = _store_mirror(args, cfg, directory)
     run_web(directory, **_web_settings(args, cfg), **known)  # type: ignore[arg-type]
     return 0
+
+
+def _store_mirror(args: argparse.Namespace, cfg: Config | None, directory: Path) -> object:
+    """``isr web --archive``: the store named by the flag or the config, its endpoint
+    and credentials from ``[archive]`` or (left empty) the environment, as boto3 reads
+    it (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ...)."""
+    from isr.archive.mirror import StoreMirror
+    from isr.archive.store import Store
+
+    base = cfg.archive if cfg is not None else None
+    if args.archive:
+        try:
+            bucket, prefix = split_s3_url(args.archive)
+        except ValueError as exc:
+            raise ConfigError(f"--archive: {exc}") from None
+        archive = (
+            dataclasses.replace(base, bucket=bucket, prefix=prefix)
+            if base is not None
+            else ArchiveConfig(bucket=bucket, prefix=prefix)
+        )
+    elif base is not None:
+        archive = base
+    else:
+        raise ConfigError("--archive: no URL given and the config has no [archive] url")
+    cache = (
+        Path(args.cache)
+        if args.cache
+        else directory / ".isr" / "store" / archive.bucket / (archive.prefix or "_")
+    )
+    return StoreMirror(Store(archive, every_recorder=True), cache)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -740,11 +740,10 @@ def _build_archive(
     url = vals["url"]
     if not url:
         return None
-    parts = urlsplit(url)
-    if parts.scheme.lower() != "s3" or not parts.netloc or parts.query or parts.fragment:
-        raise ConfigError(
-            f"{url!r} is not s3://bucket/prefix", file=file, section=section, key="url"
-        )
+    try:
+        bucket, prefix = split_s3_url(url)
+    except ValueError as exc:
+        raise ConfigError(str(exc), file=file, section=section, key="url") from None
     endpoint = vals["endpoint_url"]
     if endpoint and urlsplit(endpoint).scheme.lower() not in ("http", "https"):
         raise ConfigError(
@@ -764,8 +763,8 @@ def _build_archive(
             f"{recorder_id!r} cannot name a folder", file=file, section=section, key="recorder_id"
         )
     return ArchiveConfig(
-        bucket=parts.netloc,
-        prefix=parts.path.strip("/"),
+        bucket=bucket,
+        prefix=prefix,
         endpoint_url=endpoint,
         region=vals["region"],
         access_key=vals["access_key"],
@@ -774,6 +773,14 @@ def _build_archive(
         delete_local_after_days=float(vals["delete_local_after_days"] or 0),
         max_lag_minutes=float(vals["max_lag_minutes"]),
     )
+
+
+def split_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/prefix`` as ``(bucket, prefix)``; ValueError says what is wrong."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "s3" or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(f"{url!r} is not s3://bucket/prefix")
+    return parts.netloc, parts.path.strip("/")
 
 
 def _host_list(text: str) -> tuple[str, ...]:

@@ -48,6 +48,17 @@ def axe_source() -> str:
     return AXE.read_text(encoding="utf-8")
 
 
+def axe_violations(page: Any, *, serious_only: bool = False) -> list[dict[str, Any]]:
+    """axe-core's violations on ``page`` as it is now (``serious_only``: of impact
+    serious or critical)."""
+    page.evaluate(axe_source())
+    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    violations: list[dict[str, Any]] = result["violations"]
+    if serious_only:
+        return [v for v in violations if v["impact"] in ("serious", "critical")]
+    return violations
+
+
 @contextmanager
 def web_process(cwd: Path, directory: Path, *extra: str) -> Iterator[str]:
     """`isr web` on a free port; yields its base URL and stops it with SIGTERM."""

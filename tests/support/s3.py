@@ -10,18 +10,26 @@ import base64
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from isr.archive.store import Store, file_sha256
+from isr.config import ArchiveConfig
+from tests.support.archive import local
+from tests.support.clips import StreamArchive
+from tests.support.media import MediaFactory
 from tests.support.net import free_port
 
 ACCESS_KEY = "testing"
 SECRET_KEY = "testing-secret"
 REGION = "us-east-1"
+BERLIN = ZoneInfo("Europe/Berlin")
 
 
 class S3Server:
@@ -119,6 +127,15 @@ class S3Server:
         keys.update(extra)
         return "[archive]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items())
 
+    def environment(self) -> dict[str, str]:
+        """This server and its keys as the AWS SDKs read them from the environment."""
+        return {
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_DEFAULT_REGION": REGION,
+        }
+
     def objects(self, prefix: str = "") -> dict[str, dict[str, Any]]:
         """Every object under ``prefix``: key -> {size, body}."""
         client = self.client()
@@ -142,3 +159,48 @@ class S3Server:
 
 def sha256_b64(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def archive_config(s3: S3Server, recorder_id: str = "") -> ArchiveConfig:
+    return ArchiveConfig(
+        bucket=s3.bucket,
+        prefix="stations",
+        endpoint_url=s3.url,
+        region=REGION,
+        access_key=s3.access_key,
+        secret_key=s3.secret_key,
+        recorder_id=recorder_id,
+    )
+
+
+def upload(s3: S3Server, root: Path, recorder_id: str) -> dict[str, bytes]:
+    """Every file under ``root`` and its sidecar, as the uploader puts them;
+    returns ``<recorder id>/<name>`` -> the recorded bytes."""
+    store = Store(archive_config(s3, recorder_id))
+    sent = {}
+    for path in sorted(root.rglob("*.mp3")):
+        name = path.relative_to(root).as_posix()
+        sha256 = file_sha256(path)
+        store.put_file(name, path, sha256)
+        side = path.with_name(path.name + ".json")
+        ledger = json.loads(side.read_text())
+        ledger["sha256"] = ledger.get("sha256") or sha256  # as the recorder's hashing does
+        store.put_bytes(name + ".json", json.dumps(ledger).encode())
+        sent[f"{recorder_id}/{name}"] = path.read_bytes()
+    return sent
+
+
+def two_recorders_in_the_store(
+    tmp_path: Path, s3: S3Server, media: MediaFactory
+) -> dict[str, bytes]:
+    """Two recorders' MP3 files in the store under ``stations/`` (``rec1`` records
+    ``radio``, ``rec2`` records ``talk``, 14 s each from 2026-11-24 14:00:01 Berlin,
+    in 3-second files), their local copies gone: name -> the recorded bytes."""
+    sent: dict[str, bytes] = {}
+    for rid, source, offset in (("rec1", "radio", 0.0), ("rec2", "talk", 30.0)):
+        root = tmp_path / rid
+        archive = StreamArchive(root, BERLIN, "mp3", source=source)
+        archive.session(media("mp3", 14), local("2026-11-24T14:00:01", BERLIN) + offset)
+        sent.update(upload(s3, root, rid))
+        shutil.rmtree(root)  # the recorder's machine is lost
+    return sent

@@ -21,13 +21,29 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from isr.config import ArchiveConfig
 
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
 PART_SIZE = 16 * 1024 * 1024
+
+
+class Listed(NamedTuple):
+    name: str
+    size: int
+    etag: str
+    modified: float
+    """Seconds since the epoch."""
+
+
+class Got(NamedTuple):
+    body: Any
+    """botocore's StreamingBody: ``read(n)``, ``close()``."""
+    length: int
+    sha256: str | None
 
 
 class StoreError(Exception):
@@ -86,14 +102,19 @@ class Store:
         *,
         multipart_threshold: int = MULTIPART_THRESHOLD,
         part_size: int = PART_SIZE,
+        every_recorder: bool = False,
     ) -> None:
+        """``every_recorder``: names are relative to the prefix (``<recorder id>/...``),
+        as the web UI over the store names them, not to this recorder's folder."""
         import boto3
         from boto3.s3.transfer import TransferConfig
         from botocore.config import Config as BotoConfig
 
         self.cfg = cfg
         self.bucket = cfg.bucket
-        self.base = "/".join(p for p in (cfg.prefix, cfg.recorder_id) if p)
+        self.base = "/".join(
+            p for p in (cfg.prefix, "" if every_recorder else cfg.recorder_id) if p
+        )
         session = boto3.session.Session(
             aws_access_key_id=cfg.access_key or None,
             aws_secret_access_key=cfg.secret_key or None,
@@ -120,7 +141,40 @@ class Store:
 
     def key(self, name: str) -> str:
         """The object key of a file named as the chain names it."""
-        return f"{self.base}/{name.lstrip('/')}"
+        name = name.lstrip("/")
+        return f"{self.base}/{name}" if self.base else name
+
+    def listing(self) -> Iterator[Listed]:
+        """Every object under the base, as names relative to it (pages of 1,000)."""
+        start = len(self.base) + 1 if self.base else 0
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=f"{self.base}/" if self.base else ""
+            )
+            for page in pages:
+                for item in page.get("Contents", ()):
+                    yield Listed(
+                        item["Key"][start:],
+                        int(item["Size"]),
+                        str(item.get("ETag", "")).strip('"'),
+                        item["LastModified"].timestamp(),
+                    )
+        except Exception as exc:
+            raise StoreError(describe_error(exc)) from exc
+
+    def get(self, name: str, first: int | None = None, last: int | None = None) -> Got:
+        """The object's bytes ``first..last`` (inclusive; all of it when None), as a
+        stream the caller reads and closes, with the recorder's SHA-256 if it named one."""
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": self.key(name)}
+        if first is not None:
+            args["Range"] = f"bytes={first}-{'' if last is None else last}"
+        try:
+            got = self.client.get_object(**args)
+        except Exception as exc:
+            raise StoreError(describe_error(exc)) from exc
+        meta = got.get("Metadata") or {}
+        sha256 = meta.get("sha256")
+        return Got(got["Body"], int(got["ContentLength"]), sha256 if sha256 else None)
 
     def put_file(self, name: str, path: Path, sha256: str) -> None:
         """Upload ``path`` whose SHA-256 the recorder computed; raises StoreError."""

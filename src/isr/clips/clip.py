@@ -8,6 +8,7 @@ calls :meth:`Clipper.make` in a worker thread; ``isr clip`` calls it directly.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import tzinfo
 from pathlib import Path
@@ -78,8 +79,15 @@ class Clipper:
         tables: UnitTables | None = None,
         *,
         max_hours: float = 24.0,
+        fetch: Callable[[str], object] | None = None,
+        per_recorder: bool = False,
     ) -> None:
+        """``fetch(name)`` makes a file's bytes present before it is read (the web UI
+        over the store: a file there may be a placeholder). ``per_recorder``: the
+        first folder of every name is a recorder's directory with its own chains."""
         self.root = Path(root)
+        self.fetch = fetch
+        self.per_recorder = per_recorder
         self.tz = tz
         self.index = index
         self.tables = tables if tables is not None else UnitTables(self.root)
@@ -101,6 +109,9 @@ class Clipper:
         ``body=False`` plans it and writes its manifest only."""
         source, t0, t1 = timeline.source, timeline.start, timeline.end
         rows = list(timeline.segments)
+        if self.fetch is not None:
+            for row in rows:
+                self.fetch(row.path)
         cutters = {r.path: _cutter(r) for r in rows}
 
         def table(row: Recording) -> UnitTable:
@@ -121,7 +132,7 @@ class Clipper:
         )
         live = {r.path for r in rows if r.open or r.recording}
         sha = {p.name: None if p.name in live else sidecar_sha256(p.path) for p in plan.parts}
-        refs = chain_refs(self.root, source, [n for n, v in sha.items() if v is not None])
+        refs = self._chain_refs(source, [n for n, v in sha.items() if v is not None])
         extension = os.path.splitext(plan.parts[0].name)[1].lower()
         pieces = cutters[plan.parts[0].name].assemble(plan.parts) if body else None
         return Clip(
@@ -131,6 +142,19 @@ class Clipper:
             formats.served_type(extension) or "application/octet-stream",
             Body(pieces) if pieces is not None else None,
         )
+
+    def _chain_refs(self, source: str, names: list[str]) -> dict[str, dict[str, Any] | None]:
+        if not self.per_recorder:
+            return chain_refs(self.root, source, names)
+        by_recorder: dict[str, list[str]] = {}
+        for name in names:
+            recorder, _, rel = name.partition("/")
+            by_recorder.setdefault(recorder, []).append(rel)
+        refs: dict[str, dict[str, Any] | None] = {}
+        for recorder, rels in by_recorder.items():
+            found = chain_refs(self.root / recorder, source, rels)
+            refs.update((f"{recorder}/{rel}", ref) for rel, ref in found.items())
+        return refs
 
     def close(self) -> None:
         self.tables.close()

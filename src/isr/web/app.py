@@ -29,6 +29,8 @@ from urllib.parse import quote
 import jinja2
 from aiohttp import web
 
+from isr.archive.mirror import NotInStore, StoreMirror
+from isr.archive.store import StoreError
 from isr.clips.clip import Clipper
 from isr.clock import local_zone
 from isr.config import AlertsConfig, WebConfig
@@ -62,6 +64,8 @@ ANALYSIS_TIMEOUT = 300.0
 """Seconds one analysis may take before its worker is killed (a day-long FLAC on a
 Raspberry Pi takes minutes; nothing legitimate takes this long here)."""
 CLIENT_POLL_SECONDS = 0.25
+STORE_REFRESH_SECONDS = 30.0
+"""How often the UI over the store lists it for what is new."""
 MAX_TIMELINE_DAYS = 31
 """The longest span ``/api/timeline`` answers, in local calendar days."""
 
@@ -100,12 +104,18 @@ class WebState:
     """One timeline job at a time: a request waiting for the index (its first build,
     say) waits here, on the loop, rather than in one of the few worker threads."""
     timeline_build: asyncio.Task[None] | None = None
+    mirror: StoreMirror | None = None
+    """Set when the UI is over the store (``isr web --archive``): ``root`` is then
+    the mirror's directory, its audio files placeholders until fetched."""
+    archive_url: str | None = None
+    refresher: asyncio.Task[None] | None = None
 
     def status(self) -> RecorderStatus:
         return read_status(self.root)
 
 
 STATE = web.AppKey("isr_state", WebState)
+STORE_REFRESH = web.AppKey("isr_store_refresh", float)
 
 
 # -- names ------------------------------------------------------------------------
@@ -304,6 +314,7 @@ async def index_page(request: web.Request) -> web.Response:
             status=_status_json(status),
             threshold=state.threshold,
             now=time.time(),
+            archive_url=state.archive_url,
         )
 
     html = await asyncio.to_thread(render, offset)
@@ -343,6 +354,9 @@ async def _send_file(
         raise web.HTTPRequestRangeNotSatisfiable(
             headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"}
         ) from None
+    mirror = request.app[STATE].mirror
+    if mirror is not None:
+        return await _send_through_mirror(request, mirror, name, size, rng, headers, st)
     # FileResponse applies the Range it reads from the request; hand it the one chosen
     # here, resolved against the size seen now, so it never serves past this size.
     forwarded = request.headers.copy()
@@ -351,6 +365,51 @@ async def _send_file(
     if rng is not None:
         forwarded["Range"] = f"bytes={rng[0]}-{rng[1]}"
     return _RangedFile(path, forwarded, headers=headers)
+
+
+async def _send_through_mirror(
+    request: web.Request,
+    mirror: StoreMirror,
+    name: str,
+    size: int,
+    rng: tuple[int, int] | None,
+    headers: dict[str, str],
+    st: os.stat_result,
+) -> web.StreamResponse:
+    """A file of the store: its range from the mirror's copy if it was fetched, else
+    by a ranged GET passed on as it arrives (no need to fetch an hour to play its
+    first second)."""
+    first, last = rng if rng is not None else (0, size - 1)
+    response = web.StreamResponse(status=206 if rng is not None else 200, headers=headers)
+    response.last_modified = st.st_mtime
+    response.headers["ETag"] = ranges.etag(size, st.st_mtime_ns)  # FileResponse's own
+    if rng is not None:
+        response.headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    response.content_length = last - first + 1
+    if request.method == "HEAD" or size == 0:
+        await response.prepare(request)
+        await response.write_eof()
+        return response
+    chunks = mirror.open(name, first, last)
+    try:
+        head = await asyncio.to_thread(next, chunks, None)  # the store answers first
+    except (StoreError, NotInStore) as exc:
+        chunks.close()
+        log.warning("cannot read %s from the store: %s", name, exc)
+        raise web.HTTPBadGateway(text=f"the store did not give {name}: {exc}") from None
+    await response.prepare(request)
+    try:
+        if head is not None:
+            await response.write(head)
+            await clips.write_chunks(response, chunks)
+    except ConnectionError:
+        log.debug("%s: the client went away", request.path)
+        return response
+    except (StoreError, OSError) as exc:  # the headers are out: all one can do is stop
+        log.warning("reading %s from the store broke off: %s", name, exc)
+        raise
+    await response.write_eof()
+    return response
 
 
 class _RangedFile(web.FileResponse):
@@ -392,8 +451,11 @@ async def api_analyse(request: web.Request) -> web.StreamResponse:
             raise web.HTTPBadRequest(text="threshold must be in 0..1")
     try:
         blob = await _unless_client_leaves(request, _analysis(state, name, path))
-    except FileNotFoundError:  # deleted (by retention, say) since the lookup
+    except (FileNotFoundError, NotInStore):  # deleted (by retention, say) since the lookup
         raise web.HTTPNotFound(text="no such recording") from None
+    except StoreError as exc:
+        log.warning("cannot fetch %s from the store: %s", name, exc)
+        raise web.HTTPBadGateway(text=f"the store did not give {name}: {exc}") from None
     except QueueFull as exc:
         log.warning("analysis of %s refused: %s", name, exc)
         raise web.HTTPServiceUnavailable(
@@ -449,6 +511,8 @@ async def _analysis(state: WebState, name: str, path: Path) -> bytes:
     cached = await asyncio.to_thread(_read_cache, cache, key)
     if cached is not None:
         return cached
+    if state.mirror is not None:
+        await asyncio.to_thread(state.mirror.local, name)  # the bytes, not a placeholder
     # One job per file and size: a second request for it joins the first.
     blob = await state.jobs.run((name, st.st_size), str(path))
     recording = await asyncio.to_thread(_is_recording, state, name, path)
@@ -568,6 +632,47 @@ async def _stop_timeline(app: web.Application) -> None:
             await state.timeline_build
 
 
+async def _start_refresher(app: web.Application) -> None:
+    state = app[STATE]
+    assert state.mirror is not None
+    state.refresher = asyncio.create_task(_refresh_store(state.mirror, app[STORE_REFRESH]))
+
+
+async def _refresh_store(mirror: StoreMirror, every: float) -> None:
+    """List the store now and every ``every`` seconds; an unreachable store is
+    logged (once until it answers again) and what is known stays served."""
+    failing: str | None = None
+    while True:
+        try:
+            done = await asyncio.to_thread(mirror.refresh)
+        except StoreError as exc:
+            if str(exc) != failing:
+                log.warning("cannot list the store %s: %s", mirror.store.cfg.url, exc)
+            failing = str(exc)
+        else:
+            if failing is not None or mirror.refreshes == 1:
+                log.info(
+                    "store %s: %d objects, %d new or changed, %d gone (%.1f s)",
+                    mirror.store.cfg.url,
+                    done.objects,
+                    done.changed,
+                    done.gone,
+                    done.seconds,
+                )
+            failing = None
+        await asyncio.sleep(every)
+
+
+async def _stop_refresher(app: web.Application) -> None:
+    state = app[STATE]
+    if state.refresher is not None:
+        state.refresher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await state.refresher
+    if state.mirror is not None:
+        await asyncio.to_thread(state.mirror.close)
+
+
 class _Busy(Exception):
     pass
 
@@ -658,6 +763,11 @@ def _delete(
 async def api_delete(request: web.Request) -> web.Response:
     state = request.app[STATE]
     name, path = _lookup(request, "/api/files/")
+    if state.mirror is not None:
+        raise web.HTTPForbidden(
+            text=f"{name} is in the store: the web UI over the store deletes nothing "
+            "(the store's own lifecycle rules do)"
+        )
     try:
         user = basic_user(request.headers.get("Authorization")) if state.username else None
         await asyncio.to_thread(_delete, state, name, path, request.remote, user)
@@ -727,13 +837,16 @@ def create_app(
     max_clip_hours: float = WEB_DEFAULTS.max_clip_hours,
     sources: Iterable[str] | None = None,
     min_coverage: float = AlertsConfig().min_coverage,
+    mirror: StoreMirror | None = None,
+    refresh_seconds: float = STORE_REFRESH_SECONDS,
 ) -> web.Application:
     """The application. ``sources`` names the config's sources when it is known: a
-    source recorded but no longer among them is not expected any more (coverage)."""
+    source recorded but no longer among them is not expected any more (coverage).
+    With ``mirror`` it serves the store through it, and ``directory`` is ignored."""
     if username and not password:
         # anyone would get in with an empty password while the config says auth is on
         raise ValueError("a web user name needs a password")
-    root = Path(directory).resolve()
+    root = Path(mirror.root if mirror is not None else directory).resolve()
     app = web.Application(middlewares=[_guard], client_max_size=1024)
     files = FileIndex(root)
     app[STATE] = WebState(
@@ -751,9 +864,22 @@ def create_app(
     )
     state = app[STATE]
     state.timeline = TimelineIndex(root, state.tz, files)
+    if mirror is not None:
+        state.mirror = mirror
+        state.archive_url = mirror.store.cfg.url
+        app[STORE_REFRESH] = refresh_seconds
+        app.on_startup.append(_start_refresher)
+        app.on_cleanup.append(_stop_refresher)
     clips.setup(
         app,
-        Clipper(root, state.tz, state.timeline, max_hours=max_clip_hours),
+        Clipper(
+            root,
+            state.tz,
+            state.timeline,
+            max_hours=max_clip_hours,
+            fetch=mirror.local if mirror is not None else None,
+            per_recorder=mirror is not None,
+        ),
         lambda work: _on_timeline(state, work),
     )
     coverage.setup(
@@ -822,6 +948,7 @@ async def start_web(
     max_clip_hours: float = WEB_DEFAULTS.max_clip_hours,
     sources: Iterable[str] | None = None,
     min_coverage: float = AlertsConfig().min_coverage,
+    mirror: StoreMirror | None = None,
 ) -> web.AppRunner:
     """Serve on the running loop; the caller awaits ``runner.cleanup()`` to stop."""
     app = create_app(
@@ -833,6 +960,7 @@ async def start_web(
         max_clip_hours=max_clip_hours,
         sources=sources,
         min_coverage=min_coverage,
+        mirror=mirror,
     )
     runner = web.AppRunner(app, handle_signals=False, **runner_options())
     await runner.setup()
@@ -861,6 +989,7 @@ def run_web(
     max_clip_hours: float = WEB_DEFAULTS.max_clip_hours,
     sources: Iterable[str] | None = None,
     min_coverage: float = AlertsConfig().min_coverage,
+    mirror: StoreMirror | None = None,
 ) -> None:
     """``isr web``: serve until SIGINT or SIGTERM."""
     import signal
@@ -881,6 +1010,7 @@ def run_web(
             max_clip_hours=max_clip_hours,
             sources=sources,
             min_coverage=min_coverage,
+            mirror=mirror,
         )
         try:
             await stop.wait()

@@ -225,20 +225,25 @@ async def send(
             finally:
                 f.close()  # read-only: nothing to flush, no wait
             continue
-        chunks = piece.read(span.start, span.end)
-        job: asyncio.Future[bytes | None] | None = None
-        try:
-            while True:
-                job = _job(next, chunks, None)
-                chunk = await asyncio.shield(job)
-                if chunk is None:
-                    break
-                await response.write(chunk)
-        finally:
-            if job is not None and not job.done():  # a generator cannot be closed
-                job.add_done_callback(functools.partial(_close_after, chunks))  # while it runs
-            else:
-                _close_quietly(chunks)
+        await write_chunks(response, piece.read(span.start, span.end))
+
+
+async def write_chunks(response: web.StreamResponse, chunks: Generator[bytes, None, None]) -> None:
+    """Write what a blocking generator yields, each chunk read in a worker thread; the
+    generator is closed at the end, or once its running read ends (a client gone)."""
+    job: asyncio.Future[bytes | None] | None = None
+    try:
+        while True:
+            job = _job(next, chunks, None)
+            chunk = await asyncio.shield(job)
+            if chunk is None:
+                break
+            await response.write(chunk)
+    finally:
+        if job is not None and not job.done():  # a generator cannot be closed
+            job.add_done_callback(functools.partial(_close_after, chunks))  # while it runs
+        else:
+            _close_quietly(chunks)
 
 
 _running: set[asyncio.Future[Any]] = set()

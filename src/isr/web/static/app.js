@@ -215,6 +215,7 @@
       const rec = set.has(row.dataset.name);
       row.querySelector(".rec").hidden = !rec;
       const del = row.querySelector("button.delete");
+      if (!del) { continue; }  // the UI over the store deletes nothing
       del.disabled = rec;
       if (rec) { del.title = "Being recorded: cannot delete"; } else { del.removeAttribute("title"); }
     }
@@ -223,6 +224,7 @@
 
   function renderStatus(st) {
     const rec = document.getElementById("recorder");
+    if (!rec) { return; }  // over the store: no recorder of its own
     rec.className = st.recorder_alive ? "alive" : "gone";
     rec.textContent = st.recorder_alive ? "Recorder running" : "Recorder not running" +
       (st.updated ? " (last seen " + st.updated.slice(0, 19).replace("T", " ") + ")" : "");
