@@ -23,6 +23,7 @@ from isr.clips.tables import UnitTables
 from isr.clips.units import UnitTable
 from isr.errors import BadTime, NotClippable, QueryError
 from isr.evidence.lines import chain_refs
+from isr.overlap import frame_key
 from isr.timeline.index import TimelineIndex
 from isr.timeline.query import Recording, Timeline
 
@@ -129,6 +130,8 @@ class Clipper:
             gaps=timeline.gaps,
             tz=self.tz,
             chains=chains,
+            recorder=_recorder if self.per_recorder else None,
+            keys=self._unit_keys,
         )
         live = {r.path for r in rows if r.open or r.recording}
         sha = {p.name: None if p.name in live else sidecar_sha256(p.path) for p in plan.parts}
@@ -142,6 +145,17 @@ class Clipper:
             formats.served_type(extension) or "application/octet-stream",
             Body(pieces) if pieces is not None else None,
         )
+
+    def _unit_keys(self, name: str, table: UnitTable, a: int, b: int) -> list[int]:
+        """What identifies units ``a..b-1`` of a recording: their bytes (an Ogg page's
+        body), as the overlap detector keys frames."""
+        lo, hi = table.offset(a), table.offset(b)
+        with (self.root / name).open("rb") as f:
+            f.seek(lo)
+            data = f.read(hi - lo)
+        return [
+            frame_key(data[table.offset(k) - lo : table.offset(k + 1) - lo]) for k in range(a, b)
+        ]
 
     def _chain_refs(self, source: str, names: list[str]) -> dict[str, dict[str, Any] | None]:
         if not self.per_recorder:
@@ -158,6 +172,11 @@ class Clipper:
 
     def close(self) -> None:
         self.tables.close()
+
+
+def _recorder(row: Recording) -> str:
+    """Over the store a recording is named ``<recorder id>/<path>``."""
+    return row.path.split("/", 1)[0]
 
 
 def _cutter(row: Recording) -> Cutter:

@@ -30,9 +30,10 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 
 from isr.clips.cutter import Part
+from isr.clips.pair import Keys, pair_parts
 from isr.clips.units import UnitTable
 from isr.errors import FormatChanged, NoAudio
-from isr.timeline.query import Gap, Recording
+from isr.timeline.query import Gap, Recording, covered_seconds
 
 __all__ = ["RUN_SLACK", "TIME_ROUNDING", "Plan", "plan_clip"]
 
@@ -84,19 +85,28 @@ def plan_clip(
     gaps: Sequence[Gap] = (),
     tz: tzinfo | None = None,
     chains: bool = False,
+    recorder: Callable[[Recording], str] | None = None,
+    keys: Keys | None = None,
 ) -> Plan:
     """The plan of the clip of ``source`` from ``t0`` to ``t1`` (Unix seconds).
 
     ``rows`` are the recordings that overlap the span; ``tables(row)`` gives a row's
     unit table (walking it if it must); ``gaps`` are the timeline's gaps near it.
     ``chains``: the cutter writes a change of codec parameters as a new link (Ogg),
-    so only a change of cutter is refused.
+    so only a change of cutter is refused. ``recorder(row)`` names the recorder of a
+    row when rows may come from several (a redundant pair, over the store); with
+    ``keys`` their stream files are spliced by content (:mod:`isr.clips.pair`).
     """
     ordered = sorted(rows, key=lambda r: (r.start, r.path))
     with_tables = [(r, tables(r)) for r in ordered]
     with_tables = [(r, t) for r, t in with_tables if t.count and t.rate]
+    recorders = {recorder(r) for r, _ in with_tables} if recorder is not None else set()
     if with_tables and with_tables[0][1].exact:
+        if recorder is not None and len(recorders) > 1:
+            with_tables = _best_recorder(with_tables, recorder, t0, t1)
         parts = _pcm_parts(t0, t1, with_tables, gaps, root)
+    elif recorder is not None and keys is not None and len(recorders) > 1:
+        parts = pair_parts(t0, t1, with_tables, root, recorder=recorder, keys=keys, gaps=gaps)
     else:
         parts = _frame_parts(t0, t1, with_tables, root)
     if not parts:
@@ -119,6 +129,22 @@ def plan_clip(
         g for g in sorted(gaps, key=lambda g: (g.start, g.end)) if g.end > start and g.start < end
     )
     return Plan(source, formats[first.name] or "", (t0, t1), tuple(parts), inside)
+
+
+def _best_recorder(
+    rows: Sequence[tuple[Recording, UnitTable]],
+    recorder: Callable[[Recording], str],
+    t0: float,
+    t1: float,
+) -> list[tuple[Recording, UnitTable]]:
+    """PCM from several recorders: the files of the one that holds most of the span.
+    Two soundcards never capture the same samples, so there is no splice by content:
+    the clip is one recorder's (its gaps stay gaps)."""
+    by: dict[str, list[tuple[Recording, UnitTable]]] = {}
+    for r, t in rows:
+        by.setdefault(recorder(r), []).append((r, t))
+    best = max(sorted(by), key=lambda k: covered_seconds([r for r, _ in by[k]], t0, t1))
+    return by[best]
 
 
 def _show(t: float, tz: tzinfo | None) -> str:

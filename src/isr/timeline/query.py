@@ -115,6 +115,9 @@ class Timeline:
     gaps: tuple[Gap, ...]
     titles: tuple[Title, ...]
     covered_seconds: float
+    filled: tuple[Gap, ...] = ()
+    """Gaps in one recorder's files that another recorder's files hold (a redundant
+    pair): not gaps of the source; each names the file that fills it."""
 
     @property
     def span_seconds(self) -> float:
@@ -162,7 +165,22 @@ class Timeline:
                 for g in self.gaps
             ],
             "covered_seconds": round(self.covered_seconds, 3),
-        }
+        } | (
+            {
+                "filled": [
+                    {
+                        "start": iso(g.start, tz),
+                        "end": iso(g.end, tz),
+                        "seconds": round(g.seconds, 3),
+                        "cause": g.cause,
+                        "by": g.file,
+                    }
+                    for g in self.filled
+                ]
+            }
+            if self.filled
+            else {}
+        )
 
 
 def _titles_json(titles: Sequence[Title], tz: tzinfo) -> list[dict[str, Any]]:
@@ -255,6 +273,7 @@ def make_timeline(
     )
     listed = sorted({g for g in gaps if g.start < t1 and g.end > t0}, key=lambda g: g.start)
     found = holes([*segments, *neighbours], listed, t0, t1)
+    listed, filled = unfilled(listed, [*segments, *neighbours])
     all_gaps = tuple(sorted([*listed, *found], key=lambda g: (g.start, g.end)))
     return Timeline(
         source=source,
@@ -264,7 +283,60 @@ def make_timeline(
         gaps=all_gaps,
         titles=tuple(titles_in_span(titles, t0, t1)),
         covered_seconds=covered_seconds(segments, t0, t1),
+        filled=tuple(filled),
     )
+
+
+FILL_SLACK = 0.01
+"""Less than this of a gap held by another file is rounding (sidecar times are in
+milliseconds, a split's files abut), not a fill."""
+
+
+def unfilled(gaps: Sequence[Gap], rows: Sequence[Recording]) -> tuple[list[Gap], list[Gap]]:
+    """Each sidecar gap less what other files hold of it, and what they hold.
+
+    A file does not hold its own gaps (one before its start: a new connection opens
+    a new file; one inside it: an HLS segment that expired), and no other file of
+    its recorder overlaps it: a file that holds part of a gap is another
+    recorder's (a redundant pair) and fills it. Returns the
+    gaps left (a gap held in its middle leaves two) and the fills, each with the
+    file that fills it as its ``file``. Gaps left that overlap are one.
+    """
+    left: list[Gap] = []
+    filled: list[Gap] = []
+    for g in gaps:
+        cover = sorted(
+            (max(r.start, g.start), min(r.end, g.end), r.path)
+            for r in rows
+            if r.path != g.file and min(r.end, g.end) - max(r.start, g.start) >= FILL_SLACK
+        )
+        if not cover:
+            left.append(g)
+            continue
+        at = g.start
+        for a, b, path in cover:
+            if a - at >= FILL_SLACK:
+                left.append(Gap(at, a, a - at, g.cause, g.file))
+            if b > at:
+                filled.append(Gap(max(a, at), b, b - max(a, at), g.cause, path))
+                at = b
+        if g.end - at >= FILL_SLACK:
+            left.append(Gap(at, g.end, g.end - at, g.cause, g.file))
+    return _merged(left), filled
+
+
+def _merged(gaps: list[Gap]) -> list[Gap]:
+    """Gaps that overlap as one (both recorders of a pair were out: each sidecar
+    lists the time neither recorded), with the cause of the first."""
+    out: list[Gap] = []
+    for g in sorted(gaps, key=lambda g: (g.start, g.end)):
+        if out and g.start < out[-1].end - FILL_SLACK:
+            last = out[-1]
+            if g.end > last.end:
+                out[-1] = Gap(last.start, g.end, g.end - last.start, last.cause, last.file)
+            continue
+        out.append(g)
+    return out
 
 
 def sources_json(sources: Iterable[SourceSummary], tz: tzinfo) -> dict[str, Any]:
