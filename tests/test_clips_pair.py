@@ -19,6 +19,7 @@ import pytest
 from isr.clips.clip import Clip, Clipper
 from isr.framing.mp3 import Mp3Framer
 from isr.framing.xing import leading_tag_length
+from isr.timeline.coverage import Expected, measure
 from isr.timeline.index import TimelineIndex
 from tests.support.archive import local
 from tests.support.clips import StreamArchive
@@ -137,3 +138,22 @@ def test_the_timeline_lists_only_what_neither_recorded(tmp_path: Path, media: Me
     assert j == 700 and held[before:] == sent[700 : 700 + len(held) - before]
     (listed,) = clip.manifest["gaps"]
     assert listed["seconds"] == pytest.approx(50 * FRAME - SKEW, abs=0.01)
+
+
+def test_the_coverage_of_a_pair_is_their_union_and_names_who_filled_what(
+    tmp_path: Path, media: MediaFactory
+) -> None:
+    root = tmp_path / "store"
+    sent = pair(root, media, {"rec1": [(150, 300), (600, 700)], "rec2": [(400, 550), (650, 720)]})
+    t = local("2026-11-24T14:00:01", BERLIN)
+    end = t + len(sent) * FRAME
+    timeline = TimelineIndex(root, BERLIN, in_memory=True).timeline("radio", t, end + 1)
+    got = measure(Expected("radio", t, end, end, recording=False), timeline, t, end)
+    neither = 50 * FRAME - SKEW  # 650..700 of rec1's clock, less rec2's lag
+    assert got.recorded_seconds == pytest.approx(len(sent) * FRAME - neither, abs=0.02)
+    assert [g.seconds for g in got.gaps] == [pytest.approx(neither, abs=0.01)]
+    shown = got.to_json(BERLIN)
+    assert {f["by"].split("/")[0] for f in shown["filled"]} == {"rec1", "rec2"}
+    assert sum(f["seconds"] for f in shown["filled"]) == pytest.approx(
+        (150 + 150 + 50 + 20) * FRAME + SKEW + SKEW, abs=0.05
+    )

@@ -279,6 +279,25 @@ def text(report: Report, tz: tzinfo, first: Any, last: Any, *, zone_name: str = 
                 "Gaps",
                 *_table([["source", "day", "from", "to", "length", "cause"], *gaps]),
             ]
+        filled = [
+            [
+                _shown(c.source),
+                str(c.day),
+                clock(g.start, c, tz),
+                clock(g.end, c, tz),
+                amount(g.seconds),
+                _shown(g.cause),
+                _shown(g.file or ""),
+            ]
+            for c in report.days
+            for g in c.filled
+        ]
+        if filled:
+            lines += [
+                "",
+                "Filled by another recorder",
+                *_table([["source", "day", "from", "to", "length", "cause", "from file"], *filled]),
+            ]
         failed = [
             [_shown(c.source), str(c.day), _shown(f)] for c in report.days for f in c.failed_checks
         ]

@@ -99,6 +99,9 @@ class Coverage:
     recorded_seconds: float
     gaps: tuple[Gap, ...]
     failed_checks: tuple[str, ...]
+    filled: tuple[Gap, ...] = ()
+    """A recorder's gaps that another recorder filled (a redundant pair): each names
+    the filling file (``file``); counted as recorded."""
 
     @property
     def coverage(self) -> float | None:
@@ -129,7 +132,22 @@ class Coverage:
                 for g in self.gaps
             ],
             "failed_checks": list(self.failed_checks),
-        }
+        } | (
+            {
+                "filled": [
+                    {
+                        "start": iso(g.start, tz),
+                        "end": iso(g.end, tz),
+                        "seconds": round(g.seconds, 3),
+                        "cause": g.cause,
+                        "by": g.file,
+                    }
+                    for g in self.filled
+                ]
+            }
+            if self.filled
+            else {}
+        )
 
 
 def coverage_json(days: Iterable[Coverage], tz: tzinfo) -> dict[str, Any]:
@@ -268,6 +286,7 @@ class _Spans:
         self.gap_starts = [g.start for g in self.gaps]
         self.longest_gap = max((g.end - g.start for g in self.gaps), default=0.0)
         self.failed = [r for r in timeline.segments if r.check_ok is False]
+        self.filled = sorted(timeline.filled, key=lambda g: (g.start, g.end))
 
     def measure(self, t0: float, t1: float, day: date | None = None) -> Coverage:
         exp = self.exp
@@ -286,7 +305,8 @@ class _Spans:
             )
         )
         failed = tuple(r.path for r in self.failed if r.start < b and r.end > a)
-        return Coverage(exp.source, day, t0, t1, b - a, recorded, gaps, failed)
+        filled = tuple(c for g in self.filled if (c := _cut(g, a, b)) is not None)
+        return Coverage(exp.source, day, t0, t1, b - a, recorded, gaps, failed, filled)
 
 
 def measure(
