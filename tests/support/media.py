@@ -36,7 +36,7 @@ FEED_FORMATS: dict[str, tuple[str, str]] = {
     "oggflac": ("ogg", "audio/ogg"),
 }
 
-PATTERNS = ("tone", "silence-tone-silence", "silence")
+PATTERNS = ("tone", "silence-tone-silence", "silence", "noise")
 
 
 class MediaFactory(Protocol):
@@ -70,6 +70,8 @@ def _expression(
         return tone
     if pattern == "silence":
         return "0"
+    if pattern == "noise":  # no two frames alike: what a content match needs
+        return f"{amplitude}*(2*random(0)-1)"
     if pattern == "silence-tone-silence":
         if tone_start is None or tone_end is None or not 0 <= tone_start < tone_end:
             raise ValueError("silence-tone-silence needs 0 <= tone_start < tone_end")
@@ -94,9 +96,10 @@ def make_media(
 ) -> Path:
     """Write `seconds` of audio of `kind` to `path` and return it.
 
-    `pattern` is "tone" (steady sine), "silence", or "silence-tone-silence" (sine only in
-    [tone_start, tone_end)). Opus is always encoded at 48 kHz, its only full-band rate.
-    The file appears atomically, so a cache never sees half of one.
+    `pattern` is "tone" (steady sine), "silence", "noise" (white), or
+    "silence-tone-silence" (sine only in [tone_start, tone_end)). Opus is always
+    encoded at 48 kHz, its only full-band rate. The file appears atomically, so a
+    cache never sees half of one.
     """
     if kind not in EXTENSIONS:
         raise ValueError(f"unknown media kind {kind!r}; expected one of {sorted(EXTENSIONS)}")
