@@ -47,6 +47,54 @@ def test_compose_shares_recordings_and_stops_gracefully() -> None:
     assert all(p.startswith("127.0.0.1:") for p in services["web"]["ports"])
 
 
+def test_the_pair_compose_file_is_two_recorders_one_store_and_a_web_ui_over_it(
+    tmp_path: Path,
+) -> None:
+    """deploy/pair: MinIO is not installable here, so the file is checked as written
+    and as docker-compose itself reads it (``config`` resolves and validates it)."""
+    path = ROOT / "deploy" / "pair" / "docker-compose.yml"
+    compose = yaml.safe_load(path.read_text())
+    services = compose["services"]
+    assert set(services) == {"minio", "bucket", "rec1", "rec2", "web"}
+    recorders = [services["rec1"], services["rec2"]]
+    # Two recorder ids (from the host names), one config, one store, own disks.
+    assert [r["hostname"] for r in recorders] == ["rec1", "rec2"]
+    assert [r["command"] for r in recorders] == [["record", "-c", "/data/config.ini"]] * 2
+    assert recorders[0]["environment"] == recorders[1]["environment"]
+    assert recorders[0]["environment"]["AWS_ENDPOINT_URL"] == "http://minio:9000"
+    disks = [next(v for v in r["volumes"] if v.endswith(":/data/recordings")) for r in recorders]
+    assert disks[0] != disks[1]
+    web = services["web"]
+    assert web["command"][:4] == ["web", "-c", "/data/config.ini", "--archive"]
+    assert all(p.startswith("127.0.0.1:") for s in services.values() for p in s.get("ports", []))
+    compose_tool = shutil.which("docker-compose")
+    if compose_tool is None:
+        compose_tool = require_tool("docker-compose")
+    env = {"PATH": "/usr/bin:/bin", "MINIO_ROOT_PASSWORD": "secret"}
+    result = subprocess.run(
+        [compose_tool, "-f", str(path), "config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    resolved = yaml.safe_load(result.stdout)["services"]
+    assert resolved["rec2"]["environment"]["AWS_SECRET_ACCESS_KEY"] == "secret"
+    # Without a password it refuses to start rather than run an open store.
+    env.pop("MINIO_ROOT_PASSWORD")
+    result = subprocess.run(
+        [compose_tool, "-f", str(path), "config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0 and "set MINIO_ROOT_PASSWORD" in result.stderr
+
+
 def test_dockerfile_passes_hadolint() -> None:
     hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
     if not Path(hadolint).exists():
