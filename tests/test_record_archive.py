@@ -22,7 +22,7 @@ from isr import config
 from isr.archive.store import Store
 from isr.archive.uploader import Archive
 from tests.support.recorder import RecorderProcess, wait_for
-from tests.support.s3 import S3Server, sha256_b64
+from tests.support.s3 import S3Server, played_from_the_store, sha256_b64
 from tests.support.throttle import ThrottledProxy
 
 PREFIX = "stations/rec1/"
@@ -194,6 +194,11 @@ def test_delete_local_after_days_removes_only_confirmed_files(tmp_path: Path) ->
         chain = (recordings / ".isr" / "chain" / "tone.jsonl").read_text().splitlines()
         deleted = {json.loads(line)["file"] for line in chain if '"deleted"' in line}
         assert early <= deleted
+        # The web UI over the store still plays them: the bytes their recorder hashed.
+        played = played_from_the_store(s3, tmp_path / "cache", [f"rec1/{n}" for n in early])
+        for name in early:
+            side = json.loads(s3.body(PREFIX + name + ".json"))
+            assert hashlib.sha256(played[f"rec1/{name}"]).hexdigest() == side["sha256"], name
     finally:
         s3.stop()
 

@@ -8,7 +8,6 @@ boundary falls."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import subprocess
 import time
@@ -17,22 +16,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
-
-from isr.archive.mirror import StoreMirror
-from isr.archive.store import Store
 from isr.framing.mp3 import Mp3Framer
 from isr.framing.xing import leading_tag_length
-from isr.web.app import create_app
 from tests.support.icecast import Icecast
 from tests.support.media import MediaFactory
 from tests.support.recorder import RecorderProcess, wait_for
-from tests.support.s3 import S3Server, archive_config
+from tests.support.s3 import Client, S3Server, mirror_of, serve_store
 from tests.support.tools import require_tool, stop_process
 
 FRAME = 1152 / 44100
-Client = TestClient[web.Request, web.Application]
 
 
 def frames_of(data: bytes) -> list[bytes]:
@@ -95,14 +87,9 @@ def test_a_pair_fills_each_others_outages_and_a_clip_holds_every_frame_once(
     sent = frames_of(sent_path.read_bytes())
     assert len(sent) * FRAME > 60
 
-    mirror = StoreMirror(Store(archive_config(s3), every_recorder=True), tmp_path / "cache")
     got: dict[str, Any] = {}
 
     async def check(c: Client) -> None:
-        for _ in range(300):  # the first listing of the store, whole
-            if mirror.refreshes:
-                break
-            await asyncio.sleep(0.1)
         span = {"source": "radio", "from": iso(a), "to": iso(b)}
         r = await c.get("/api/clip?" + urlencode(span))
         assert r.status == 200, await r.text()
@@ -112,12 +99,7 @@ def test_a_pair_fills_each_others_outages_and_a_clip_holds_every_frame_once(
         r = await c.get("/api/timeline?" + urlencode(span))
         got["timeline"] = await r.json()
 
-    async def main() -> None:
-        app = create_app(Path("/nonexistent"), mirror=mirror, refresh_seconds=0.5)
-        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
-            await check(client)
-
-    asyncio.run(main())
+    serve_store(mirror_of(s3, tmp_path / "cache"), check)
     data: bytes = got["clip"]
     held = frames_of(data[leading_tag_length(data) :])
     held = held[1:] if held[0] not in sent else held  # the clip's own Info frame

@@ -18,30 +18,32 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
-from isr.archive.mirror import StoreMirror, kind_of
-from isr.archive.store import Store, StoreError
+from isr.archive.mirror import kind_of
+from isr.archive.store import StoreError
 from isr.framing.xing import leading_tag_length
-from isr.web.app import create_app
 from tests.support.archive import local
 from tests.support.clips import StreamArchive
 from tests.support.judge import ffmpeg_errors, mp3val_problems
 from tests.support.media import MediaFactory
 from tests.support.net import free_port
-from tests.support.s3 import S3Server, archive_config, two_recorders_in_the_store, upload
+from tests.support.s3 import (
+    Client,
+    S3Server,
+    mirror_of,
+    serve_store,
+    two_recorders_in_the_store,
+    upload,
+)
 
 BERLIN = ZoneInfo("Europe/Berlin")
 T0 = "2026-11-24T14:00:01"
-Client = TestClient[web.Request, web.Application]
 
 
 @pytest.fixture(autouse=True)
@@ -54,15 +56,6 @@ def recorded(tmp_path: Path, s3: S3Server, media: MediaFactory) -> dict[str, byt
     return two_recorders_in_the_store(tmp_path, s3, media)
 
 
-def serve(mirror: StoreMirror, check: Callable[[Client], Awaitable[None]], **kwargs: Any) -> None:
-    async def main() -> None:
-        app = create_app(Path("/nonexistent"), mirror=mirror, refresh_seconds=0.2, **kwargs)
-        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
-            await check(client)
-
-    asyncio.run(main())
-
-
 async def listing(c: Client, want: int) -> dict[str, Any]:
     """``/api/files`` once it lists ``want`` files (the first refresh is under way)."""
     for _ in range(200):
@@ -73,10 +66,6 @@ async def listing(c: Client, want: int) -> dict[str, Any]:
             return data
         await asyncio.sleep(0.05)
     raise AssertionError(f"the listing never held {want} files: {data['total']}")
-
-
-def mirror_of(s3: S3Server, cache: Path, **kwargs: Any) -> StoreMirror:
-    return StoreMirror(Store(archive_config(s3), every_recorder=True), cache, **kwargs)
 
 
 def test_recordings_only_in_the_store_are_listed_played_downloaded_and_analysed(
@@ -127,7 +116,7 @@ def test_recordings_only_in_the_store_are_listed_played_downloaded_and_analysed(
         assert 'class="delete"' not in page
         assert "Recorder not running" not in page
 
-    serve(mirror, check)
+    serve_store(mirror, check)
 
 
 def test_the_timeline_and_clips_come_from_the_store(
@@ -169,7 +158,7 @@ def test_the_timeline_and_clips_come_from_the_store(
         middle = parts[1]["file"]
         assert _frames(sent[middle]) in clip
 
-    serve(mirror, check)
+    serve_store(mirror, check)
 
 
 def file_sha256_of(data: bytes) -> str:

@@ -6,6 +6,7 @@ again and expects the queue to upload what the store lost."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -15,12 +16,18 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from isr.archive.mirror import StoreMirror
 from isr.archive.store import Store, file_sha256
 from isr.config import ArchiveConfig
+from isr.web.app import create_app
 from tests.support.archive import local
 from tests.support.clips import StreamArchive
 from tests.support.media import MediaFactory
@@ -204,3 +211,42 @@ def two_recorders_in_the_store(
         sent.update(upload(s3, root, rid))
         shutil.rmtree(root)  # the recorder's machine is lost
     return sent
+
+
+def mirror_of(s3: S3Server, cache: Path, **kwargs: Any) -> StoreMirror:
+    """The store (prefix ``stations``, every recorder) seen through a mirror at ``cache``."""
+    return StoreMirror(Store(archive_config(s3), every_recorder=True), cache, **kwargs)
+
+
+Client = TestClient[web.Request, web.Application]
+
+
+def serve_store(mirror: StoreMirror, check: Callable[[Client], Awaitable[None]]) -> None:
+    """The web UI over the store on 127.0.0.1, ``check`` run against it once its first
+    refresh is done."""
+
+    async def main() -> None:
+        app = create_app(Path("/nonexistent"), mirror=mirror, refresh_seconds=0.2)
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            for _ in range(300):
+                if mirror.refreshes:
+                    break
+                await asyncio.sleep(0.1)
+            await check(client)
+
+    asyncio.run(main())
+
+
+def played_from_the_store(s3: S3Server, cache: Path, names: list[str]) -> dict[str, bytes]:
+    """What the web UI over the store serves at ``/stream/`` for each of ``names``
+    (``<recorder id>/<path>``)."""
+    out: dict[str, bytes] = {}
+
+    async def check(client: Client) -> None:
+        for name in names:
+            r = await client.get(f"/stream/{name}")
+            assert r.status == 200, (name, r.status, await r.text())
+            out[name] = await r.read()
+
+    serve_store(mirror_of(s3, cache), check)
+    return out
