@@ -415,20 +415,29 @@ def test_discontinuity(tmp_path: Path, rate: int) -> None:
         assert all(r == {4} for r in rates), rates
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["stopped", "killed"])
+@pytest.mark.parametrize(
+    ("sig", "path"),
+    [(signal.SIGTERM, "live.m3u8"), (signal.SIGKILL, "live.m3u8"), (signal.SIGKILL, "radio")],
+    ids=["stopped", "killed", "killed-found-by-content-type"],
+)
 def test_a_recorder_restarted_within_the_window_loses_and_repeats_nothing(
-    tmp_path: Path, sig: int
+    tmp_path: Path, sig: int, path: str
 ) -> None:
     """The recorder stopped (or SIGKILLed) for 5 s while 30 s of segments stay
     listed: the next start goes on, by the program dates, from the audio after the
     last it wrote (dropping the frames a killed run had written of that segment), so
-    the files of both runs hold what was served, each frame once, and no gap."""
+    the files of both runs hold what was served, each frame once, and no gap. Also
+    for a URL without .m3u8 found to be HLS by its Content-Type."""
     www = tmp_path / "www"
     writer = hls_writer(www, seconds=90, list_size=30)  # 30 s listed: room for slow starts
+    extra = (
+        "    location = /radio { types { } default_type application/vnd.apple.mpegurl; "
+        f"alias {www / 'live.m3u8'}; }}\n"
+    )
     try:
         wait_segments(www, 2)
-        with nginx(www, tmp_path / "nginx") as srv:
-            text = _config(srv.url("live.m3u8"))
+        with nginx(www, tmp_path / "nginx", extra) as srv:
+            text = _config(srv.url(path))
             with RecorderProcess(tmp_path, text) as first:
                 first.wait_recording(timeout=30)
                 time.sleep(3)

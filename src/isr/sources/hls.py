@@ -118,6 +118,9 @@ class HlsSource(Source):
         if "last_seq" not in owner.__dict__:
             view.log.info("%s serves an HLS playlist: recorded as HLS", redact_url(url))
             view._hls_state()
+            # The stream source's resume learnt where the last run stopped; what HLS
+            # needs of it (:meth:`learn_end`) is learnt before the first session.
+            view._to_learn = owner.__dict__.get("resumed_from")
         view.url = url
         return view
 
@@ -139,6 +142,8 @@ class HlsSource(Source):
         before), dropping its frames before it."""
         self._end_known = False
         """The previous run's last audio ended exactly at ``segmenter.last_end``."""
+        self._to_learn: tuple[Path | None, float | None] | None = None
+        """A stream source found to be HLS: its resume's arguments, for learn_end."""
 
     def resume(self, last_file: Path | None, last_end: float | None) -> None:
         """Also: where the previous run's audio ended, exactly. A file a crash cut
@@ -147,6 +152,11 @@ class HlsSource(Source):
         one file, in the recorder's thread), so that the restart takes the right
         segments."""
         super().resume(last_file, last_end)
+        self.learn_end(last_file, last_end)
+
+    def learn_end(self, last_file: Path | None, last_end: float | None) -> None:
+        """Whether the previous run's audio ended exactly at ``last_end``; counted from
+        a crash-cut file's frames (blocking I/O: called in a thread)."""
         if last_file is None or last_end is None:
             return
         try:
@@ -231,6 +241,9 @@ class HlsSource(Source):
     # -- the session ---------------------------------------------------------------------
 
     async def session(self) -> None:
+        if self._to_learn is not None:
+            learn, self._to_learn = self._to_learn, None
+            await asyncio.to_thread(self.learn_end, *learn)
         cfg = self.cfg
         auth = aiohttp.BasicAuth(cfg.username, cfg.password) if cfg.username else None
         timeout = aiohttp.ClientTimeout(

@@ -70,6 +70,8 @@ class StreamSource(Source):
         """Also learn the last frames of the previous run's file: a quick restart
         gets them again in the server's burst, and they must not be written twice."""
         super().resume(last_file, last_end)
+        self.resumed_from = (last_file, last_end)
+        """Kept for a URL that turns out to serve HLS (``HlsSource.of_stream``)."""
         fmt = _format_of_file(last_file.suffix) if last_file else None
         if last_file is None or last_end is None or fmt is None:
             return
