@@ -359,9 +359,13 @@ def _read_local(f: BinaryIO, first: int, last: int) -> Generator[bytes, None, No
 
 
 def _read_remote(store: Store, name: str, first: int, last: int) -> Generator[bytes, None, None]:
+    """At most the bytes asked for: an object replaced since the listing (a re-upload)
+    must not overrun the length the response promised."""
     got = store.get(name, first, last)
+    left = last - first + 1
     try:
-        while chunk := got.body.read(CHUNK):
+        while left > 0 and (chunk := got.body.read(min(CHUNK, left))):
+            left -= len(chunk)
             yield chunk
     finally:
         got.body.close()
