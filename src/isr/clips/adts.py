@@ -11,9 +11,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from isr.clips.body import FileRange, Piece
+from isr.clips.body import Piece
 from isr.clips.cutter import Part
-from isr.clips.frames import skip_id3v2, walk_frames
+from isr.clips.frames import frame_ranges, skip_id3v2, walk_frames
 from isr.clips.units import EMPTY, UnitTable, join_arrays
 from isr.framing.adts import AdtsFramer
 from isr.sinks.files import open_regular
@@ -64,11 +64,7 @@ class AdtsCutter:
         )
 
     def assemble(self, parts: Sequence[Part]) -> list[Piece]:
-        out: list[Piece] = []
-        for p in parts:
-            a, b = p.byte_range
-            out.append(FileRange(p.path, a, b - a))
-        return out
+        return frame_ranges(parts)
 
 
 CUTTER = AdtsCutter()

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from isr.clips.body import FileRange, Literal, Piece
+from isr.clips.body import Literal, Piece
 from isr.clips.cutter import Part
-from isr.clips.frames import skip_id3v2, walk_frames
+from isr.clips.frames import frame_ranges, skip_id3v2, walk_frames
 from isr.clips.units import EMPTY, UnitTable, join_arrays
 from isr.framing.base import Frame
 from isr.framing.mp3 import Mp3Framer
@@ -76,13 +76,8 @@ class Mp3Cutter:
         tag = xing_frame(parts)
         if tag:
             pieces.append(Literal(tag))
-        pieces.extend(FileRange(p.path, *_span(p)) for p in parts)
+        pieces.extend(frame_ranges(parts))
         return pieces
-
-
-def _span(p: Part) -> tuple[int, int]:
-    a, b = p.byte_range
-    return a, b - a
 
 
 def _audio_start(fd: int) -> int:
