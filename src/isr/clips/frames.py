@@ -19,12 +19,14 @@ import os
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from isr.clips.body import FileRange, Piece
 from isr.clips.cutter import Part
+from isr.clips.units import EMPTY, UnitTable, join_arrays
 from isr.framing._sync import Header, id3v2_size
 
-__all__ = ["CHUNK", "Walk", "frame_ranges", "skip_id3v2", "walk_frames"]
+__all__ = ["CHUNK", "Walk", "frame_ranges", "skip_id3v2", "walk_frames", "walked_table"]
 
 log = logging.getLogger("isr.clips")
 
@@ -108,6 +110,36 @@ def walk_frames(
             len(sizes),
         )
     return Walk(sizes, samples, end, odd)
+
+
+def walked_table(
+    cutter: str,
+    key: int,
+    describe: str,
+    rate: int,
+    start: int,
+    previous: UnitTable | None,
+    walk: Walk,
+    *,
+    final: bool,
+    facts: dict[str, Any],
+) -> UnitTable:
+    """The table of a walk from ``start``: ``previous``'s units (a grown file's
+    earlier walk, or None) and then ``walk``'s. A walk that stopped at an odd frame
+    is final, and says where (``facts["odd"]``). The ADTS and MP3 cutters make their
+    tables alike, so they make them here."""
+    return UnitTable(
+        cutter,
+        str(key),
+        describe,
+        rate,
+        previous.data_start if previous is not None else start,
+        join_arrays(previous.sizes if previous is not None else EMPTY, list(walk.sizes)),
+        join_arrays(previous.samples if previous is not None else EMPTY, list(walk.samples)),
+        walked=walk.end,
+        final=final or walk.odd is not None,
+        facts={**facts, **({"odd": walk.end} if walk.odd else {})},
+    )
 
 
 def frame_ranges(parts: Sequence[Part]) -> list[Piece]:

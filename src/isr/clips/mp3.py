@@ -18,8 +18,8 @@ import numpy as np
 
 from isr.clips.body import Literal, Piece
 from isr.clips.cutter import Part
-from isr.clips.frames import frame_ranges, skip_id3v2, walk_frames
-from isr.clips.units import EMPTY, UnitTable, join_arrays
+from isr.clips.frames import frame_ranges, skip_id3v2, walk_frames, walked_table
+from isr.clips.units import UnitTable
 from isr.framing.base import Frame
 from isr.framing.mp3 import Mp3Framer
 from isr.framing.xing import TAG_SIZE, XingWriter, leading_tag_length
@@ -58,17 +58,8 @@ class Mp3Cutter:
             walk = walk_frames(fd, start, size, _parse, key, 4, name=name)
         finally:
             os.close(fd)
-        return UnitTable(
-            "mp3",
-            str(key),
-            describe,
-            rate,
-            previous.data_start if previous is not None else start,
-            join_arrays(previous.sizes if previous is not None else EMPTY, list(walk.sizes)),
-            join_arrays(previous.samples if previous is not None else EMPTY, list(walk.samples)),
-            walked=walk.end,
-            final=final or walk.odd is not None,
-            facts={"head": head, **({"odd": walk.end} if walk.odd else {})},
+        return walked_table(
+            "mp3", key, describe, rate, start, previous, walk, final=final, facts={"head": head}
         )
 
     def assemble(self, parts: Sequence[Part]) -> list[Piece]:
