@@ -11,10 +11,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from isr.clips.body import FileRange, Piece
+from isr.clips.body import Piece
 from isr.clips.cutter import Part
-from isr.clips.frames import skip_id3v2, walk_frames
-from isr.clips.units import EMPTY, UnitTable, join_arrays
+from isr.clips.frames import frame_ranges, skip_id3v2, walk_frames, walked_table
+from isr.clips.units import UnitTable
 from isr.framing.adts import AdtsFramer
 from isr.sinks.files import open_regular
 
@@ -50,25 +50,12 @@ class AdtsCutter:
             walk = walk_frames(fd, start, size, _parse, key, 7, name=name)
         finally:
             os.close(fd)
-        return UnitTable(
-            "aac",
-            str(key),
-            describe,
-            rate,
-            previous.data_start if previous is not None else start,
-            join_arrays(previous.sizes if previous is not None else EMPTY, list(walk.sizes)),
-            join_arrays(previous.samples if previous is not None else EMPTY, list(walk.samples)),
-            walked=walk.end,
-            final=final or walk.odd is not None,
-            facts={"odd": walk.end} if walk.odd else {},
+        return walked_table(
+            "aac", key, describe, rate, start, previous, walk, final=final, facts={}
         )
 
     def assemble(self, parts: Sequence[Part]) -> list[Piece]:
-        out: list[Piece] = []
-        for p in parts:
-            a, b = p.byte_range
-            out.append(FileRange(p.path, a, b - a))
-        return out
+        return frame_ranges(parts)
 
 
 CUTTER = AdtsCutter()

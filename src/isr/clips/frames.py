@@ -7,6 +7,9 @@ one's (``key``) and stops at the first that does not match, or at a frame that i
 all there yet (a file being written, a crash's partial frame). What it stops at in
 the middle of a file is logged: a clip then holds the frames before it. Reading is
 by ``pread`` in large chunks; no frame is copied.
+
+A clip of such frames is the parts' byte ranges as they are (``frame_ranges``),
+after whatever header the format makes for it (MP3's Xing/Info frame).
 """
 
 from __future__ import annotations
@@ -14,12 +17,16 @@ from __future__ import annotations
 import logging
 import os
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from isr.clips.body import FileRange, Piece
+from isr.clips.cutter import Part
+from isr.clips.units import EMPTY, UnitTable, join_arrays
 from isr.framing._sync import Header, id3v2_size
 
-__all__ = ["CHUNK", "Walk", "skip_id3v2", "walk_frames"]
+__all__ = ["CHUNK", "Walk", "frame_ranges", "skip_id3v2", "walk_frames", "walked_table"]
 
 log = logging.getLogger("isr.clips")
 
@@ -103,3 +110,44 @@ def walk_frames(
             len(sizes),
         )
     return Walk(sizes, samples, end, odd)
+
+
+def walked_table(
+    cutter: str,
+    key: int,
+    describe: str,
+    rate: int,
+    start: int,
+    previous: UnitTable | None,
+    walk: Walk,
+    *,
+    final: bool,
+    facts: dict[str, Any],
+) -> UnitTable:
+    """The table of a walk from ``start``: ``previous``'s units (a grown file's
+    earlier walk, or None) and then ``walk``'s. A walk that stopped at an odd frame
+    is final, and says where (``facts["odd"]``). The ADTS and MP3 cutters make their
+    tables alike, so they make them here."""
+    return UnitTable(
+        cutter,
+        str(key),
+        describe,
+        rate,
+        previous.data_start if previous is not None else start,
+        join_arrays(previous.sizes if previous is not None else EMPTY, list(walk.sizes)),
+        join_arrays(previous.samples if previous is not None else EMPTY, list(walk.samples)),
+        walked=walk.end,
+        final=final or walk.odd is not None,
+        facts={**facts, **({"odd": walk.end} if walk.odd else {})},
+    )
+
+
+def frame_ranges(parts: Sequence[Part]) -> list[Piece]:
+    """Each part's frames, byte for byte: one ``FileRange`` a part. Self-delimiting
+    frames need nothing rewritten, so the ADTS and MP3 cutters assemble a clip from
+    these alike (MP3 puts its Xing/Info frame before them)."""
+    out: list[Piece] = []
+    for p in parts:
+        a, b = p.byte_range
+        out.append(FileRange(p.path, a, b - a))
+    return out

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from isr.clips.body import FileRange, Literal, Piece
+from isr.clips.body import Literal, Piece
 from isr.clips.cutter import Part
-from isr.clips.frames import skip_id3v2, walk_frames
-from isr.clips.units import EMPTY, UnitTable, join_arrays
+from isr.clips.frames import frame_ranges, skip_id3v2, walk_frames, walked_table
+from isr.clips.units import UnitTable
 from isr.framing.base import Frame
 from isr.framing.mp3 import Mp3Framer
 from isr.framing.xing import TAG_SIZE, XingWriter, leading_tag_length
@@ -58,17 +58,8 @@ class Mp3Cutter:
             walk = walk_frames(fd, start, size, _parse, key, 4, name=name)
         finally:
             os.close(fd)
-        return UnitTable(
-            "mp3",
-            str(key),
-            describe,
-            rate,
-            previous.data_start if previous is not None else start,
-            join_arrays(previous.sizes if previous is not None else EMPTY, list(walk.sizes)),
-            join_arrays(previous.samples if previous is not None else EMPTY, list(walk.samples)),
-            walked=walk.end,
-            final=final or walk.odd is not None,
-            facts={"head": head, **({"odd": walk.end} if walk.odd else {})},
+        return walked_table(
+            "mp3", key, describe, rate, start, previous, walk, final=final, facts={"head": head}
         )
 
     def assemble(self, parts: Sequence[Part]) -> list[Piece]:
@@ -76,13 +67,8 @@ class Mp3Cutter:
         tag = xing_frame(parts)
         if tag:
             pieces.append(Literal(tag))
-        pieces.extend(FileRange(p.path, *_span(p)) for p in parts)
+        pieces.extend(frame_ranges(parts))
         return pieces
-
-
-def _span(p: Part) -> tuple[int, int]:
-    a, b = p.byte_range
-    return a, b - a
 
 
 def _audio_start(fd: int) -> int:

@@ -81,6 +81,62 @@ class _Problems:
         return self.items + ([f"and {self.more} more problems"] if self.more else [])
 
 
+class _Resync:
+    """What the MP3, ADTS and Ogg walkers share: the bytes of a unit cut off by the
+    end of a chunk are kept for the next, and where no unit starts, the walk looks
+    for the next ``SYNC`` and says once, where it finds a unit, how many bytes it
+    skipped (``LOST``, formatted with that count). One loop for three formats, so
+    that they resync and report alike."""
+
+    UNIT = ""
+    """What a unit is called: "MP3 frame"."""
+    SYNC = b""
+    """The bytes every unit starts with."""
+    LOST = ""
+    """The problem of bytes skipped, after "byte N: "; ``{}`` is their count."""
+
+    def __init__(self) -> None:
+        self.buf = b""
+        self.offset = 0
+        self.problems = _Problems()
+        self._lost_at = -1
+
+    def feed(self, data: bytes) -> None:
+        buf = self.buf + data if self.buf else data
+        pos = self._walk(buf)
+        self.buf = buf[pos:]
+        self.offset += pos
+
+    def _walk(self, buf: bytes) -> int:
+        """Walk the units from ``buf``'s start; where the next one starts (at or
+        before the end of ``buf``: a unit cut off is walked with the next chunk)."""
+        raise NotImplementedError
+
+    def _skip(self, buf: bytes, pos: int) -> int:
+        """Where to look on from ``pos``, where no unit starts: the next ``SYNC``; if
+        there is none, the end of ``buf`` but for a ``SYNC`` the chunk may cut."""
+        if self._lost_at < 0:
+            self._lost_at = self.offset + pos
+        nxt = buf.find(self.SYNC, pos + 1)
+        return nxt if nxt >= 0 else max(pos + 1, len(buf) - len(self.SYNC) + 1)
+
+    def _lost(self, found: int) -> None:
+        at = self._lost_at
+        self.problems.add(f"byte {at}: " + self.LOST.format(found - at))
+        self._lost_at = -1
+
+    def _finish(self, count: int) -> list[str]:
+        """The problems, with what is left at the end (bytes skipped, a unit cut
+        off) and a file without a unit."""
+        if self.buf or self._lost_at >= 0:
+            at = self._lost_at if self._lost_at >= 0 else self.offset
+            end = self.offset + len(self.buf)
+            self.problems.add(f"byte {at}: no whole {self.UNIT} ({end - at} bytes to the end)")
+        if count == 0:
+            self.problems.add(f"no {self.UNIT} in the file")
+        return self.problems.out()
+
+
 # -- MP3 ---------------------------------------------------------------------------------
 
 
@@ -97,7 +153,7 @@ def _mp3_tables() -> tuple[tuple[Header | None, ...], npt.NDArray[np.int64]]:
     return _TABLE, np.array([h.length if h else 0 for h in _TABLE], dtype=np.int64)
 
 
-class Mp3Walker:
+class Mp3Walker(_Resync):
     """MPEG audio frames back to back; protected layer III frames' CRC-16.
 
     A file ISR wrote is frames and nothing else, so the walk is done in numpy (an
@@ -108,22 +164,19 @@ class Mp3Walker:
     much is wrong.
     """
 
+    UNIT = "MP3 frame"
+    SYNC = b"\xff"
+    LOST = "no MP3 frame ({} bytes skipped)"
+
     def __init__(self) -> None:
+        super().__init__()
         self._table, self._lengths = _mp3_tables()
-        self.buf = b""
-        self.offset = 0
         self.frames = 0
         self.crcs = 0
-        self.problems = _Problems()
-        self._lost_at = -1
 
-    def feed(self, data: bytes) -> None:
-        buf = self.buf + data if self.buf else data
+    def _walk(self, buf: bytes) -> int:
         pos = self._fast(buf) if self._lost_at < 0 else -1
-        if pos < 0:
-            pos = self._slow(buf)
-        self.buf = buf[pos:]
-        self.offset += pos
+        return pos if pos >= 0 else self._slow(buf)
 
     def _fast(self, buf: bytes) -> int:
         """Where the frames from ``buf``'s start end (the last one may be cut off
@@ -174,10 +227,7 @@ class Mp3Walker:
             b1 = buf[pos + 1]
             h = table[(b1 & 0x1F) << 8 | buf[pos + 2]] if buf[pos] == 0xFF and b1 >= 0xE0 else None
             if h is None:
-                if self._lost_at < 0:
-                    self._lost_at = self.offset + pos
-                nxt = buf.find(b"\xff", pos + 1)
-                pos = nxt if nxt >= 0 else n
+                pos = self._skip(buf, pos)
                 continue
             end = pos + h.length
             if end > n:
@@ -189,11 +239,6 @@ class Mp3Walker:
             self.frames += 1
             pos = end
         return pos
-
-    def _lost(self, found: int) -> None:
-        at = self._lost_at
-        self.problems.add(f"byte {at}: no MP3 frame ({found - at} bytes skipped)")
-        self._lost_at = -1
 
     def _crc(self, buf: bytes, pos: int, b1: int) -> None:
         mono = buf[pos + 3] >> 6 == 3
@@ -220,18 +265,18 @@ class Mp3Walker:
 # -- ADTS --------------------------------------------------------------------------------
 
 
-class AdtsWalker:
+class AdtsWalker(_Resync):
     """ADTS frames back to back, by their headers' lengths."""
 
-    def __init__(self) -> None:
-        self.buf = b""
-        self.offset = 0
-        self.frames = 0
-        self.problems = _Problems()
-        self._lost_at = -1
+    UNIT = "ADTS frame"
+    SYNC = b"\xff"
+    LOST = "no ADTS frame ({} bytes)"
 
-    def feed(self, data: bytes) -> None:
-        buf = self.buf + data if self.buf else data
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames = 0
+
+    def _walk(self, buf: bytes) -> int:
         n = len(buf)
         pos = 0
         while pos + 7 <= n:
@@ -239,59 +284,45 @@ class AdtsWalker:
             ok = buf[pos] == 0xFF and b1 & 0xF6 == 0xF0 and (buf[pos + 2] >> 2) & 0x0F < 13
             length = (buf[pos + 3] & 3) << 11 | buf[pos + 4] << 3 | buf[pos + 5] >> 5
             if not ok or length <= (7 if b1 & 1 else 9):
-                if self._lost_at < 0:
-                    self._lost_at = self.offset + pos
-                nxt = buf.find(b"\xff", pos + 1)
-                pos = nxt if nxt >= 0 else n
+                pos = self._skip(buf, pos)
                 continue
             if pos + length > n:
                 break
             if self._lost_at >= 0:
-                at = self._lost_at
-                self.problems.add(f"byte {at}: no ADTS frame ({self.offset + pos - at} bytes)")
-                self._lost_at = -1
+                self._lost(self.offset + pos)
             self.frames += 1
             pos += length
-        self.buf = buf[pos:]
-        self.offset += pos
+        return pos
 
     def finish(self) -> list[str]:
-        if self.buf or self._lost_at >= 0:
-            at = self._lost_at if self._lost_at >= 0 else self.offset
-            end = self.offset + len(self.buf)
-            self.problems.add(f"byte {at}: no whole ADTS frame ({end - at} bytes to the end)")
-        if self.frames == 0:
-            self.problems.add("no ADTS frame in the file")
-        return self.problems.out()
+        return self._finish(self.frames)
 
 
 # -- Ogg ---------------------------------------------------------------------------------
 
 
-class OggWalker:
+class OggWalker(_Resync):
     """Ogg pages back to back, each with its CRC-32, sequence numbers without a gap."""
 
+    UNIT = "Ogg page"
+    SYNC = b"OggS"
+    LOST = "no Ogg page ({} bytes)"
+
     def __init__(self) -> None:
-        from isr.framing.ogg import page_crc_ok
+        from isr.framing.oggpage import page_crc_ok, page_fields
 
+        super().__init__()
         self._crc_ok = page_crc_ok
-        self.buf = b""
-        self.offset = 0
+        self._fields = page_fields
         self.pages = 0
-        self.problems = _Problems()
         self._seq: dict[int, int] = {}
-        self._lost_at = -1
 
-    def feed(self, data: bytes) -> None:
-        buf = self.buf + data if self.buf else data
+    def _walk(self, buf: bytes) -> int:
         n = len(buf)
         pos = 0
         while pos + 27 <= n:
             if not buf.startswith(b"OggS", pos) or buf[pos + 4] != 0:
-                if self._lost_at < 0:
-                    self._lost_at = self.offset + pos
-                nxt = buf.find(b"OggS", pos + 1)
-                pos = nxt if nxt >= 0 else max(pos + 1, n - 3)
+                pos = self._skip(buf, pos)
                 continue
             segs = buf[pos + 26]
             if pos + 27 + segs > n:
@@ -302,29 +333,20 @@ class OggWalker:
             page = buf[pos : pos + length]
             at = self.offset + pos
             if self._lost_at >= 0:
-                self.problems.add(f"byte {self._lost_at}: no Ogg page ({at - self._lost_at} bytes)")
-                self._lost_at = -1
+                self._lost(at)
             if not self._crc_ok(page):
                 self.problems.add(f"byte {at}: Ogg page CRC-32 does not match")
-            serial = int.from_bytes(page[14:18], "little")
-            seq = int.from_bytes(page[18:22], "little")
+            _, _, serial, seq = self._fields(page)
             last = self._seq.get(serial)
             if last is not None and seq != last + 1:
                 self.problems.add(f"byte {at}: Ogg page sequence {seq} follows {last}")
             self._seq[serial] = seq
             self.pages += 1
             pos += length
-        self.buf = buf[pos:]
-        self.offset += pos
+        return pos
 
     def finish(self) -> list[str]:
-        if self.buf or self._lost_at >= 0:
-            at = self._lost_at if self._lost_at >= 0 else self.offset
-            end = self.offset + len(self.buf)
-            self.problems.add(f"byte {at}: no whole Ogg page ({end - at} bytes to the end)")
-        if self.pages == 0:
-            self.problems.add("no Ogg page in the file")
-        return self.problems.out()
+        return self._finish(self.pages)
 
 
 # -- FLAC --------------------------------------------------------------------------------
