@@ -308,3 +308,27 @@ def test_isr_web_archive_refuses_a_url_that_is_no_store(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "--archive: 'ftp://x/y' is not s3://bucket/prefix" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_idle_ui_lists_the_store_only_at_start(
+    tmp_path: Path, s3: S3Server, recorded: dict[str, bytes]
+) -> None:
+    """A listing of a year of files is ~180 requests a provider bills: the store is
+    listed again only while someone uses the UI, at most once per refresh period."""
+    mirror = mirror_of(s3, tmp_path / "cache")
+
+    async def check(c: Client) -> None:
+        assert mirror.refreshes == 1
+        await asyncio.sleep(1.0)  # five refresh periods, nobody asking
+        assert mirror.refreshes == 1
+        assert (await c.get("/healthz")).status == 200  # a probe is nobody
+        await asyncio.sleep(0.5)
+        assert mirror.refreshes == 1
+        assert (await c.get("/api/files")).status == 200
+        for _ in range(400):
+            if mirror.refreshes == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert mirror.refreshes == 2
+
+    serve_store(mirror, check)

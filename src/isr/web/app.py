@@ -109,6 +109,8 @@ class WebState:
     the mirror's directory, its audio files placeholders until fetched."""
     archive_url: str | None = None
     refresher: asyncio.Task[None] | None = None
+    store_wanted: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set by each request: the store is listed only while the UI is used."""
 
     def status(self) -> RecorderStatus:
         return read_status(self.root)
@@ -173,6 +175,8 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     ):
         log.warning("403 for %s: cross-origin request", where)
         raise web.HTTPForbidden(text="cross-origin request refused")
+    if state.mirror is not None and request.path != "/healthz":
+        state.store_wanted.set()  # someone looks: the store may be listed again
     return await handler(request)
 
 
@@ -635,14 +639,22 @@ async def _stop_timeline(app: web.Application) -> None:
 async def _start_refresher(app: web.Application) -> None:
     state = app[STATE]
     assert state.mirror is not None
-    state.refresher = asyncio.create_task(_refresh_store(state.mirror, app[STORE_REFRESH]))
+    state.store_wanted.set()  # at start, whether or not anyone asks
+    state.refresher = asyncio.create_task(
+        _refresh_store(state.mirror, app[STORE_REFRESH], state.store_wanted)
+    )
 
 
-async def _refresh_store(mirror: StoreMirror, every: float) -> None:
-    """List the store now and every ``every`` seconds; an unreachable store is
-    logged (once until it answers again) and what is known stays served."""
+async def _refresh_store(mirror: StoreMirror, every: float, wanted: asyncio.Event) -> None:
+    """List the store at start, then at most every ``every`` seconds while the UI is
+    used (``wanted``: a request came since the last listing). A listing of a year of
+    files is ~180 requests to the store, which a provider bills: an idle UI makes
+    none. An unreachable store is logged (once until it answers again) and what is
+    known stays served."""
     failing: str | None = None
     while True:
+        await wanted.wait()
+        wanted.clear()
         try:
             done = await asyncio.to_thread(mirror.refresh)
         except StoreError as exc:
