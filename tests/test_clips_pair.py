@@ -60,7 +60,7 @@ def pair(root: Path, media: MediaFactory, outages: dict[str, list[tuple[int, int
 
 
 def clip_of(root: Path, t0: float, t1: float) -> Clip:
-    index = TimelineIndex(root, BERLIN, in_memory=True)
+    index = TimelineIndex(root, BERLIN, in_memory=True, per_recorder=True)
     return Clipper(root, BERLIN, index, per_recorder=True).make("radio", t0, t1)
 
 
@@ -106,7 +106,7 @@ def test_the_timeline_lists_only_what_neither_recorded(tmp_path: Path, media: Me
     root = tmp_path / "store"
     sent = pair(root, media, {"rec1": [(150, 300), (600, 700)], "rec2": [(400, 550), (650, 720)]})
     t = local("2026-11-24T14:00:01", BERLIN)
-    index = TimelineIndex(root, BERLIN, in_memory=True)
+    index = TimelineIndex(root, BERLIN, in_memory=True, per_recorder=True)
     timeline = index.timeline("radio", t, t + len(sent) * FRAME)
     # Each recorder's outage is filled by the other, but for 650..700 where both were out.
     (gap,) = timeline.gaps
@@ -147,7 +147,9 @@ def test_the_coverage_of_a_pair_is_their_union_and_names_who_filled_what(
     sent = pair(root, media, {"rec1": [(150, 300), (600, 700)], "rec2": [(400, 550), (650, 720)]})
     t = local("2026-11-24T14:00:01", BERLIN)
     end = t + len(sent) * FRAME
-    timeline = TimelineIndex(root, BERLIN, in_memory=True).timeline("radio", t, end + 1)
+    timeline = TimelineIndex(root, BERLIN, in_memory=True, per_recorder=True).timeline(
+        "radio", t, end + 1
+    )
     got = measure(Expected("radio", t, end, end, recording=False), timeline, t, end)
     neither = 50 * FRAME - SKEW  # 650..700 of rec1's clock, less rec2's lag
     assert got.recorded_seconds == pytest.approx(len(sent) * FRAME - neither, abs=0.02)
@@ -157,3 +159,25 @@ def test_the_coverage_of_a_pair_is_their_union_and_names_who_filled_what(
     assert sum(f["seconds"] for f in shown["filled"]) == pytest.approx(
         (150 + 150 + 50 + 20) * FRAME + SKEW + SKEW, abs=0.05
     )
+
+
+def test_a_clip_goes_on_after_an_outage_both_recorders_shared(
+    tmp_path: Path, media: MediaFactory
+) -> None:
+    """Both recorders lost frames 600..650 (the station went down), each had an
+    outage of its own before: the clip holds everything before and after, once."""
+    root = tmp_path / "store"
+    sent = pair(root, media, {"rec1": [(150, 300), (600, 650)], "rec2": [(400, 550), (600, 650)]})
+    t = local("2026-11-24T14:00:01", BERLIN)
+    clip = clip_of(root, t + 50.5 * FRAME, t + 700.5 * FRAME)
+    data = body(clip)
+    held = frames_of(data[leading_tag_length(data) :])
+    held = held[1:] if held[0] not in sent else held
+    i = where(sent, held, 50)
+    before = 600 - i
+    assert held[:before] == sent[i:600]
+    j = where(sent, held[before:], 650)
+    assert j == 650 and held[before:] == sent[650 : 650 + len(held) - before]
+    assert 650 + len(held) - before >= 700  # on to TO, not cut at the shared outage
+    (gap,) = clip.manifest["gaps"]
+    assert gap["seconds"] == pytest.approx(50 * FRAME, abs=SKEW + 0.01)

@@ -17,6 +17,7 @@ from isr.timeline.query import (
     covered_seconds,
     holes,
     make_timeline,
+    recorder_of,
     sources_json,
     titles_in_span,
 )
@@ -130,3 +131,22 @@ def test_encoded_in_pieces_is_the_same_json(n: int) -> None:
     body = tl.encode(BERLIN)
     assert json.loads(body) == tl.to_json(BERLIN)
     assert len(json.loads(body)["titles"]) == n
+
+
+def test_only_another_recorders_files_fill_a_gap() -> None:
+    """A crash-cut file ends at its last write, after its audio, and so overlaps the
+    gap its recorder's next file notes: that is no fill, in a local directory or over
+    the store. Another recorder's file that holds the time is one."""
+    cut = rec(T, T + 100.8, "rec1/radio1/a.mp3")
+    after = rec(T + 102, T + H, "rec1/radio1/b.mp3")
+    gap = Gap(T + 100.0, T + 102, 2.0, "the recorder was not running", after.path)
+    for recorder in (None, recorder_of):
+        tl = make_timeline("radio1", T, T + H, [cut, after], gaps=[gap], recorder=recorder)
+        assert tl.gaps == (gap,) and tl.filled == () and tl.noted == ()
+    other = rec(T + 50, T + 101.0, "rec2/radio1/c.mp3")
+    tl = make_timeline("radio1", T, T + H, [cut, after, other], gaps=[gap], recorder=recorder_of)
+    assert tl.gaps == (Gap(T + 101.0, T + 102, 1.0, gap.cause, after.path),)
+    assert tl.filled == (Gap(T + 100.0, T + 101.0, 1.0, gap.cause, other.path),)
+    assert tl.noted == (gap,)
+    local = make_timeline("radio1", T, T + H, [cut, after, other], gaps=[gap])
+    assert local.gaps == (gap,) and local.filled == ()  # one recorder: nothing is filled

@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -332,3 +333,40 @@ def test_an_idle_ui_lists_the_store_only_at_start(
         assert mirror.refreshes == 2
 
     serve_store(mirror, check)
+
+
+def test_a_fetch_under_way_holds_up_no_reader(
+    tmp_path: Path,
+    s3: S3Server,
+    recorded: dict[str, bytes],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Play while an analysis fetches the same hour: the ranged read goes through at
+    once (it must not wait for the download, which the web UI's loop would)."""
+    mirror = mirror_of(s3, tmp_path / "cache")
+    mirror.refresh()
+    name = sorted(recorded)[0]
+    started, release = threading.Event(), threading.Event()
+    real_get = mirror.store.get
+
+    def slow_get(n: str, first: int | None = None, last: int | None = None) -> Any:
+        got = real_get(n, first, last)
+        if first is None:  # the whole object: the fetch, held up until released
+            started.set()
+            release.wait(30)
+        return got
+
+    monkeypatch.setattr(mirror.store, "get", slow_get)
+    fetch = threading.Thread(target=mirror.local, args=(name,))
+    fetch.start()
+    try:
+        assert started.wait(30)
+        t0 = time.monotonic()
+        assert b"".join(mirror.open(name, 0, 99)) == recorded[name][:100]
+        assert time.monotonic() - t0 < 10
+        assert fetch.is_alive()  # the read did not wait for it
+    finally:
+        release.set()
+        fetch.join(30)
+    assert mirror.is_local(name)
+    assert mirror.path(name).read_bytes() == recorded[name]

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from isr.archive.store import Listed, Store, StoreError
+from isr.archive.store import Got, Listed, Store, StoreError, describe_error
 from isr.sidecar import read_ledger
 from isr.web.paths import is_audio
 
@@ -46,9 +46,13 @@ log = logging.getLogger("isr.archive.mirror")
 
 STATE_FILE = ".isr/mirror.sqlite3"
 DEFAULT_CACHE_BYTES = 4 << 30
-PIN_SECONDS = 900.0
+PIN_SECONDS = 3 * 3600.0
 """A file fetched or read this recently stays (a clip or an analysis may be reading
-it by its path): the cache may outgrow its size for that long."""
+it by its path, a long clip for a long time): the cache may outgrow its size for
+that long."""
+MAX_CHAIN_TAIL = 64 << 20
+"""More new bytes than this at once is not a chain that grew (a year of one source's
+lines is ~3 MB)."""
 CHUNK = 256 * 1024
 FETCHERS = 8
 """Sidecars and chains fetched at once by a refresh."""
@@ -58,8 +62,8 @@ MAX_SIDECAR = 16 << 20
 AUDIO, SIDECAR, CHAIN = "audio", "sidecar", "chain"
 
 
-class NotInStore(Exception):
-    """The name is no recording the mirror knows (a 404)."""
+class NotInStore(FileNotFoundError):
+    """The name is no recording the mirror knows (a 404, as a file deleted meanwhile)."""
 
 
 @dataclass(frozen=True)
@@ -126,8 +130,23 @@ class StoreMirror:
         self._db.commit()
         self._db_lock = threading.Lock()
         self._name_locks: dict[str, threading.Lock] = {}
+        self._fetch_locks: dict[str, threading.Lock] = {}
+        self._forget_emptied()
         self._refresh_lock = threading.Lock()
         self.refreshes = 0
+
+    def _forget_emptied(self) -> None:
+        """A file noted as fetched whose blocks are gone (a crash between a placeholder
+        and its note, on a file system that lost a write) is a placeholder again."""
+        for name, size in self._query(
+            "SELECT name, size FROM objects WHERE kind = ? AND fetched = 1", (AUDIO,)
+        ):
+            try:
+                emptied = size > 0 and self.path(name).stat().st_blocks == 0
+            except OSError:
+                emptied = True
+            if emptied:
+                self._mark(name, fetched=False)
 
     def close(self) -> None:
         with self._db_lock:
@@ -182,8 +201,8 @@ class StoreMirror:
                 elif kind_of(obj.name) == CHAIN:
                     old = known.get(obj.name)
                     self._fetch_chain(obj, old[2] if old is not None else 0)
-                else:
-                    self._placehold(obj)
+                elif not self._placehold(obj):
+                    return False
             except (StoreError, OSError) as exc:
                 log.warning("store: %s not mirrored: %s", obj.name, exc)
                 return False
@@ -233,11 +252,9 @@ class StoreMirror:
         if have != held or obj.size < held:
             have = 0
         if obj.size > have:
-            got = self.store.get(obj.name, have)
-            try:
-                tail = got.body.read()
-            finally:
-                got.body.close()
+            if obj.size - have > MAX_CHAIN_TAIL:
+                raise StoreError(f"{obj.size - have} new bytes is too much for a chain")
+            tail = self._read_all(obj.name, have)
             if have:
                 with path.open("r+b") as f:
                     f.seek(have)
@@ -247,22 +264,27 @@ class StoreMirror:
                 _install(path, tail, int(obj.modified * 1e9))
         self._record(obj, CHAIN, int(obj.modified * 1e9), True)
 
-    def _placehold(self, obj: Listed) -> None:
+    def _placehold(self, obj: Listed) -> bool:
+        """A placeholder for a new or changed object; False (left for the next
+        refresh) while a fetched copy of its old version is in use."""
         path = self.path(obj.name)
         ledger = read_ledger(path)
         end = ledger.end if ledger is not None and ledger.end is not None else obj.modified
         mtime_ns = int(end * 1e9)
         with self._lock(obj.name):
-            _placeholder(path, obj.size, mtime_ns)
+            now = self._query("SELECT fetched, used FROM objects WHERE name = ?", (obj.name,))
+            if now and now[0][0] and now[0][1] > time.time() - PIN_SECONDS:
+                return False
             self._record(obj, AUDIO, mtime_ns, False)
+            _placeholder(path, obj.size, mtime_ns)
+        return True
 
-    def _read_all(self, name: str) -> bytes:
-        got = self.store.get(name)
+    def _read_all(self, name: str, first: int | None = None) -> bytes:
+        got = self.store.get(name, first)
         try:
-            data: bytes = got.body.read()
+            return b"".join(_chunks(got, name, got.length))
         finally:
             got.body.close()
-        return data
 
     # -- reading -----------------------------------------------------------------
 
@@ -282,17 +304,44 @@ class StoreMirror:
 
     def local(self, name: str) -> Path:
         """The file, fetched whole if it is not here yet: checked against the SHA-256
-        its recorder computed (StoreError if the store's copy differs)."""
-        with self._lock(name):
+        its recorder computed (StoreError if the store's copy differs). It stays for
+        at least ``PIN_SECONDS``. The download holds only this name's fetch lock:
+        a reader of the name (:meth:`open`) never waits for it."""
+        with self._fetching(name):
             size, mtime_ns, fetched = self._row(name)
             path = self.path(name)
             if not fetched:
-                self._fetch_audio(name, path, size, mtime_ns)
-            self._change("UPDATE objects SET used = ? WHERE name = ?", [(time.time(), name)])
+                tmp = self._download(name, path, size, mtime_ns)
+                try:
+                    with self._lock(name):
+                        if self._row(name)[:2] != (size, mtime_ns):
+                            raise StoreError(f"{name} changed in the store meanwhile")
+                        os.replace(tmp, path)
+                        self._mark(name, fetched=True)
+                finally:
+                    tmp.unlink(missing_ok=True)
+                log.info("store: fetched %s (%d bytes)", name, size)
+            else:
+                with self._lock(name):
+                    self._mark(name, fetched=True)
         self._evict(keep=name)
         return path
 
-    def _fetch_audio(self, name: str, path: Path, size: int, mtime_ns: int) -> None:
+    def _mark(self, name: str, *, fetched: bool) -> None:
+        """Fetched (and used now), or a placeholder again."""
+        if fetched:
+            self._change(
+                "UPDATE objects SET fetched = 1, used = ? WHERE name = ?", [(time.time(), name)]
+            )
+        else:
+            self._change("UPDATE objects SET fetched = 0 WHERE name = ?", [(name,)])
+
+    def _fetching(self, name: str) -> threading.Lock:
+        with self._db_lock:
+            return self._fetch_locks.setdefault(name, threading.Lock())
+
+    def _download(self, name: str, path: Path, size: int, mtime_ns: int) -> Path:
+        """The object in a temporary file beside ``path``, checked and synced."""
         ledger = read_ledger(path)
         got = self.store.get(name)
         expected = got.sha256 or (ledger.sha256 if ledger is not None else None)
@@ -301,10 +350,12 @@ class StoreMirror:
         n = 0
         try:
             with tmp.open("xb") as out:
-                while chunk := got.body.read(CHUNK):
+                for chunk in _chunks(got, name, size):
                     h.update(chunk)
                     out.write(chunk)
                     n += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())  # "fetched" must never name a file a crash emptied
             if n != size:
                 raise StoreError(f"{name}: the store sent {n} bytes of {size}")
             if expected is not None and h.hexdigest() != expected:
@@ -313,12 +364,12 @@ class StoreMirror:
                     f"its recorder computed {expected}"
                 )
             os.utime(tmp, ns=(mtime_ns, mtime_ns))
-            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         finally:
             got.body.close()
-            tmp.unlink(missing_ok=True)
-        self._change("UPDATE objects SET fetched = 1 WHERE name = ?", [(name,)])
-        log.info("store: fetched %s (%d bytes)", name, size)
+        return tmp
 
     def _evict(self, keep: str) -> None:
         rows = self._query(
@@ -327,14 +378,18 @@ class StoreMirror:
             (AUDIO,),
         )
         total = 0
-        pinned = time.time() - PIN_SECONDS
-        for name, size, mtime_ns, used in rows:
+        for name, size, mtime_ns, _ in rows:
             total += size
-            if total <= self.cache_bytes or name == keep or used > pinned:
+            if total <= self.cache_bytes or name == keep:
                 continue
             with self._lock(name):
+                # Asked again under the lock: a local() or open() since the snapshot
+                # may have just handed the file out.
+                now = self._query("SELECT fetched, used FROM objects WHERE name = ?", (name,))
+                if not now or not now[0][0] or now[0][1] > time.time() - PIN_SECONDS:
+                    continue
+                self._mark(name, fetched=False)  # first: a crash leaves it refetched
                 _placeholder(self.path(name), size, mtime_ns)
-                self._change("UPDATE objects SET fetched = 0 WHERE name = ?", [(name,)])
 
     def open(self, name: str, first: int, last: int) -> Generator[bytes, None, None]:
         """Bytes ``first..last`` (inclusive) of a file, from here if it is here, else
@@ -344,6 +399,8 @@ class StoreMirror:
         with self._lock(name):
             fetched = self._row(name)[2]
             f = self.path(name).open("rb") if fetched else None
+            if fetched:
+                self._mark(name, fetched=True)  # in use: not evicted for a while
         if f is not None:
             return _read_local(f, first, last)
         return _read_remote(self.store, name, first, last)
@@ -359,16 +416,30 @@ def _read_local(f: BinaryIO, first: int, last: int) -> Generator[bytes, None, No
 
 
 def _read_remote(store: Store, name: str, first: int, last: int) -> Generator[bytes, None, None]:
-    """At most the bytes asked for: an object replaced since the listing (a re-upload)
-    must not overrun the length the response promised."""
+    """Exactly the bytes asked for, or StoreError before the first (an object
+    replaced since the listing must not break the length the response promised)."""
     got = store.get(name, first, last)
-    left = last - first + 1
     try:
-        while left > 0 and (chunk := got.body.read(min(CHUNK, left))):
-            left -= len(chunk)
-            yield chunk
+        yield from _chunks(got, name, last - first + 1)
     finally:
         got.body.close()
+
+
+def _chunks(got: Got, name: str, length: int) -> Generator[bytes, None, None]:
+    """``length`` bytes of a GET's body; a length that differs, or a body that breaks
+    off, is a StoreError (botocore's read errors are not OSErrors)."""
+    if got.length != length:
+        raise StoreError(f"{name}: the store has {got.length} bytes where {length} were listed")
+    left = length
+    while left > 0:
+        try:
+            chunk = got.body.read(min(CHUNK, left))
+        except Exception as exc:
+            raise StoreError(f"{name}: {describe_error(exc)}") from exc
+        if not chunk:
+            raise StoreError(f"{name}: the store's answer broke off {left} bytes short")
+        left -= len(chunk)
+        yield chunk
 
 
 def _install(path: Path, data: bytes, mtime_ns: int) -> None:

@@ -25,7 +25,7 @@ from isr.errors import BadTime, NotClippable, QueryError
 from isr.evidence.lines import chain_refs
 from isr.overlap import frame_key
 from isr.timeline.index import TimelineIndex
-from isr.timeline.query import Recording, Timeline
+from isr.timeline.query import Recording, Timeline, recorder_of
 
 __all__ = ["MAX_SOURCE_NAME", "Clip", "Clipper", "check_source", "check_span"]
 
@@ -130,8 +130,9 @@ class Clipper:
             gaps=timeline.gaps,
             tz=self.tz,
             chains=chains,
-            recorder=_recorder if self.per_recorder else None,
+            recorder=(lambda r: recorder_of(r.path)) if self.per_recorder else None,
             keys=self._unit_keys,
+            noted=timeline.noted or None,
         )
         live = {r.path for r in rows if r.open or r.recording}
         sha = {p.name: None if p.name in live else sidecar_sha256(p.path) for p in plan.parts}
@@ -172,11 +173,6 @@ class Clipper:
 
     def close(self) -> None:
         self.tables.close()
-
-
-def _recorder(row: Recording) -> str:
-    """Over the store a recording is named ``<recorder id>/<path>``."""
-    return row.path.split("/", 1)[0]
 
 
 def _cutter(row: Recording) -> Cutter:

@@ -128,24 +128,27 @@ def pair_parts(
     parts: list[Part] = []
     held: list[int] = []  # keys of the last units held, oldest first
     cursor = t0
-    while cursor < t1:
-        covering = [run for run in runs if run.start <= cursor < run.end]
+    left = list(runs)  # a run is followed once: each turn takes one from here
+    while left:
+        covering = [run for run in left if run.start <= cursor < run.end]
         if covering:
             run = max(covering, key=lambda run: (run.end, -run.start))
             g = _continue(run, cursor, held, keys)
         else:
-            later = [run for run in runs if run.start > cursor and run.start < t1]
+            later = [run for run in left if cursor < run.start < t1]
             if not later:
                 break
             run = min(later, key=lambda run: (run.start, -run.end))
             g = run.at(run.start)
             held = []  # a gap of the pair: nothing to match across it
-        taken = _take(run, g, t1, root)
-        if not taken or taken[-1].stop <= cursor:
-            break  # nothing gained: never loop
-        parts.extend(taken)
-        held = _last_keys(parts, keys)
-        cursor = taken[-1].stop
+        left.remove(run)
+        taken, done = _take(run, g, t1, root)
+        if taken:  # (none: the other recorder held all of this one already)
+            parts.extend(taken)
+            held = _last_keys(parts, keys)
+            cursor = max(cursor, taken[-1].stop)
+        if done:
+            break
     return parts
 
 
@@ -190,9 +193,9 @@ def _keys(run: _Run, a: int, b: int, keys: Keys) -> list[int]:
     return out
 
 
-def _take(run: _Run, g: int, t1: float, root: Path) -> list[Part]:
+def _take(run: _Run, g: int, t1: float, root: Path) -> tuple[list[Part], bool]:
     """Units of ``run`` from its ``g``-th to the one holding the instant before
-    ``t1`` (or the run's end), a part per file."""
+    ``t1`` (or the run's end), a part per file; and whether ``t1`` was reached."""
     parts = []
     i, k = run.locate(g)
     for r, t in run.files[i:]:
@@ -209,7 +212,7 @@ def _take(run: _Run, g: int, t1: float, root: Path) -> list[Part]:
                     r.start + t.sample(end) / t.rate,
                 )
             )
-        if end < t.count:
-            break
+        if end < t.count or r.start + t.seconds >= t1:
+            return parts, True
         k = 0
-    return parts
+    return parts, False

@@ -87,6 +87,7 @@ def plan_clip(
     chains: bool = False,
     recorder: Callable[[Recording], str] | None = None,
     keys: Keys | None = None,
+    noted: Sequence[Gap] | None = None,
 ) -> Plan:
     """The plan of the clip of ``source`` from ``t0`` to ``t1`` (Unix seconds).
 
@@ -95,7 +96,8 @@ def plan_clip(
     ``chains``: the cutter writes a change of codec parameters as a new link (Ogg),
     so only a change of cutter is refused. ``recorder(row)`` names the recorder of a
     row when rows may come from several (a redundant pair, over the store); with
-    ``keys`` their stream files are spliced by content (:mod:`isr.clips.pair`).
+    ``keys`` their stream files are spliced by content (:mod:`isr.clips.pair`), each
+    recorder's files broken where ``noted`` (the sidecars' own gaps; default ``gaps``).
     """
     ordered = sorted(rows, key=lambda r: (r.start, r.path))
     with_tables = [(r, tables(r)) for r in ordered]
@@ -106,7 +108,15 @@ def plan_clip(
             with_tables = _best_recorder(with_tables, recorder, t0, t1)
         parts = _pcm_parts(t0, t1, with_tables, gaps, root)
     elif recorder is not None and keys is not None and len(recorders) > 1:
-        parts = pair_parts(t0, t1, with_tables, root, recorder=recorder, keys=keys, gaps=gaps)
+        parts = pair_parts(
+            t0,
+            t1,
+            with_tables,
+            root,
+            recorder=recorder,
+            keys=keys,
+            gaps=gaps if noted is None else noted,
+        )
     else:
         parts = _frame_parts(t0, t1, with_tables, root)
     if not parts:

@@ -59,7 +59,15 @@ from isr.errors import UnknownSource
 from isr.formats import of_extension
 from isr.sidecar import read_ledger
 from isr.sinks.files import connect_sqlite
-from isr.timeline.query import Gap, Recording, SourceSummary, Timeline, Title, make_timeline
+from isr.timeline.query import (
+    Gap,
+    Recording,
+    SourceSummary,
+    Timeline,
+    Title,
+    make_timeline,
+    recorder_of,
+)
 from isr.web.files import FileIndex, Stat, being_recorded, start_from_name, wav_duration_of
 from isr.web.recorder_status import read_status
 
@@ -210,8 +218,12 @@ class TimelineIndex:
         files: FileIndex | None = None,
         *,
         in_memory: bool = False,
+        per_recorder: bool = False,
     ) -> None:
+        """``per_recorder``: the first folder of every name is a recorder's (the web UI
+        over the store), and one recorder's gaps that another's files hold are filled."""
         self.root = Path(root)
+        self.per_recorder = per_recorder
         self.tz = tz
         self.files = files if files is not None else FileIndex(self.root)
         self.path: Path | None = None if in_memory else self.root / ".isr" / INDEX_FILE
@@ -610,6 +622,7 @@ class TimelineIndex:
             gaps=gaps,
             titles=found,
             recording={r.path for r in marked if r.recording},
+            recorder=recorder_of if self.per_recorder else None,
         )
 
     def sources(self) -> list[SourceSummary]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import tzinfo
 from typing import Any, NamedTuple
@@ -118,6 +118,9 @@ class Timeline:
     filled: tuple[Gap, ...] = ()
     """Gaps in one recorder's files that another recorder's files hold (a redundant
     pair): not gaps of the source; each names the file that fills it."""
+    noted: tuple[Gap, ...] = ()
+    """When some were filled: the sidecars' gaps as they list them (where each
+    recorder's files break: :mod:`isr.clips.pair`)."""
 
     @property
     def span_seconds(self) -> float:
@@ -259,12 +262,15 @@ def make_timeline(
     gaps: Iterable[Gap] = (),
     titles: Iterable[Title] = (),
     recording: frozenset[str] | set[str] = frozenset(),
+    recorder: Callable[[str], str] | None = None,
 ) -> Timeline:
     """The timeline of ``source`` over ``[t0, t1)`` from the index's rows.
 
     ``rows`` are the files that overlap the span, ``neighbours`` the last file before
     it and the first after (for holes at its edges), ``gaps`` the sidecar gaps near it
     and ``titles`` those of ``rows``; ``recording`` names the files being recorded.
+    ``recorder(path)`` names the recorder of a file when the rows may come from
+    several (over the store): one's gap that another's files hold is then filled.
     """
     segments = tuple(
         r if r.recording == (r.path in recording) else replace(r, recording=r.path in recording)
@@ -273,7 +279,10 @@ def make_timeline(
     )
     listed = sorted({g for g in gaps if g.start < t1 and g.end > t0}, key=lambda g: g.start)
     found = holes([*segments, *neighbours], listed, t0, t1)
-    listed, filled = unfilled(listed, [*segments, *neighbours])
+    noted = tuple(listed)
+    filled: list[Gap] = []
+    if recorder is not None:
+        listed, filled = unfilled(listed, [*segments, *neighbours], recorder)
     all_gaps = tuple(sorted([*listed, *found], key=lambda g: (g.start, g.end)))
     return Timeline(
         source=source,
@@ -284,6 +293,7 @@ def make_timeline(
         titles=tuple(titles_in_span(titles, t0, t1)),
         covered_seconds=covered_seconds(segments, t0, t1),
         filled=tuple(filled),
+        noted=noted if filled else (),
     )
 
 
@@ -292,13 +302,12 @@ FILL_SLACK = 0.01
 milliseconds, a split's files abut), not a fill."""
 
 
-def unfilled(gaps: Sequence[Gap], rows: Sequence[Recording]) -> tuple[list[Gap], list[Gap]]:
-    """Each sidecar gap less what other files hold of it, and what they hold.
-
-    A file does not hold its own gaps (one before its start: a new connection opens
-    a new file; one inside it: an HLS segment that expired), and no other file of
-    its recorder overlaps it: a file that holds part of a gap is another
-    recorder's (a redundant pair) and fills it. Returns the
+def unfilled(
+    gaps: Sequence[Gap], rows: Sequence[Recording], recorder: Callable[[str], str]
+) -> tuple[list[Gap], list[Gap]]:
+    """Each sidecar gap less what other recorders' files hold of it, and what they
+    hold (a redundant pair). Only another recorder's files fill: one recorder's own
+    may overlap its gap by a crash-cut file's end (its last write). Returns the
     gaps left (a gap held in its middle leaves two) and the fills, each with the
     file that fills it as its ``file``. Gaps left that overlap are one.
     """
@@ -308,7 +317,9 @@ def unfilled(gaps: Sequence[Gap], rows: Sequence[Recording]) -> tuple[list[Gap],
         cover = sorted(
             (max(r.start, g.start), min(r.end, g.end), r.path)
             for r in rows
-            if r.path != g.file and min(r.end, g.end) - max(r.start, g.start) >= FILL_SLACK
+            if g.file is not None
+            and recorder(r.path) != recorder(g.file)
+            and min(r.end, g.end) - max(r.start, g.start) >= FILL_SLACK
         )
         if not cover:
             left.append(g)
@@ -352,3 +363,8 @@ def sources_json(sources: Iterable[SourceSummary], tz: tzinfo) -> dict[str, Any]
             for s in sources
         ]
     }
+
+
+def recorder_of(path: str) -> str:
+    """Over the store a recording is named ``<recorder id>/<path>``."""
+    return path.split("/", 1)[0]

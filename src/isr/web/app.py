@@ -394,7 +394,11 @@ async def _send_through_mirror(
         await response.prepare(request)
         await response.write_eof()
         return response
-    chunks = mirror.open(name, first, last)
+    try:
+        # Opening takes the name's lock (an eviction may hold it): not on the loop.
+        chunks = await asyncio.to_thread(mirror.open, name, first, last)
+    except (NotInStore, FileNotFoundError):
+        raise web.HTTPNotFound(text="no such recording") from None
     try:
         head = await asyncio.to_thread(next, chunks, None)  # the store answers first
     except (StoreError, NotInStore) as exc:
@@ -661,6 +665,10 @@ async def _refresh_store(mirror: StoreMirror, every: float, wanted: asyncio.Even
             if str(exc) != failing:
                 log.warning("cannot list the store %s: %s", mirror.store.cfg.url, exc)
             failing = str(exc)
+        except Exception as exc:  # never the end of the refresher: logged, tried again
+            if repr(exc) != failing:
+                log.exception("listing the store %s failed", mirror.store.cfg.url)
+            failing = repr(exc)
         else:
             if failing is not None or mirror.refreshes == 1:
                 log.info(
@@ -875,7 +883,7 @@ def create_app(
         allowed_hosts=frozenset(guard.parse_allowed_hosts(" ".join(allowed_hosts))),
     )
     state = app[STATE]
-    state.timeline = TimelineIndex(root, state.tz, files)
+    state.timeline = TimelineIndex(root, state.tz, files, per_recorder=mirror is not None)
     if mirror is not None:
         state.mirror = mirror
         state.archive_url = mirror.store.cfg.url

@@ -32,6 +32,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from isr import formats
+from isr.archive.store import StoreError
 from isr.clips.body import Body, FileRange, Literal
 from isr.clips.clip import Clip, Clipper
 from isr.errors import (
@@ -137,6 +138,9 @@ async def _clip(request: web.Request, *, body: bool) -> Clip:
         raise _error(web.HTTPNotImplemented, str(exc)) from None
     except QueryError as exc:
         raise _error(web.HTTPBadRequest, str(exc)) from None
+    except StoreError as exc:  # the UI over the store: a file could not be fetched
+        log.warning("clip of %s: %s", source, exc)
+        raise _error(web.HTTPBadGateway, f"the store did not give a recording: {exc}") from None
     except FileNotFoundError as exc:  # deleted (retention) since the index listed it
         log.warning("clip of %s: %s", source, exc)
         raise _error(web.HTTPNotFound, "a recording in the span is gone; try again") from None
