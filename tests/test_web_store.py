@@ -309,6 +309,26 @@ def test_isr_web_archive_refuses_a_url_that_is_no_store(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "--archive: 'ftp://x/y' is not s3://bucket/prefix" in result.stderr
     assert "Traceback" not in result.stderr
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "isr",
+            "web",
+            "--dir",
+            str(tmp_path),
+            "--archive",
+            "s3://b/p",
+            "--cache-mb",
+            "0",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "ISR_CONFIG": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0 and "--cache-mb: 0 is not a size in MB" in result.stderr
 
 
 def test_an_idle_ui_lists_the_store_only_at_start(

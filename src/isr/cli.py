@@ -88,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: .isr/store/<bucket>/<prefix> in the recordings directory)",
     )
     web.add_argument(
+        "--cache-mb",
+        type=float,
+        default=4096,
+        help="with --archive: the files fetched whole (for analyses and clips) kept at "
+        "most, in MB, beyond those used in the last 3 hours (default 4096)",
+    )
+    web.add_argument(
         "--threshold",
         type=float,
         default=None,
@@ -293,7 +300,11 @@ def _store_mirror(args: argparse.Namespace, cfg: Config | None, directory: Path)
         if args.cache
         else directory / ".isr" / "store" / archive.bucket / (archive.prefix or "_")
     )
-    return StoreMirror(Store(archive, every_recorder=True), cache)
+    if args.cache_mb <= 0:
+        raise ConfigError(f"--cache-mb: {args.cache_mb:g} is not a size in MB")
+    return StoreMirror(
+        Store(archive, every_recorder=True), cache, cache_bytes=int(args.cache_mb * 1e6)
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
