@@ -50,7 +50,7 @@ test: system-test venv node_modules/axe-core/axe.min.js
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile --durations=15
 
 ## What CI runs short of the slow tests: lint, format, types, the fast tests (~1 min).
 check: venv
