@@ -32,7 +32,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -444,25 +444,23 @@ def _chunks(got: Got, name: str, length: int) -> Generator[bytes, None, None]:
 
 def _install(path: Path, data: bytes, mtime_ns: int) -> None:
     """Write ``data`` at ``path`` whole or not at all."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
-    try:
-        with tmp.open("xb") as f:
-            f.write(data)
-        os.utime(tmp, ns=(mtime_ns, mtime_ns))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    _replace(path, lambda f: f.write(data), mtime_ns)
 
 
 def _placeholder(path: Path, size: int, mtime_ns: int) -> None:
     """A sparse file of ``size`` bytes in ``path``'s place (a new inode: whoever has
     the old one open keeps reading its bytes)."""
+    _replace(path, lambda f: f.truncate(size), mtime_ns)
+
+
+def _replace(path: Path, fill: Callable[[BinaryIO], object], mtime_ns: int) -> None:
+    """A new file at ``path``: ``fill`` writes a temporary one beside it, which then
+    takes the name (a reader sees the old file or the new, never half of one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
     try:
         with tmp.open("xb") as f:
-            f.truncate(size)
+            fill(f)
         os.utime(tmp, ns=(mtime_ns, mtime_ns))
         os.replace(tmp, path)
     finally:

@@ -47,6 +47,7 @@ from isr.timeline.query import (
     SourceSummary,
     Timeline,
     covered_seconds,
+    filled_json,
 )
 from isr.timeline.times import day_start
 
@@ -132,22 +133,7 @@ class Coverage:
                 for g in self.gaps
             ],
             "failed_checks": list(self.failed_checks),
-        } | (
-            {
-                "filled": [
-                    {
-                        "start": iso(g.start, tz),
-                        "end": iso(g.end, tz),
-                        "seconds": round(g.seconds, 3),
-                        "cause": g.cause,
-                        "by": g.file,
-                    }
-                    for g in self.filled
-                ]
-            }
-            if self.filled
-            else {}
-        )
+        } | filled_json(self.filled, tz)
 
 
 def coverage_json(days: Iterable[Coverage], tz: tzinfo) -> dict[str, Any]:

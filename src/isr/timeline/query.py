@@ -168,22 +168,26 @@ class Timeline:
                 for g in self.gaps
             ],
             "covered_seconds": round(self.covered_seconds, 3),
-        } | (
+        } | filled_json(self.filled, tz)
+
+
+def filled_json(filled: Sequence[Gap], tz: tzinfo) -> dict[str, Any]:
+    """``{"filled": [...]}`` when a pair filled something (``by``: the filling file);
+    nothing otherwise, so a single recorder's answers keep their shape."""
+    if not filled:
+        return {}
+    return {
+        "filled": [
             {
-                "filled": [
-                    {
-                        "start": iso(g.start, tz),
-                        "end": iso(g.end, tz),
-                        "seconds": round(g.seconds, 3),
-                        "cause": g.cause,
-                        "by": g.file,
-                    }
-                    for g in self.filled
-                ]
+                "start": iso(g.start, tz),
+                "end": iso(g.end, tz),
+                "seconds": round(g.seconds, 3),
+                "cause": g.cause,
+                "by": g.file,
             }
-            if self.filled
-            else {}
-        )
+            for g in filled
+        ]
+    }
 
 
 def _titles_json(titles: Sequence[Title], tz: tzinfo) -> list[dict[str, Any]]:
