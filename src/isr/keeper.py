@@ -8,6 +8,7 @@ keeps recording: it never deletes anything retention would keep.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -23,6 +24,9 @@ log = logging.getLogger("isr.keeper")
 
 RETENTION_INTERVAL = 3600.0
 DISK_INTERVAL = 30.0
+ARCHIVED_SETTLE = 1.0
+"""After the store confirms a file retention held, wait this long for more before
+looking again: one look for a burst of uploads, not one per file."""
 
 
 def free_bytes(path: Path) -> int | None:
@@ -67,6 +71,7 @@ class Keeper:
         """Expired files the last pass kept because the archive lacks them."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._said_held = False
+        self._archived = asyncio.Event()
 
     def _on_loop(self, fn: Callable[[], object]) -> None:
         """Run ``fn`` on the event loop (the checks run in a worker thread, where the
@@ -158,16 +163,37 @@ class Keeper:
         self.low = False
         self._said_held = False
 
+    def archived(self) -> None:
+        """The store confirmed a file (any thread). When retention holds expired files
+        for the archive, look again soon rather than at the next interval: on a full
+        disk, the space they free is wanted now."""
+        loop = self._loop
+        if self.held and loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._archived.set)
+
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         next_sweep = 0.0
+        look: Callable[[], object] = self.check_disk
         while True:
             now = time.monotonic()
             try:
                 if now >= next_sweep:
                     next_sweep = now + self.retention_interval
                     await asyncio.to_thread(self.sweep)
-                await asyncio.to_thread(self.check_disk)
+                await asyncio.to_thread(look)
             except Exception:  # the keeper must never stop the recorder
                 log.exception("retention or disk check failed")
-            await asyncio.sleep(self.disk_interval)
+            try:
+                async with asyncio.timeout(self.disk_interval):
+                    await self._archived.wait()
+            except TimeoutError:
+                look = self.check_disk
+                continue
+            self._archived.clear()
+            await asyncio.sleep(ARCHIVED_SETTLE)
+            self._archived.clear()
+            # Held for a full disk: the guard deletes them; held by retention alone:
+            # a retention pass does.
+            look = self.check_disk if self.low else self.sweep

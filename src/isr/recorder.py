@@ -176,6 +176,7 @@ class Recorder:
             )
             self.evidence.listeners.append(self.archive.closed)
             self.keeper.unarchived = self.archive.unarchived
+            self.archive.on_confirmed = self.keeper.archived
             self.board.archive = self.archive.status
         self.lock_fd: int | None = None
         fsync = min((s.fsync_seconds for s in cfg.sources), default=10.0)

@@ -106,6 +106,8 @@ class Archive:
         they change while ``SIDECAR_WATCH`` lasts."""
         self.uploaded = 0
         """Files this run uploaded (tests)."""
+        self.on_confirmed: Callable[[], None] | None = None
+        """Told (in this thread) each time the store confirms a file: the keeper."""
         self._failures = 0
         self._pause_until = 0.0
         self._behind = False
@@ -348,6 +350,8 @@ class Archive:
             return False
         queue.confirmed(db, row.name, sha256, size, parse_end(data), time.time())
         log.debug("archive: %s uploaded", row.name)
+        if self.on_confirmed is not None:
+            self.on_confirmed()
         self._succeeded()
         return True
 
