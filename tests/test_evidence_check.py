@@ -4,6 +4,7 @@ its check is caught and alerted; each format's own CRCs and structure."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import struct
 import time
@@ -17,9 +18,11 @@ import pytest
 from isr import sidecar
 from isr.alerts import Alerter
 from isr.config import AlertsConfig
+from isr.evidence import check as evcheck
 from isr.evidence import pending, service
 from isr.evidence.check import Mp3Walker, check_file
 from isr.evidence.service import Evidence
+from isr.framing.flac import crc16
 from isr.sinks.wav import WavSink
 from isr.sources.tone import tone_block
 from tests.support import segmenting
@@ -189,3 +192,89 @@ def test_a_checks_entry_goes_only_once_its_sidecar_holds_the_check(
     for name, check in seen.items():
         assert check is not None and check["ok"] is True, name
     assert pending.load(tmp_path) == []
+
+
+def _frames(data: bytes | bytearray) -> list[int]:
+    """Where each MP3 frame of ``data`` starts, by the frames' lengths."""
+    table = Mp3Walker()._table
+    starts = []
+    pos = 0
+    while pos + 4 <= len(data):
+        h = table[(data[pos + 1] & 0x1F) << 8 | data[pos + 2]]
+        assert h is not None
+        starts.append(pos)
+        pos += h.length
+    return starts
+
+
+@pytest.mark.parametrize("chunk", [evcheck.CHUNK, 4099])
+def test_the_crc_of_protected_mp3_frames(
+    tmp_path: Path, media: MediaFactory, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    path, _, _ = _record(tmp_path, "mp3", media("mp3", 5.0).read_bytes())[0]
+    data = bytearray(path.read_bytes())
+    frames = _frames(data)[1:]  # after the Xing frame: every frame protected
+    for pos in frames:
+        data[pos + 1] &= 0xFE
+        side = 17 if data[pos + 3] >> 6 == 3 else 32
+        crc = crc16(bytes(data[pos + 2 : pos + 4] + data[pos + 6 : pos + 6 + side]), 0xFFFF)
+        data[pos + 4 : pos + 6] = crc.to_bytes(2, "big")
+    bad = [frames[1], frames[len(frames) // 2], frames[-1]]
+    for pos in bad:
+        data[pos + 5] ^= 0x01
+    path.write_bytes(data)
+    monkeypatch.setattr(evcheck, "CHUNK", chunk)
+    result = check_file(path, None)
+    assert result.problems == [f"byte {pos}: MP3 frame CRC-16 does not match" for pos in bad]
+
+
+@pytest.mark.parametrize(("fmt", "kind"), [("mp3", "mp3"), ("ogg", "vorbis")])
+def test_a_byte_flipped_anywhere_is_caught(
+    tmp_path: Path, media: MediaFactory, monkeypatch: pytest.MonkeyPatch, fmt: str, kind: str
+) -> None:
+    """In the head patched at close, at either side of it, at the chunks' seams
+    and at the end: the check reads each chunk into one buffer kept for the file."""
+    path, _, written = _record(tmp_path, fmt, media(kind, 5.0).read_bytes())[0]
+    good = path.read_bytes()
+    reserve = written.reserve
+    assert reserve > 0
+    monkeypatch.setattr(evcheck, "CHUNK", 4099)
+    assert check_file(path, written).attested
+    for at in (0, reserve - 1, reserve, 4098, 4099, 8198, len(good) // 2, len(good) - 1):
+        data = bytearray(good)
+        data[at] ^= 0x01
+        path.write_bytes(data)
+        result = check_file(path, written)
+        assert result.sha256 == hashlib.sha256(data).hexdigest()
+        assert not result.attested
+        assert result.problems[0] == (
+            f"its first {reserve} bytes are not those written"
+            if at < reserve
+            else f"its bytes from {reserve} on are not those written (SHA-256)"
+        )
+
+
+@pytest.mark.parametrize(("fmt", "kind"), [("mp3", "mp3"), ("ogg", "vorbis"), ("ogg", "opus")])
+def test_the_same_problems_however_the_file_is_read(
+    tmp_path: Path, media: MediaFactory, monkeypatch: pytest.MonkeyPatch, fmt: str, kind: str
+) -> None:
+    """Damage across the chunks' seams is told alike whatever the chunk, and when
+    what a chunk carries over does not fit in the room before the next."""
+    path, _, written = _record(tmp_path, fmt, media(kind, 5.0).read_bytes())[0]
+    data = bytearray(path.read_bytes())
+    n = len(data)
+    data[n // 5] ^= 0x10
+    data[n // 3 : n // 3] = b"\xff\xfb\x90OggS\x00" + bytes(range(256)) * 3
+    del data[n // 2 : n // 2 + 700]
+    data[2 * n // 3] ^= 0x80
+    del data[-300:]
+    path.write_bytes(data)
+    results = []
+    for chunk, slack in ((evcheck.CHUNK, evcheck.SLACK), (4099, evcheck.SLACK), (1000, 16), (7, 8)):
+        monkeypatch.setattr(evcheck, "CHUNK", chunk)
+        monkeypatch.setattr(evcheck, "SLACK", slack)
+        result = check_file(path, written)
+        results.append((result.sha256, result.size, result.problems))
+    assert results[0][2][0] == f"the file holds {len(data)} bytes, {n} were written"
+    assert len(results[0][2]) > 2
+    assert all(r == results[0] for r in results[1:]), results

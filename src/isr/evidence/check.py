@@ -24,7 +24,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import struct
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,11 +39,17 @@ from isr.framing._sync import Header
 from isr.sinks.files import open_regular
 
 CHUNK = 1 << 20
+SLACK = 1 << 16
+"""Room before each chunk read, where a walker puts the bytes it carried over from
+the last one (an Ogg page is at most 65,307 bytes), so that a chunk is walked where
+it was read, not copied after them."""
 MAX_PROBLEMS = 10
 
 
 class Walker(Protocol):
-    def feed(self, data: bytes) -> None: ...
+    def feed(self, buf: memoryview, start: int, end: int) -> None:
+        """The file's next bytes are ``buf[start:end]``; ``buf[:start]`` is free room.
+        ``buf`` is reused for the next chunk: what is kept must be copied."""
 
     def finish(self) -> list[str]: ...
 
@@ -101,11 +109,22 @@ class _Resync:
         self.problems = _Problems()
         self._lost_at = -1
 
-    def feed(self, data: bytes) -> None:
-        buf = self.buf + data if self.buf else data
+    def feed(self, buf: memoryview, start: int, end: int) -> None:
+        self._feed_bytes(self.buf + bytes(buf[start:end]))
+
+    def _feed_bytes(self, buf: bytes) -> None:
         pos = self._walk(buf)
         self.buf = buf[pos:]
         self.offset += pos
+
+    def _carried(self, buf: memoryview, start: int) -> int:
+        """Put the bytes carried over just before ``start``; where they begin, or -1
+        when they do not fit there."""
+        lo = start - len(self.buf)
+        if lo < 0:
+            return -1
+        buf[lo:start] = self.buf
+        return lo
 
     def _walk(self, buf: bytes) -> int:
         """Walk the units from ``buf``'s start; where the next one starts (at or
@@ -153,6 +172,35 @@ def _mp3_tables() -> tuple[tuple[Header | None, ...], npt.NDArray[np.int64]]:
     return _TABLE, np.array([h.length if h else 0 for h in _TABLE], dtype=np.int64)
 
 
+def _chain(arr: Any, starts: Any, lengths: Any, ends: Any) -> Any:
+    """The MP3 frames from the first, as indices into ``starts`` (the places in
+    ``arr`` that could start one, frames of ``lengths`` ending at ``ends``).
+
+    A place is linked when its frame ends where another place is. Mostly, the
+    linked places are the frames but the last, each ending where the next begins:
+    then they, and where the last of them ends, are the chain, found in a few passes
+    with no search. Otherwise (a place inside a frame links to another, or the chain
+    breaks) each place's successor is searched for and followed by doubling: path
+    holds k frames, jump the k-th successor, m standing for "no next frame"."""
+    n = len(arr)
+    inside = ends < n - 3
+    at = np.where(inside, ends, 0)
+    linked = inside & (lengths > 0) & (arr[at] == 0xFF) & (arr[at + 1] >= 0xE0)
+    idx = np.flatnonzero(linked)
+    if not len(idx):
+        return np.zeros(1, dtype=np.int64)  # the first frame alone
+    first, then = starts[idx], ends[idx]
+    if first[0] == 0 and np.array_equal(first[1:], then[:-1]):
+        return np.append(idx, np.searchsorted(starts, then[-1]))
+    m = len(starts)
+    jump = np.append(np.where(linked, np.searchsorted(starts, ends), m), m)
+    path = np.zeros(1, dtype=np.int64)
+    while path[-1] != m:
+        path = np.concatenate((path, jump[path]))
+        jump = jump[jump]
+    return path[path != m]
+
+
 class Mp3Walker(_Resync):
     """MPEG audio frames back to back; protected layer III frames' CRC-16.
 
@@ -160,7 +208,10 @@ class Mp3Walker(_Resync):
     hour at 128 kbps is 138,000 frames): every place that could start a frame is
     found at once, each one's length looked up, and the frames are followed from
     the file's first byte through those places by doubling (no Python per frame).
-    Where that chain breaks, the chunk is walked byte by byte to say where and how
+    The chunk is walked where it was read (the frame cut off by the last chunk's
+    end put before it), and the scan's mask is kept from chunk to chunk: a fresh
+    megabyte per chunk costs more in page faults than the scan itself.
+    Where the chain breaks, the chunk is walked byte by byte to say where and how
     much is wrong.
     """
 
@@ -171,38 +222,44 @@ class Mp3Walker(_Resync):
     def __init__(self) -> None:
         super().__init__()
         self._table, self._lengths = _mp3_tables()
+        self._mask = np.empty(0, dtype=np.bool_)
         self.frames = 0
         self.crcs = 0
 
+    def feed(self, buf: memoryview, start: int, end: int) -> None:
+        lo = self._carried(buf, start) if self._lost_at < 0 else -1
+        if lo >= 0:
+            pos = self._fast(buf[lo:end])
+            if pos >= 0:
+                self.buf = bytes(buf[lo + pos : end])
+                self.offset += pos
+                return
+            self._feed_bytes(bytes(buf[lo:end]))
+        else:
+            self._feed_bytes(self.buf + bytes(buf[start:end]))
+
     def _walk(self, buf: bytes) -> int:
-        pos = self._fast(buf) if self._lost_at < 0 else -1
+        pos = self._fast(memoryview(buf)) if self._lost_at < 0 else -1
         return pos if pos >= 0 else self._slow(buf)
 
-    def _fast(self, buf: bytes) -> int:
+    def _fast(self, buf: memoryview) -> int:
         """Where the frames from ``buf``'s start end (the last one may be cut off
         by the chunk's end); -1 when they do not follow each other to there."""
         n = len(buf)
         if n < 8:
             return 0
         arr = np.frombuffer(buf, np.uint8)
-        b1 = arr[1:-2]
-        starts = np.flatnonzero((arr[:-3] == 0xFF) & (b1 >= 0xE0))
+        if len(self._mask) < n:
+            self._mask = np.empty(n, dtype=np.bool_)
+        ff = np.flatnonzero(np.equal(arr[:-3], 0xFF, out=self._mask[: n - 3]))
+        starts = ff[arr[ff + 1] >= 0xE0]
         if not len(starts) or starts[0] != 0:
             return -1
-        keys = (b1[starts].astype(np.int64) & 0x1F) << 8 | arr[2:-1][starts]
+        b1 = arr[starts + 1]
+        keys = (b1.astype(np.int64) & 0x1F) << 8 | arr[starts + 2]
         lengths = self._lengths[keys]
         ends = starts + lengths
-        m = len(starts)
-        j = np.searchsorted(starts, ends)
-        linked = (lengths > 0) & (starts[np.minimum(j, m - 1)] == ends)
-        # The frames from the first: the successor's powers by doubling (path holds
-        # k frames, jump the k-th successor), m standing for "no next frame".
-        jump = np.append(np.where(linked, j, m), m)
-        path = np.zeros(1, dtype=np.int64)
-        while path[-1] != m:
-            path = np.concatenate((path, jump[path]))
-            jump = jump[jump]
-        path = path[path != m]
+        path = _chain(arr, starts, lengths, ends)
         i = int(path[-1])
         end = int(ends[i])
         if lengths[i] == 0:
@@ -212,10 +269,10 @@ class Mp3Walker(_Resync):
             end = int(starts[i])
         elif end + 4 <= n:
             return -1  # something that is not a frame follows
-        frames = starts[path]
-        protected = frames[(arr[frames + 1] & 1 == 0) & ((arr[frames + 1] >> 1) & 3 == 1)]
+        fb1 = b1[path]
+        protected = starts[path][(fb1 & 1 == 0) & ((fb1 >> 1) & 3 == 1)]
         for p in protected.tolist():
-            self._crc(buf, p, buf[p + 1])
+            self._crc(bytes(buf[p : p + 38]), self.offset + p)
         self.frames += len(path)
         return end
 
@@ -235,19 +292,22 @@ class Mp3Walker(_Resync):
             if self._lost_at >= 0:
                 self._lost(self.offset + pos)
             if not b1 & 1 and (b1 >> 1) & 3 == 1:
-                self._crc(buf, pos, b1)
+                self._crc(buf[pos : pos + 38], self.offset + pos)
             self.frames += 1
             pos = end
         return pos
 
-    def _crc(self, buf: bytes, pos: int, b1: int) -> None:
-        mono = buf[pos + 3] >> 6 == 3
+    def _crc(self, frame: bytes, at: int) -> None:
+        """The CRC-16 of a protected layer III frame (its first 38 bytes), at byte
+        ``at`` of the file."""
+        b1 = frame[1]
+        mono = frame[3] >> 6 == 3
         side = (17 if mono else 32) if (b1 >> 3) & 3 == 3 else (9 if mono else 17)
-        covered = buf[pos + 2 : pos + 4] + buf[pos + 6 : pos + 6 + side]
-        stored = buf[pos + 4] << 8 | buf[pos + 5]
+        covered = frame[2:4] + frame[6 : 6 + side]
+        stored = frame[4] << 8 | frame[5]
         self.crcs += 1
         if _crc16_mpeg(covered) != stored:
-            self.problems.add(f"byte {self.offset + pos}: MP3 frame CRC-16 does not match")
+            self.problems.add(f"byte {at}: MP3 frame CRC-16 does not match")
 
     def finish(self) -> list[str]:
         if self.buf:
@@ -300,9 +360,20 @@ class AdtsWalker(_Resync):
 
 # -- Ogg ---------------------------------------------------------------------------------
 
+_OGG_FIELDS = struct.Struct("<BqII")
+"""header_type, granule_position, serial, sequence: bytes 5 to 21 of a page."""
+
 
 class OggWalker(_Resync):
-    """Ogg pages back to back, each with its CRC-32, sequence numbers without a gap."""
+    """Ogg pages back to back, each with its CRC-32, sequence numbers without a gap.
+
+    The Ogg CRC is zlib's CRC-32 of the page with each byte's bits reversed (zlib's
+    is the reflected one), so each chunk is reversed once, in numpy, 8 bytes at a
+    time, into a buffer kept from chunk to chunk (``bytes.translate`` of each page
+    took twice as long and a fresh copy per page), and each page's CRC is one
+    ``zlib.crc32`` there. Where no page starts, the rest of the chunk is walked as
+    bytes (``_walk``), looking for the next.
+    """
 
     UNIT = "Ogg page"
     SYNC = b"OggS"
@@ -316,6 +387,75 @@ class OggWalker(_Resync):
         self._fields = page_fields
         self.pages = 0
         self._seq: dict[int, int] = {}
+        self._rev = np.empty(0, dtype=np.uint64)
+        self._tmp = np.empty(0, dtype=np.uint64)
+
+    def feed(self, buf: memoryview, start: int, end: int) -> None:
+        lo = self._carried(buf, start)
+        if lo < 0 or len(buf) % 8:
+            self._feed_bytes(self.buf + bytes(buf[start:end]))
+            return
+        rev = self._reversed(buf, lo, end)
+        pos = self._fast(buf, rev, lo, end)
+        if pos >= end - 26 or (bytes(buf[pos : pos + 5]) == b"OggS\0"):
+            self.buf = bytes(buf[pos:end])  # the start of a page cut off by the end
+            self.offset += pos - lo
+        else:
+            self.offset += pos - lo
+            self._feed_bytes(bytes(buf[pos:end]))
+
+    def _reversed(self, buf: memoryview, lo: int, end: int) -> memoryview:
+        """``buf`` with the bits of each byte reversed, at least from ``lo`` to
+        ``end`` (the same offsets)."""
+        words = len(buf) // 8
+        if len(self._rev) < words:
+            self._rev = np.empty(words, dtype=np.uint64)
+            self._tmp = np.empty(words, dtype=np.uint64)
+        w0, w1 = lo // 8, (end + 7) // 8
+        x = np.frombuffer(buf, np.uint64)[w0:w1]
+        r, t = self._rev[w0:w1], self._tmp[w0:w1]
+        for shift, mask in (
+            (1, 0x5555555555555555),
+            (2, 0x3333333333333333),
+            (4, 0x0F0F0F0F0F0F0F0F),
+        ):
+            np.bitwise_and(np.right_shift(x, shift, out=t), mask, out=t)
+            np.bitwise_and(x, mask, out=r)
+            np.left_shift(r, shift, out=r)
+            np.bitwise_or(r, t, out=r)
+            x = r
+        return self._rev.data.cast("B")
+
+    def _fast(self, buf: memoryview, rev: memoryview, pos: int, n: int) -> int:
+        """Walk the pages from ``pos``; where the walk stops: a page cut off by ``n``,
+        or bytes that do not start one (or the lost bytes end at ``pos``)."""
+        seqs = self._seq
+        crc32 = zlib.crc32
+        base = self.offset - pos
+        while pos + 27 <= n:
+            if bytes(buf[pos : pos + 5]) != b"OggS\0":
+                return pos
+            segs = buf[pos + 26]
+            if pos + 27 + segs > n:
+                break
+            length = 27 + segs + sum(buf[pos + 27 : pos + 27 + segs])
+            if pos + length > n:
+                break
+            at = base + pos
+            if self._lost_at >= 0:
+                self._lost(at)
+            stored = int.from_bytes(rev[pos + 22 : pos + 26], "big")
+            rev[pos + 22 : pos + 26] = b"\0\0\0\0"
+            if crc32(rev[pos : pos + length], 0xFFFFFFFF) ^ 0xFFFFFFFF != stored:
+                self.problems.add(f"byte {at}: Ogg page CRC-32 does not match")
+            _, _, serial, seq = _OGG_FIELDS.unpack_from(buf, pos + 5)
+            last = seqs.get(serial)
+            if last is not None and seq != last + 1:
+                self.problems.add(f"byte {at}: Ogg page sequence {seq} follows {last}")
+            seqs[serial] = seq
+            self.pages += 1
+            pos += length
+        return pos
 
     def _walk(self, buf: bytes) -> int:
         n = len(buf)
@@ -362,7 +502,8 @@ class FlacWalker:
         self.samples = 0
         self.head = b""
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, buf: memoryview, start: int, end: int) -> None:
+        data = bytes(buf[start:end])
         if len(self.head) < 42:
             self.head += data[: 42 - len(self.head)]
         for frame in self.framer.feed(data):
@@ -400,10 +541,10 @@ class WavWalker:
         self.head = b""
         self.size = 0
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, buf: memoryview, start: int, end: int) -> None:
         if len(self.head) < 4096:
-            self.head += data[: 4096 - len(self.head)]
-        self.size += len(data)
+            self.head += buf[start : min(end, start + 4096 - len(self.head))]
+        self.size += end - start
 
     def finish(self) -> list[str]:
         from isr.sinks.wav import parse_wav_header
@@ -437,7 +578,13 @@ def check_file(path: Path, written: Written | None, *, pause: float = 0.0) -> Re
     """Read ``path`` once: hash it, compare it with ``written`` (the write path's
     account, if known) and walk its frames. ``pause`` seconds are slept after each
     chunk (a check must never hold the event loop's thread from the GIL for long).
-    Raises OSError when the file cannot be read (e.g. deleted meanwhile)."""
+    Raises OSError when the file cannot be read (e.g. deleted meanwhile).
+
+    The chunks are read into one buffer, kept for the whole file, after ``SLACK``
+    bytes of room (see ``Walker.feed``), and hashed and walked there: a fresh
+    megabyte per read costs more in page faults than reading it. The bytes from
+    ``reserve`` on are hashed a second time only when there is a reserved head:
+    without one, the file's SHA-256 is the one to compare."""
     walker_class = WALKERS.get(path.suffix.lower())
     walker = walker_class() if walker_class is not None else None
     full = hashlib.sha256()
@@ -445,19 +592,23 @@ def check_file(path: Path, written: Written | None, *, pause: float = 0.0) -> Re
     reserve = written.reserve if written is not None and not written.broken else 0
     head = bytearray()
     size = 0
+    buf = memoryview(bytearray(SLACK + CHUNK))
+    into = [buf[SLACK:]]
     fd = open_regular(path, os.O_RDONLY, single_link=False)
     try:
-        while chunk := os.read(fd, CHUNK):
+        while n := os.readv(fd, into):
+            chunk = buf[SLACK : SLACK + n]
             full.update(chunk)
             if size >= reserve:
-                rest.update(chunk)
+                if reserve:
+                    rest.update(chunk)
             else:
-                take = min(len(chunk), reserve - size)
+                take = min(n, reserve - size)
                 head += chunk[:take]
                 rest.update(chunk[take:])
-            size += len(chunk)
+            size += n
             if walker is not None:
-                walker.feed(chunk)
+                walker.feed(buf, SLACK, SLACK + n)
             if pause:
                 time.sleep(pause)
             else:
