@@ -306,6 +306,49 @@ def test_the_last_24_hours_as_the_recorder_sees_them(tmp_path: Path) -> None:
     assert (r2.expected_seconds, r2.recorded_seconds, r2.coverage) == (600, 0, 0)
 
 
+def test_the_recorders_window_reads_the_status_and_refreshes_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every source's coverage from one reading of the status file and one refresh
+    (``TimelineIndex.at_once``), and the same figures as asked source by source."""
+    from isr.timeline import index as index_module
+    from isr.web.recorder_status import read_status
+
+    a = Archive(tmp_path, BERLIN)
+    now = local("2026-11-24T12:00", BERLIN)
+    names = [f"radio{i}" for i in range(5)]
+    for i, name in enumerate(names):
+        a.record(name, now - 7200 + 60 * i, 3600)
+    a.close()
+    reads = []
+
+    def counted(root: Path, now: float | None = None) -> object:
+        reads.append(root)
+        return read_status(root, now)
+
+    index = TimelineIndex(tmp_path, BERLIN, in_memory=True)
+    try:
+        one_by_one = {
+            n: collect_window(index, [n], now - 86400, now, expected_since=now - 600)[n]
+            for n in [*names, "never"]
+        }
+        monkeypatch.setattr(index_module, "read_status", counted)
+        refreshes = []
+        refresh = index._refresh
+
+        def counted_refresh(hot: set[str]) -> object:
+            refreshes.append(hot)
+            return refresh(hot)
+
+        monkeypatch.setattr(index, "_refresh", counted_refresh)
+        got = collect_window(index, [*names, "never"], now - 86400, now, expected_since=now - 600)
+    finally:
+        index.close()
+    assert got == one_by_one
+    assert len(reads) == 1
+    assert len(refreshes) == 1
+
+
 def test_sources_listed_by_the_index_summary() -> None:
     s = SourceSummary("radio1", "mp3", 10.0, 20.0, recording=True)
     from isr.timeline.coverage import expected

@@ -28,6 +28,7 @@ day of that source and is left out; so is a day after today.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
 import math
 import re
@@ -383,7 +384,16 @@ def collect_window(
     """The coverage of each source named over ``[t0, t1)`` (``t1`` is now): the
     recorder's view of its configured sources, each expected since its first
     recording or ``expected_since`` (when the recorder started), whichever came first;
-    a source with no recording at all has recorded nothing since then."""
+    a source with no recording at all has recorded nothing since then. All of them
+    from one refresh of the index, when it can (``TimelineIndex.at_once``)."""
+    at_once = getattr(index, "at_once", None)
+    with at_once() if at_once is not None else contextlib.nullcontext():
+        return _window(index, names, t0, t1, expected_since)
+
+
+def _window(
+    index: Index, names: Iterable[str], t0: float, t1: float, expected_since: float
+) -> dict[str, Coverage]:
     summaries = {s.name: s for s in index.sources()}
     out = {}
     for name in names:

@@ -49,7 +49,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import tzinfo
 from pathlib import Path
@@ -69,7 +69,7 @@ from isr.timeline.query import (
     recorder_of,
 )
 from isr.web.files import FileIndex, Stat, being_recorded, start_from_name, wav_duration_of
-from isr.web.recorder_status import read_status
+from isr.web.recorder_status import RecorderStatus, read_status
 
 log = logging.getLogger("isr.timeline")
 
@@ -240,6 +240,8 @@ class TimelineIndex:
         self.builds = 0
         """How many times the index was built from nothing (tests, logs)."""
         self.last_refresh = Refreshed()
+        self._at_once = threading.local()
+        """``status``: the status file as read on entering ``at_once`` (this thread's)."""
 
     # -- the database file -----------------------------------------------------
 
@@ -394,6 +396,33 @@ class TimelineIndex:
                 self._conn = None
 
     # -- keeping it fresh ------------------------------------------------------
+
+    @contextlib.contextmanager
+    def at_once(self) -> Iterator[None]:
+        """Within, this thread's ``timeline`` and ``sources`` questions share one
+        reading of the status file and one refresh, made on entering: the coverage of
+        every source, asked one after another. A refresh per question stats every
+        folder and re-reads the status file each time (with 100 sources, 100 times
+        over: the recorder's coverage watch cost more CPU than recording them)."""
+        if getattr(self._at_once, "status", None) is not None:
+            yield  # already within
+            return
+        status = read_status(self.root)
+        with self._lock:
+            self.refresh(set(status.recording))
+        self._at_once.status = status
+        try:
+            yield
+        finally:
+            self._at_once.status = None
+
+    def _status(self) -> tuple[RecorderStatus, bool]:
+        """The status file as ``at_once`` read it (True: the index was refreshed
+        then), else read now (False: refresh it)."""
+        status: RecorderStatus | None = getattr(self._at_once, "status", None)
+        if status is not None:
+            return status, True
+        return read_status(self.root), False
 
     def refresh(self, hot: Iterable[str] | None = None) -> Refreshed:
         """Bring the index up to date with the directory (the first call builds it).
@@ -599,10 +628,11 @@ class TimelineIndex:
         """What was recorded of ``source`` in ``[t0, t1)``; UnknownSource when it has
         no recording at all. Refreshes first. ``titles=False`` leaves the titles out
         (coverage needs none, and weeks of them cost)."""
-        status = read_status(self.root)
+        status, fresh = self._status()
         hot = set(status.recording)
         with self._lock:
-            self.refresh(hot)
+            if not fresh:
+                self.refresh(hot)
 
             def ask() -> tuple[list[Recording], list[Recording], list[Gap], list[Title]]:
                 if not self._has(source):
@@ -628,10 +658,11 @@ class TimelineIndex:
     def sources(self) -> list[SourceSummary]:
         """Every source with recordings: its latest format, first start, last end, and
         whether it is being recorded. Refreshes first."""
-        status = read_status(self.root)
+        status, fresh = self._status()
         hot = set(status.recording)
         with self._lock:
-            self.refresh(hot)
+            if not fresh:
+                self.refresh(hot)
             found = self._guarded(self._sources)
         now = time.time()
         writing = status.writing
