@@ -25,8 +25,11 @@ log = logging.getLogger("isr.keeper")
 RETENTION_INTERVAL = 3600.0
 DISK_INTERVAL = 30.0
 ARCHIVED_SETTLE = 1.0
-"""After the store confirms a file retention held, wait this long for more before
+"""After the store confirms a file the disk guard held, wait this long for more before
 looking again: one look for a burst of uploads, not one per file."""
+ARCHIVED_GAP = 5.0
+"""At most one such look this often: a backlog drained after an outage confirms a file
+after another, and each look scans every folder."""
 
 
 def free_bytes(path: Path) -> int | None:
@@ -164,36 +167,32 @@ class Keeper:
         self._said_held = False
 
     def archived(self) -> None:
-        """The store confirmed a file (any thread). When retention holds expired files
-        for the archive, look again soon rather than at the next interval: on a full
-        disk, the space they free is wanted now."""
+        """The store confirmed a file (any thread). When the disk is low and expired
+        files wait for the archive, look again soon rather than at the next interval:
+        the space they free is wanted now. (Retention alone waits for its next pass.)"""
         loop = self._loop
-        if self.held and loop is not None and not loop.is_closed():
+        if self.low and self.held and loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(self._archived.set)
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         next_sweep = 0.0
-        look: Callable[[], object] = self.check_disk
         while True:
             now = time.monotonic()
             try:
                 if now >= next_sweep:
                     next_sweep = now + self.retention_interval
                     await asyncio.to_thread(self.sweep)
-                await asyncio.to_thread(look)
+                await asyncio.to_thread(self.check_disk)
             except Exception:  # the keeper must never stop the recorder
                 log.exception("retention or disk check failed")
-            try:
+            looked = time.monotonic()
+            with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.disk_interval):
                     await self._archived.wait()
-            except TimeoutError:
-                look = self.check_disk
-                continue
+                    # Files the disk guard held were confirmed: look again soon.
+                    await asyncio.sleep(
+                        max(ARCHIVED_SETTLE, looked + ARCHIVED_GAP - time.monotonic())
+                    )
             self._archived.clear()
-            await asyncio.sleep(ARCHIVED_SETTLE)
-            self._archived.clear()
-            # Held for a full disk: the guard deletes them; held by retention alone:
-            # a retention pass does.
-            look = self.check_disk if self.low else self.sweep
