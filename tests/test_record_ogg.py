@@ -181,7 +181,13 @@ def test_ogg_streams_are_recorded_into_valid_split_files(
         for f in files:
             judge(f, codec)
             assert _serials(f) == 1, f.name
-            assert durations(f, codec)[0] <= SPLIT + 0.5, f.name
+            # Never longer than a slot, judged as check_files does: the audio against
+            # the sidecar's span, that span against the split with room for a page
+            # and for a young connection's settling clock (run 107: 3.5065 s).
+            start, end = span_of(f)
+            page = longest_page(f)
+            assert durations(f, codec)[0] == pytest.approx(end - start, abs=page + 0.05), f.name
+            assert end - start <= SPLIT + max(0.5, page + 0.1) + SETTLING, f.name
         counts = [channels_of(f) for f in files]
         changes = sum(1 for a, b in itertools.pairwise(counts) if a != b)
         assert changes >= 3, counts  # 2 s links: stereo, mono, stereo, stereo, mono...
