@@ -429,7 +429,6 @@ class OggWalker(_Resync):
     def _fast(self, buf: memoryview, rev: memoryview, pos: int, n: int) -> int:
         """Walk the pages from ``pos``; where the walk stops: a page cut off by ``n``,
         or bytes that do not start one (or the lost bytes end at ``pos``)."""
-        seqs = self._seq
         crc32 = zlib.crc32
         base = self.offset - pos
         while pos + 27 <= n:
@@ -449,11 +448,7 @@ class OggWalker(_Resync):
             if crc32(rev[pos : pos + length], 0xFFFFFFFF) ^ 0xFFFFFFFF != stored:
                 self.problems.add(f"byte {at}: Ogg page CRC-32 does not match")
             _, _, serial, seq = _OGG_FIELDS.unpack_from(buf, pos + 5)
-            last = seqs.get(serial)
-            if last is not None and seq != last + 1:
-                self.problems.add(f"byte {at}: Ogg page sequence {seq} follows {last}")
-            seqs[serial] = seq
-            self.pages += 1
+            self._counted(serial, seq, at)
             pos += length
         return pos
 
@@ -477,13 +472,18 @@ class OggWalker(_Resync):
             if not self._crc_ok(page):
                 self.problems.add(f"byte {at}: Ogg page CRC-32 does not match")
             _, _, serial, seq = self._fields(page)
-            last = self._seq.get(serial)
-            if last is not None and seq != last + 1:
-                self.problems.add(f"byte {at}: Ogg page sequence {seq} follows {last}")
-            self._seq[serial] = seq
-            self.pages += 1
+            self._counted(serial, seq, at)
             pos += length
         return pos
+
+    def _counted(self, serial: int, seq: int, at: int) -> None:
+        """A page of ``serial`` numbered ``seq`` at byte ``at``: it must follow the
+        last one of its stream."""
+        last = self._seq.get(serial)
+        if last is not None and seq != last + 1:
+            self.problems.add(f"byte {at}: Ogg page sequence {seq} follows {last}")
+        self._seq[serial] = seq
+        self.pages += 1
 
     def finish(self) -> list[str]:
         return self._finish(self.pages)
