@@ -4,6 +4,7 @@ audio even when its writer held the last page back until close."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from isr.evidence.service import Evidence
 from isr.framing.base import Frame, PassThrough
 from isr.sidecar import Ledger, write_sidecar
 from isr.sinks.base import Sink
@@ -209,4 +211,40 @@ def test_a_kill_after_a_settling_clock_leaves_sidecars_that_abut(
     assert "end" in one and two.get("end") is None
     moved = t0 - datetime.fromisoformat(str(one["start"])).timestamp()
     assert moved == pytest.approx(0.165, abs=0.001)
+    assert two["start"] == one["end"]
+
+
+def test_a_check_written_after_a_settling_clock_takes_the_open_files_sidecar_along(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check of a closed file writes its sidecar from the ledger, which the
+    settling clock has moved since its last rewrite: the open file's sidecar must
+    follow at once, not at the next throttled rewrite, or a SIGKILL in between
+    leaves the same hole as above."""
+    now = [1000.0]
+    monkeypatch.setattr("isr.segment.time.monotonic", lambda: now[0])
+    seg = make_segmenter(tmp_path, split_seconds=3.0, pattern="%H%M%S")
+    frames = [Frame(b"%03d" % i, 960, RATE) for i in range(400)]  # 20 ms each
+
+    async def main() -> None:
+        ev = Evidence(tmp_path, UTC, check_pause=0.0)
+        ev.checking_enabled = False  # the check runs once the clock has moved
+        ev.start(["s"])
+        seg.on_close = lambda sink, ledger, kept: ev.closed(
+            "s", sink.path, ledger, sink.digest.result(), then=seg.flush_redated
+        )
+        t0 = T0 + 0.505
+        seg.write_frames(frames[:200], t0, make, "opus", PassThrough)  # 4 s: two files
+        now[0] += 2.0  # the next move's rewrite is due, and done, at once...
+        seg.write_frames(frames[200:210], t0 + 4.0 - 0.1, make, "opus", PassThrough)
+        # ...and the one after waits for the throttle: 0.065 s more, only in memory.
+        seg.write_frames(frames[210:220], t0 + 4.2 - 0.165, make, "opus", PassThrough)
+        ev.start_checker()
+        assert await asyncio.to_thread(ev.drain)
+        ev.stop(["s"])
+
+    asyncio.run(main())
+    # No close: what a SIGKILL leaves on the disk.
+    one, two = ledgers(tmp_path)
+    assert "check" in one and two.get("end") is None
     assert two["start"] == one["end"]

@@ -441,6 +441,14 @@ class Segmenter:
         if moved >= 0.1:  # not every millisecond of network jitter
             self.log.info("media clock moved back %.3f s in %s", moved, self.ledger.file)
 
+    def flush_redated(self) -> None:
+        """Write now the sidecars the media clock moved since they were last written.
+        Called when something else wrote one of those ledgers (a closed file's check):
+        its new times must not reach the disk without the open file's, or a SIGKILL
+        before the next rewrite leaves a hole between them that no gap explains."""
+        if self._redated:
+            self._write_redated()
+
     def _write_redated(self) -> None:
         """The sidecars of closed files whose times the media clock moved."""
         self._redated_at = time.monotonic()

@@ -55,6 +55,10 @@ CHECK_DRAIN = 1.5
 """Seconds a stop lets the checker go on with the checks owed; the rest wait in
 ``.isr/checks/`` for the next start (the recorder must stop within 5 s)."""
 
+_Job = tuple[pending.Pending, Ledger | None, Callable[[], None] | None]
+"""A check owed: its entry, the ledger to write it into (None: read the sidecar), and
+what to call once it is written."""
+
 
 def missed_days(
     last_day: dict[str, Any] | None, first: dict[str, Any] | None, tz: tzinfo, today: date
@@ -205,9 +209,7 @@ class Evidence:
         self.alerter = alerter
         self.chain = ChainWriter(root, sign)
         self.check_pause = check_pause
-        self._checks: queue.SimpleQueue[tuple[pending.Pending, Ledger | None] | None] = (
-            queue.SimpleQueue()
-        )
+        self._checks: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._checker: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = threading.Event()
@@ -289,8 +291,19 @@ class Evidence:
 
     # -- events ------------------------------------------------------------------------
 
-    def closed(self, source: str, path: Path, ledger: Ledger, written: Written) -> None:
-        """A file closed (on the loop): queue its line if its hash is final, its check."""
+    def closed(
+        self,
+        source: str,
+        path: Path,
+        ledger: Ledger,
+        written: Written,
+        *,
+        then: Callable[[], None] | None = None,
+    ) -> None:
+        """A file closed (on the loop): queue its line if its hash is final, its check.
+        ``then`` is called on the loop just after the check is written into the
+        sidecar: the segmenter writes the sidecars a settling clock moved since, so the
+        closed file's new times never reach the disk without the open file's."""
         name = chain_name(self.root, path)
         entry = pending.Pending(
             source=source,
@@ -307,7 +320,7 @@ class Evidence:
             log.error("cannot note the check owed for %s: %s", name, exc)
         if entry.chained:
             self.chain.add(source, self._closed_line(entry, written.sha256, written.size))
-        self._queue_check(entry, ledger)
+        self._queue_check(entry, ledger, then)
         self._tell(source, name)
 
     def _tell(self, source: str, name: str) -> None:
@@ -366,10 +379,12 @@ class Evidence:
                 await asyncio.sleep(min(left, 60.0))  # a suspended machine wakes late
             self.day(sources, today.isoformat())
 
-    def _queue_check(self, entry: pending.Pending, ledger: Ledger | None) -> None:
+    def _queue_check(
+        self, entry: pending.Pending, ledger: Ledger | None, then: Callable[[], None] | None = None
+    ) -> None:
         with self._idle:
             self._owed += 1
-        self._checks.put((entry, ledger))
+        self._checks.put((entry, ledger, then))
 
     def drain(self, timeout: float = 30.0) -> bool:
         """Wait until every check queued so far is done and its lines are written
@@ -412,7 +427,9 @@ class Evidence:
                     self._owed -= 1
                     self._idle.notify_all()
 
-    def _check(self, entry: pending.Pending, ledger: Ledger | None) -> None:
+    def _check(
+        self, entry: pending.Pending, ledger: Ledger | None, then: Callable[[], None] | None
+    ) -> None:
         path = file_of(self.root, entry.file)
         try:
             result = check_file(path, entry.written, pause=self.check_pause)
@@ -429,7 +446,7 @@ class Evidence:
         if not entry.chained:
             self.chain.add(entry.source, self._closed_line(entry, sha256, result.size))
         check = result.to_json(lambda t: iso(t, self.tz))
-        self._deliver(path, entry, ledger, sha256, result, check)
+        self._deliver(path, entry, ledger, sha256, result, check, then)
 
     def _settled(self, entry: pending.Pending) -> None:
         """The check is in the sidecar: its entry goes once the chain line is written
@@ -446,13 +463,14 @@ class Evidence:
         sha256: str,
         result: Result,
         check: dict[str, Any],
+        then: Callable[[], None] | None,
     ) -> None:
         loop = self._loop
         if ledger is not None and loop is not None and not loop.is_closed():
             applied = threading.Event()
             try:
                 loop.call_soon_threadsafe(
-                    self._apply, path, entry, ledger, sha256, result, check, applied
+                    self._apply, path, entry, ledger, sha256, result, check, then, applied
                 )
             except RuntimeError:
                 pass  # the loop closed meanwhile
@@ -481,6 +499,7 @@ class Evidence:
         sha256: str,
         result: Result,
         check: dict[str, Any],
+        then: Callable[[], None] | None,
         applied: threading.Event,
     ) -> None:
         """On the loop: the result into the ledger and its sidecar, and the alert."""
@@ -494,6 +513,8 @@ class Evidence:
                 log.error("cannot write the sidecar of %s: %s", entry.file, exc)
             else:
                 self._settled(entry)
+                if then is not None:
+                    then()
             if not result.ok:
                 self._failed(entry, result)
         finally:

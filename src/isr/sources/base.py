@@ -125,7 +125,13 @@ class Source:
             self.status.last_file = ledger.file
             self.status.last_end = ledger.end
             if self.evidence is not None:
-                self.evidence.closed(self.cfg.name, sink.path, ledger, sink.digest.result())
+                self.evidence.closed(
+                    self.cfg.name,
+                    sink.path,
+                    ledger,
+                    sink.digest.result(),
+                    then=self.segmenter.flush_redated,
+                )
         if sink.sync_fd is not None:
             self._retired_fds.append(sink.sync_fd)
             sink.sync_fd = None
