@@ -23,6 +23,7 @@ from isr.evidence import pending, service
 from isr.evidence.check import Mp3Walker, check_file
 from isr.evidence.service import Evidence
 from isr.framing.flac import crc16
+from isr.framing.oggpage import page_crc, page_length
 from isr.sinks.wav import WavSink
 from isr.sources.tone import tone_block
 from tests.support import segmenting
@@ -278,3 +279,28 @@ def test_the_same_problems_however_the_file_is_read(
     assert results[0][2][0] == f"the file holds {len(data)} bytes, {n} were written"
     assert len(results[0][2]) > 2
     assert all(r == results[0] for r in results[1:]), results
+
+
+def test_a_page_the_framer_would_refuse_is_damage_to_the_check(
+    tmp_path: Path, media: MediaFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Header-type bits Ogg leaves reserved, under a CRC that matches them: the
+    framer takes no such page (``oggpage.page_length``), and the check, which reads
+    pages with the same function, says where the bytes it could not walk begin."""
+    path, _, _ = _record(tmp_path, "ogg", media("vorbis", 5.0).read_bytes())[0]
+    data = bytearray(path.read_bytes())
+    third = data.find(b"OggS", data.find(b"OggS", data.find(b"OggS") + 1) + 1)
+    length = page_length(data, third)
+    seq = int.from_bytes(data[third + 18 : third + 22], "little")
+    data[third + 5] |= 0x08
+    data[third + 22 : third + 26] = b"\0\0\0\0"
+    crc = page_crc(bytes(data[third : third + length]))
+    data[third + 22 : third + 26] = crc.to_bytes(4, "little")
+    path.write_bytes(data)
+    for chunk in (evcheck.CHUNK, 4099, 7):
+        monkeypatch.setattr(evcheck, "CHUNK", chunk)
+        problems = check_file(path, None).problems
+        assert problems == [
+            f"byte {third}: no Ogg page ({length} bytes)",
+            f"byte {third + length}: Ogg page sequence {seq + 1} follows {seq - 1}",
+        ], chunk

@@ -380,9 +380,10 @@ class OggWalker(_Resync):
     LOST = "no Ogg page ({} bytes)"
 
     def __init__(self) -> None:
-        from isr.framing.oggpage import page_crc_ok, page_fields
+        from isr.framing.oggpage import page_crc_ok, page_fields, page_length
 
         super().__init__()
+        self._length = page_length
         self._crc_ok = page_crc_ok
         self._fields = page_fields
         self.pages = 0
@@ -397,7 +398,7 @@ class OggWalker(_Resync):
             return
         rev = self._reversed(buf, lo, end)
         pos = self._fast(buf, rev, lo, end)
-        if pos >= end - 26 or (bytes(buf[pos : pos + 5]) == b"OggS\0"):
+        if pos >= end - 26 or self._length(buf[:end], pos) != 0:
             self.buf = bytes(buf[pos:end])  # the start of a page cut off by the end
             self.offset += pos - lo
         else:
@@ -431,14 +432,13 @@ class OggWalker(_Resync):
         or bytes that do not start one (or the lost bytes end at ``pos``)."""
         crc32 = zlib.crc32
         base = self.offset - pos
+        page_length = self._length
+        view = buf[:n]
         while pos + 27 <= n:
-            if bytes(buf[pos : pos + 5]) != b"OggS\0":
+            length = page_length(view, pos)
+            if length == 0:
                 return pos
-            segs = buf[pos + 26]
-            if pos + 27 + segs > n:
-                break
-            length = 27 + segs + sum(buf[pos + 27 : pos + 27 + segs])
-            if pos + length > n:
+            if length < 0 or pos + length > n:
                 break
             at = base + pos
             if self._lost_at >= 0:
@@ -456,14 +456,11 @@ class OggWalker(_Resync):
         n = len(buf)
         pos = 0
         while pos + 27 <= n:
-            if not buf.startswith(b"OggS", pos) or buf[pos + 4] != 0:
+            length = self._length(buf, pos)
+            if length == 0:
                 pos = self._skip(buf, pos)
                 continue
-            segs = buf[pos + 26]
-            if pos + 27 + segs > n:
-                break
-            length = 27 + segs + sum(buf[pos + 27 : pos + 27 + segs])
-            if pos + length > n:
+            if length < 0 or pos + length > n:
                 break
             page = buf[pos : pos + length]
             at = self.offset + pos

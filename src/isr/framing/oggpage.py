@@ -137,7 +137,7 @@ def page_crc_ok(page: bytes) -> bool:
 # -- a page's bytes ------------------------------------------------------------------------
 
 
-def page_length(buf: bytes | bytearray, at: int = 0) -> int:
+def page_length(buf: bytes | bytearray | memoryview, at: int = 0) -> int:
     """Length of the page at ``buf[at:]``, read from its header and segment table
     (its body may not all be there yet); 0 if no page starts there (capture
     pattern, version or flags), -1 if ``buf`` ends before its segment table does."""

@@ -28,12 +28,12 @@ day of that source and is left out; so is a day after today.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import functools
 import math
 import re
 import time
 from collections.abc import Collection, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any, Protocol
@@ -328,6 +328,10 @@ class Index(Protocol):
 
     def timeline(self, source: str, t0: float, t1: float, *, titles: bool = True) -> Timeline: ...
 
+    def at_once(self) -> AbstractContextManager[None]:
+        """Questions asked inside it share one refresh of the index."""
+        ...
+
 
 @dataclass(frozen=True)
 class Report:
@@ -385,9 +389,8 @@ def collect_window(
     recorder's view of its configured sources, each expected since its first
     recording or ``expected_since`` (when the recorder started), whichever came first;
     a source with no recording at all has recorded nothing since then. All of them
-    from one refresh of the index, when it can (``TimelineIndex.at_once``)."""
-    at_once = getattr(index, "at_once", None)
-    with at_once() if at_once is not None else contextlib.nullcontext():
+    from one refresh of the index (``Index.at_once``)."""
+    with index.at_once():
         return _window(index, names, t0, t1, expected_since)
 
 
