@@ -199,7 +199,7 @@ SPLIT_MINUTES = 1
 """ISR's files in the bench: each stream closes one and opens the next every minute,
 sixty times as often as the default hourly split, so a window holds 0 or 1 splits
 (``splits`` in the table) and a 20-s window with one costs about three times the
-splits' average share (docs/benchmarks.md, "Ogg Vorbis against streamripper")."""
+splits' average share (docs/benchmarks.md, "The cost of one split, alone")."""
 
 
 def isr_config(workdir: Path, out: Path, urls: list[str]) -> Path:
