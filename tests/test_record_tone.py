@@ -178,7 +178,11 @@ def test_tone_follows_a_wall_clock_that_is_set_back_while_it_runs(
     with caplog.at_level(logging.INFO, logger="isr"):
         asyncio.run(main())
     moved = [r for r in caplog.records if "wall clock moved by" in r.getMessage()]
-    assert len(moved) == 1 and "-2.5" in moved[0].getMessage(), caplog.text
+    assert len(moved) == 1, caplog.text
+    # The step as the capture clock measures it, against its learned lateness: within
+    # the tick of 2.5 s (run 114 measured 2.466 s on a loaded machine), as the file is.
+    shift = float(moved[0].getMessage().split("moved by ")[1].split()[0])
+    assert abs(shift + 2.5) < 0.15, caplog.text
     after = moved[0].created
     files = sorted((tmp_path / "recordings").glob("*.wav"), key=lambda f: f.stat().st_ctime_ns)
     frames = []
