@@ -32,7 +32,17 @@ from tests.support.media import MediaFactory
 from tests.test_evidence_digest import _record
 
 
-def test_a_byte_flipped_between_close_and_check_is_caught_and_alerted(tmp_path: Path) -> None:
+@pytest.mark.parametrize("then_fails", [False, True])
+def test_a_byte_flipped_between_close_and_check_is_caught_and_alerted(
+    tmp_path: Path, then_fails: bool
+) -> None:
+    """And alerted even when what the source asked to run after the check (its
+    sidecar rewrites) fails."""
+
+    def then() -> None:
+        if then_fails:
+            raise RuntimeError("what runs after the check failed")
+
     async def scenario() -> tuple[Alerter, list[Path]]:
         alerter = Alerter(AlertsConfig())
         ev = Evidence(tmp_path, UTC, alerter, check_pause=0.0)
@@ -43,7 +53,7 @@ def test_a_byte_flipped_between_close_and_check_is_caught_and_alerted(tmp_path: 
 
         def on_close(sink: WavSink, ledger: object, kept: bool) -> None:
             closed.append(sink.path)
-            ev.closed("radio", sink.path, ledger, sink.digest.result())  # type: ignore[arg-type]
+            ev.closed("radio", sink.path, ledger, sink.digest.result(), then=then)  # type: ignore[arg-type]
 
         seg.on_close = on_close  # type: ignore[assignment]
         pcm = tone_block(0, 5 * RATE, 440.0, RATE, 1)
@@ -297,10 +307,17 @@ def test_a_page_the_framer_would_refuse_is_damage_to_the_check(
     crc = page_crc(bytes(data[third : third + length]))
     data[third + 22 : third + 26] = crc.to_bytes(4, "little")
     path.write_bytes(data)
-    for chunk in (evcheck.CHUNK, 4099, 7):
+    # Whole in one chunk; across chunks, by the fast walk (the buffer a multiple of 8
+    # bytes) and byte by byte; a chunk that ends inside the page's header, before its
+    # flags and after them.
+    cuts = [third + 3, third + 6]
+    sizes = [(evcheck.CHUNK, evcheck.SLACK), (4096, evcheck.SLACK), (1000, 16), (4099, 64)]
+    sizes += [(7, 8)] + [(c, evcheck.SLACK + (-c - evcheck.SLACK) % 8) for c in cuts]
+    for chunk, slack in sizes:
         monkeypatch.setattr(evcheck, "CHUNK", chunk)
+        monkeypatch.setattr(evcheck, "SLACK", slack)
         problems = check_file(path, None).problems
         assert problems == [
             f"byte {third}: no Ogg page ({length} bytes)",
             f"byte {third + length}: Ogg page sequence {seq + 1} follows {seq - 1}",
-        ], chunk
+        ], (chunk, slack)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import types
 from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -222,7 +223,8 @@ def test_a_check_written_after_a_settling_clock_takes_the_open_files_sidecar_alo
     follow at once, not at the next throttled rewrite, or a SIGKILL in between
     leaves the same hole as above."""
     now = [1000.0]
-    monkeypatch.setattr("isr.segment.time.monotonic", lambda: now[0])
+    # The segmenter's clock only: the loop below keeps the real one.
+    monkeypatch.setattr("isr.segment.time", types.SimpleNamespace(monotonic=lambda: now[0]))
     seg = make_segmenter(tmp_path, split_seconds=3.0, pattern="%H%M%S")
     frames = [Frame(b"%03d" % i, 960, RATE) for i in range(400)]  # 20 ms each
 
@@ -235,7 +237,7 @@ def test_a_check_written_after_a_settling_clock_takes_the_open_files_sidecar_alo
         )
         t0 = T0 + 0.505
         seg.write_frames(frames[:200], t0, make, "opus", PassThrough)  # 4 s: two files
-        now[0] += 2.0  # the next move's rewrite is due, and done, at once...
+        now[0] += 2.0  # past the throttle: the next write rewrites the moved sidecars...
         seg.write_frames(frames[200:210], t0 + 4.0 - 0.1, make, "opus", PassThrough)
         # ...and the one after waits for the throttle: 0.065 s more, only in memory.
         seg.write_frames(frames[210:220], t0 + 4.2 - 0.165, make, "opus", PassThrough)

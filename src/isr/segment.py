@@ -444,8 +444,9 @@ class Segmenter:
     def flush_redated(self) -> None:
         """Write now the sidecars the media clock moved since they were last written.
         Called when something else wrote one of those ledgers (a closed file's check):
-        its new times must not reach the disk without the open file's, or a SIGKILL
-        before the next rewrite leaves a hole between them that no gap explains."""
+        its new times must not wait beside the open file's old ones for the next
+        throttled rewrite, or a SIGKILL meanwhile leaves a hole between them that no gap
+        explains."""
         if self._redated:
             self._write_redated()
 

@@ -302,8 +302,9 @@ class Evidence:
     ) -> None:
         """A file closed (on the loop): queue its line if its hash is final, its check.
         ``then`` is called on the loop just after the check is written into the
-        sidecar: the segmenter writes the sidecars a settling clock moved since, so the
-        closed file's new times never reach the disk without the open file's."""
+        sidecar: the segmenter writes at once the sidecars a settling clock moved since
+        their last rewrite, so the closed file's new times do not sit on the disk beside
+        the open file's old ones until the next throttled rewrite."""
         name = chain_name(self.root, path)
         entry = pending.Pending(
             source=source,
@@ -513,10 +514,10 @@ class Evidence:
                 log.error("cannot write the sidecar of %s: %s", entry.file, exc)
             else:
                 self._settled(entry)
-                if then is not None:
-                    then()
             if not result.ok:
                 self._failed(entry, result)
+            if then is not None:
+                then()  # last: nothing that goes wrong in it may cost the alert
         finally:
             applied.set()
 
