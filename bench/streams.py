@@ -264,6 +264,13 @@ def stream_sizes(out: Path, n: int, ext: str) -> list[int]:
     return sizes
 
 
+def _wait_for_second(second: float) -> None:
+    """Wait until the wall clock is ``second`` seconds into a split period: where the
+    roll falls in the CPU window is then chosen, not left to when the run started."""
+    period = SPLIT_MINUTES * 60
+    time.sleep((second - time.time()) % period)
+
+
 def _mid_tick() -> None:
     """Wait for the middle of a second of the monotonic clock. ISR reads every paced
     stream on whole seconds of it (the loop clock), so a window whose ends are both
@@ -317,6 +324,7 @@ def run_tool(
     decode_sample: int,
     workdir: Path,
     profile: Path | None = None,
+    launch_second: float | None = None,
 ) -> dict[str, Any]:
     ext = FORMATS[fmt]["ext"]
     n = len(urls)
@@ -325,8 +333,10 @@ def run_tool(
     out.mkdir(parents=True)
     procs = Procs(name)
     peak = Peak()
-    result: dict[str, Any] = {"tool": name, "streams": n}
+    result: dict[str, Any] = {"tool": name, "streams": n, "launch_second": launch_second}
     try:
+        if launch_second is not None:
+            _wait_for_second(launch_second)
         t_launch = time.time()
         launch(name, procs, tdir, out, urls, ext)
         t_ready = time.time()
@@ -758,6 +768,7 @@ def run_format(fmt: str, runs: list[Run], args: argparse.Namespace, workdir: Pat
                     decode_sample=args.decode_sample,
                     workdir=workdir / f"{fmt}-N{run.n}",
                     profile=args.profile,
+                    launch_second=args.launch_second,
                 )
                 rep["results"].append(r)
                 log(
@@ -832,6 +843,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="py-spy (collapsed stacks) of isr over the CPU window into this file; its own "
         "sampling then counts in the load, not in isr's CPU",
+    )
+    ap.add_argument(
+        "--launch-second",
+        type=float,
+        default=None,
+        help="start each tool this many seconds into a minute (ISR splits every minute): "
+        "e.g. 2 keeps the roll out of a 30 s run's window, 45 puts it inside",
     )
     ap.add_argument(
         "--markdown", action="store_true", help="print the results as Markdown tables and exit"
