@@ -125,7 +125,7 @@ def test_the_crc_of_a_page_is_the_textbook_one_with_its_field_zeroed() -> None:
     st.integers(0, 2**32 - 1),
     st.integers(0, 2**32 - 1),
 )
-def test_restamp_derives_the_crc_a_full_computation_gives(
+def test_restamp_gives_the_crc_a_full_computation_gives(
     packets: list[bytes], flags: int, granule: int, serial: int, sequence: int
 ) -> None:
     page = make_page(packets, serial=3, seq=9, granule=1000)

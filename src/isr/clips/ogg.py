@@ -30,7 +30,7 @@ their own, granule 0, sequence numbers from 0; Ogg FLAC's STREAMINFO gets the cl
 total samples and MD5 0), then per part: the page where its first packet begins,
 rebuilt without the packet pieces before it (a :class:`Literal`); the whole pages after
 it, rewritten as they are read (:class:`OggPages`: sequence number, granule rebased,
-serial; the CRC follows from the header's change alone, ``oggpage.restamp``); the page
+serial, with the CRC that goes with them, ``oggpage.restamp``); the page
 its last packet ends on, rebuilt without what follows it. The clip's granules count
 from 0: its first page carries the samples its packets decode to from a decoder start
 (Vorbis: its first packet none; Opus: the recorded pre-skip is kept, and the granule
