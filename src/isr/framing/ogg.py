@@ -33,7 +33,7 @@ and the frame type it takes are ``oggwriter``'s.
 
 from __future__ import annotations
 
-from operator import eq
+from operator import eq, itemgetter
 
 from isr.errors import UnsupportedFormat
 from isr.framing.base import FileWriter, Frame, FramerBase
@@ -379,9 +379,10 @@ class OggFramer(FramerBase):
         """``_count_packets`` for Vorbis, whose packets are counted from their first
         byte alone (tested to agree). A live page holds a few dozen packets, so no
         Python loop runs over them: the packets' starts come from the lacing values
-        (``packet_layout``), their blocksizes from a table by first byte, and the sum
-        of ``(previous + own) / 4`` over a run of blocksizes is ``(2 * sum - last +
-        (prev or -first)) / 4`` (each is a multiple of 4, so nothing is rounded)."""
+        (``packet_layout``), their first bytes are classed short, long or not audio
+        by ``bytes.translate`` and counted by class, and the sum of ``(previous + own)
+        / 4`` over a run of blocksizes is ``(2 * sum - last + (prev or -first)) / 4``
+        (each is a multiple of 4, so nothing is rounded)."""
         starts, ends, open_, zero = packet_layout(page)
         if not ends:  # no packet ends here: one piece, open, or none at all
             if not open_:
@@ -393,18 +394,22 @@ class OggFramer(FramerBase):
         bs0, bs1 = codec.blocksizes
         if (bs0 | bs1 | prev) & 3 or (zero and any(map(eq, starts, ends))):  # an empty packet
             return OggFramer._count_vorbis_each(codec, page, head, prev)
-        sizes = codec.vorbis_sizes()
-        leads = list(map(page.__getitem__, starts[:-1]))
+        n = len(ends)
+        leads = bytes(itemgetter(*starts[:n])(page) if n > 1 else (page[starts[0]],))
         if head:
-            leads[0] = head[0]
-        audio = list(filter(None, map(sizes.__getitem__, leads)))
+            leads = head[:1] + leads[1:]
+        kinds = leads.translate(codec.vorbis_kinds())
+        audio = kinds.replace(b"\0", b"")
         computed = fresh = 0
         if audio:
-            total = 2 * sum(audio) - audio[-1] + (prev or -audio[0])
-            computed = total >> 2
-            first = sizes[leads[0]]
-            fresh = computed - ((prev + first) >> 2 if first and prev else 0)
-            prev = audio[-1]
+            longs = audio.count(2)
+            size = (0, bs0, bs1)
+            last = size[audio[-1]]
+            total = 2 * ((len(audio) - longs) * bs0 + longs * bs1) - last
+            computed = (total + (prev or -size[audio[0]])) >> 2
+            lead = size[kinds[0]]
+            fresh = computed - ((prev + lead) >> 2 if lead and prev else 0)
+            prev = last
         if open_:  # the last packet goes on in the next page
             return computed, fresh, prev, page[ends[-1] : ends[-1] + _HEAD]
         return computed, fresh, prev, None

@@ -76,6 +76,7 @@ class Codec:
     headers_done: bool = False
     header_packets: list[bytes] = field(default_factory=list)
     _sizes: list[int] | None = field(default=None, repr=False, compare=False)
+    _kinds: bytes | None = field(default=None, repr=False, compare=False)
 
     def vorbis_sizes(self) -> list[int]:
         """Vorbis: the blocksize of an audio packet by its first byte (0: not audio).
@@ -88,6 +89,15 @@ class Codec:
                 0 if b & 1 else self.packet_samples(bytes((b,)), 0)[1] for b in range(256)
             ]
         return self._sizes
+
+    def vorbis_kinds(self) -> bytes:
+        """Vorbis: ``vorbis_sizes`` as a ``bytes.translate`` table: 0 not audio, 1 the
+        short blocksize, 2 the long one; a page's packets are then classed, and
+        counted by class, in C."""
+        if self._kinds is None:
+            short = self.blocksizes[0]
+            self._kinds = bytes(0 if s == 0 else 1 if s == short else 2 for s in self.vorbis_sizes())
+        return self._kinds
 
     def add_header(self, packet: bytes) -> bool:
         """Take the next header packet; True when the headers are complete."""
