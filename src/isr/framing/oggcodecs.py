@@ -96,7 +96,8 @@ class Codec:
         counted by class, in C."""
         if self._kinds is None:
             short = self.blocksizes[0]
-            self._kinds = bytes(0 if s == 0 else 1 if s == short else 2 for s in self.vorbis_sizes())
+            sizes = self.vorbis_sizes()
+            self._kinds = bytes(0 if s == 0 else 1 if s == short else 2 for s in sizes)
         return self._kinds
 
     def add_header(self, packet: bytes) -> bool:
