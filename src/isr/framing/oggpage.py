@@ -85,6 +85,8 @@ _HEADER = struct.Struct("<4sBBqIIIB")
 _FIELDS = struct.Struct("<BqII")
 """header_type, granule_position, serial, sequence: bytes 5 to 21."""
 _CRC_FIELD = struct.Struct("<I")
+_LENGTH_FIELDS = struct.Struct("<4sBB20xB")
+"""capture_pattern, version, header_type and the segment count: what a length needs."""
 
 _ENDS = bytes(int(v < 255) for v in range(256))
 """1 for a lacing value that ends a packet (under 255), else 0."""
@@ -134,20 +136,23 @@ def page_length(buf: bytes | bytearray | memoryview, at: int = 0) -> int:
     """Length of the page at ``buf[at:]``, read from its header and segment table
     (its body may not all be there yet); 0 if no page starts there (capture
     pattern, version or flags), -1 if ``buf`` ends before its segment table does."""
+    have = len(buf) - at
+    if have >= HEADER_SIZE:  # the common case, in one unpack
+        fields: tuple[bytes, int, int, int] = _LENGTH_FIELDS.unpack_from(buf, at)
+        capture, version, flags, nseg = fields
+        if capture != CAPTURE or version or flags & 0xF8:
+            return 0
+        table = at + HEADER_SIZE
+        if have < HEADER_SIZE + nseg:
+            return -1
+        return HEADER_SIZE + nseg + sum(buf[table : table + nseg])
     if buf[at : at + 4] != CAPTURE:
         return 0
-    have = len(buf) - at
     if have > 4 and buf[at + 4] != 0:
         return 0
     if have > _FLAGS_AT and buf[at + _FLAGS_AT] & 0xF8:
         return 0
-    if have < HEADER_SIZE:
-        return -1
-    table = at + HEADER_SIZE
-    end = table + buf[at + _SEGMENTS_AT]
-    if len(buf) < end:
-        return -1
-    return end - at + sum(buf[table:end])
+    return -1
 
 
 def body_start(page: bytes) -> int:
