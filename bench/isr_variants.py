@@ -47,7 +47,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import Procs, install_signal_handlers, raise_nofile, stop_all
-from streams import isr_config, make_media, start_load
+from streams import SPLIT_MINUTES, _wait_for_second, isr_config, make_media, start_load
 
 VARIANTS = (
     "base",
@@ -155,6 +155,13 @@ def main() -> int:
     ap.add_argument(
         "--together", action="store_true", help="all variants at once, in the same window"
     )
+    ap.add_argument(
+        "--launch-second",
+        type=float,
+        default=None,
+        help="start ISR this many seconds into a minute (it splits every minute): e.g. 5 "
+        "keeps the roll out of a 20 s window after a 10 s warm-up",
+    )
     ap.add_argument("variants", nargs="+", help=f"e.g. {' '.join(VARIANTS)}")
     args = ap.parse_args()
     install_signal_handlers()
@@ -176,6 +183,8 @@ def main() -> int:
         for group in groups:
             procs = Procs("isr")
             pids = []
+            if args.launch_second is not None:
+                _wait_for_second(args.launch_second)
             for v in group:
                 out = Path(tempfile.mkdtemp(prefix="out-", dir=work))
                 cfg = isr_config(Path(tempfile.mkdtemp(prefix="cfg-", dir=work)), out, urls)
@@ -194,6 +203,16 @@ def main() -> int:
             after, t1 = [user_sys(pid) for pid in pids], time.monotonic()
             procs.stop()
             k = 3600 / (n * (t1 - t0))
+            end = time.time() - (time.monotonic() - t1)
+            boundaries = int(end // (SPLIT_MINUTES * 60)) - int(
+                (end - (t1 - t0)) // (SPLIT_MINUTES * 60)
+            )
+            print(
+                f"window {time.strftime('%H:%M:%S', time.localtime(end - (t1 - t0)))}-"
+                f"{time.strftime('%H:%M:%S', time.localtime(end))}, "
+                f"{boundaries} minute boundaries in it",
+                flush=True,
+            )
             for v, (u0, s0), (u1, s1) in zip(group, before, after, strict=True):
                 print(
                     f"{v:24s} user {(u1 - u0) * k:5.2f}  sys {(s1 - s0) * k:5.2f}  "
