@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,10 @@ class RecorderStatus:
     why: str = ""
     """Why the recorder is judged alive or gone, for people."""
 
-    @property
+    @cached_property
     def recording(self) -> list[str]:
-        """Relative names of the files being written, when the recorder is alive."""
+        """Relative names of the files being written, when the recorder is alive.
+        (Worked out once per status read: a coverage measure asks it once per source.)"""
         if not self.alive:
             return []
         names = []
@@ -41,7 +43,7 @@ class RecorderStatus:
                 names.append(f)
         return sorted(names)
 
-    @property
+    @cached_property
     def writing(self) -> set[str]:
         """Names of the sources with a file open, when the recorder is alive: unlike
         a file name, true across a split (the status may name the new file before or
