@@ -116,8 +116,8 @@ def crc32_ogg(data: bytes | bytearray | memoryview) -> int:
 
 def page_crc(page: bytes) -> int:
     """The CRC ``page`` should carry: of its bytes with the CRC field taken as zero.
-    (Of a copy with the field zeroed: a call costs a microsecond whatever its length,
-    a copy of a page a fraction of one.)"""
+    (Of a copy with the field zeroed: one call over a copy costs fewer instructions
+    than three calls over the parts.)"""
     return _cksum(b"".join((page[:_CRC_AT], _ZERO_CRC, memoryview(page)[_CRC_AT + 4 :]))) ^ _XOR_OUT
 
 
