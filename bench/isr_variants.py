@@ -47,7 +47,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import Procs, install_signal_handlers, raise_nofile, stop_all
-from streams import SPLIT_MINUTES, _wait_for_second, isr_config, make_media, start_load
+from streams import boundaries_between, isr_config, make_media, start_load, wait_for_second
 
 VARIANTS = (
     "base",
@@ -184,7 +184,7 @@ def main() -> int:
             procs = Procs("isr")
             pids = []
             if args.launch_second is not None:
-                _wait_for_second(args.launch_second)
+                wait_for_second(args.launch_second)
             for v in group:
                 out = Path(tempfile.mkdtemp(prefix="out-", dir=work))
                 cfg = isr_config(Path(tempfile.mkdtemp(prefix="cfg-", dir=work)), out, urls)
@@ -198,19 +198,15 @@ def main() -> int:
                 me = [sys.executable, str(Path(__file__).resolve()), "--child", v]
                 pids.append(procs.start([*me, "record", "-c", str(cfg)], log=work / "isr.out").pid)
             time.sleep(args.warmup)
-            before, t0 = [user_sys(pid) for pid in pids], time.monotonic()
+            before, t0, w0 = [user_sys(pid) for pid in pids], time.monotonic(), time.time()
             time.sleep(args.duration)
-            after, t1 = [user_sys(pid) for pid in pids], time.monotonic()
+            after, t1, w1 = [user_sys(pid) for pid in pids], time.monotonic(), time.time()
             procs.stop()
             k = 3600 / (n * (t1 - t0))
-            end = time.time() - (time.monotonic() - t1)
-            boundaries = int(end // (SPLIT_MINUTES * 60)) - int(
-                (end - (t1 - t0)) // (SPLIT_MINUTES * 60)
-            )
             print(
-                f"window {time.strftime('%H:%M:%S', time.localtime(end - (t1 - t0)))}-"
-                f"{time.strftime('%H:%M:%S', time.localtime(end))}, "
-                f"{boundaries} minute boundaries in it",
+                f"window {time.strftime('%H:%M:%S', time.localtime(w0))}-"
+                f"{time.strftime('%H:%M:%S', time.localtime(w1))}, "
+                f"{boundaries_between(w0, w1)} minute boundaries in it",
                 flush=True,
             )
             for v, (u0, s0), (u1, s1) in zip(group, before, after, strict=True):

@@ -264,11 +264,17 @@ def stream_sizes(out: Path, n: int, ext: str) -> list[int]:
     return sizes
 
 
-def _wait_for_second(second: float) -> None:
+def wait_for_second(second: float) -> None:
     """Wait until the wall clock is ``second`` seconds into a split period: where the
     roll falls in the CPU window is then chosen, not left to when the run started."""
     period = SPLIT_MINUTES * 60
     time.sleep((second - time.time()) % period)
+
+
+def boundaries_between(t0: float, t1: float) -> int:
+    """Split boundaries (wall clock) in ``(t0, t1]``."""
+    period = SPLIT_MINUTES * 60
+    return int(t1 // period) - int(t0 // period)
 
 
 def _mid_tick() -> None:
@@ -336,7 +342,7 @@ def run_tool(
     result: dict[str, Any] = {"tool": name, "streams": n, "launch_second": launch_second}
     try:
         if launch_second is not None:
-            _wait_for_second(launch_second)
+            wait_for_second(launch_second)
         t_launch = time.time()
         launch(name, procs, tdir, out, urls, ext)
         t_ready = time.time()
@@ -439,11 +445,7 @@ def run_tool(
             4,
         ),
         loadavg_1min_at_end=round(loadavg, 2),
-        boundaries_in_window=(
-            int(t_b // (SPLIT_MINUTES * 60)) - int(t_warm // (SPLIT_MINUTES * 60))
-            if name == "isr"
-            else None
-        ),
+        boundaries_in_window=boundaries_between(t_warm, t_b) if name == "isr" else None,
     )
     # The load generator kept real time when every mount received bitrate x window.
     src_ratios = [(bytes_b[m] - bytes_a.get(m, 0)) / (rate * window) for m in load.mounts]
@@ -849,7 +851,8 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=None,
         help="start each tool this many seconds into a minute (ISR splits every minute): "
-        "e.g. 2 keeps the roll out of a 30 s run's window, 45 puts it inside",
+        "e.g. 15 keeps the roll out of a 30 s run's window (at 2 the burst dates the first "
+        "audio before the minute), 45 puts it inside",
     )
     ap.add_argument(
         "--markdown", action="store_true", help="print the results as Markdown tables and exit"
