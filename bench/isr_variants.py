@@ -108,8 +108,7 @@ def apply(variant: str) -> None:
                         link=link,
                         flags=flags,
                         granule=granule,
-                        fresh=n,
-                        computed=n,
+                        counted=(n, n),
                     )
                 )
                 self._no_cut = False

@@ -30,6 +30,8 @@ from isr.framing.ogg import (
     page_packets,
 )
 from isr.framing.oggcodecs import codec_for, flac_block_size, opus_samples, vorbis_modes
+from isr.framing.oggcount import _count_packets, _count_vorbis, carry
+from tests.support.framing import granules_disagree
 
 _EXAMPLES = os.environ.get("ISR_FUZZ_EXAMPLES")
 FUZZ = settings(
@@ -233,6 +235,7 @@ def test_headers_then_audio_pages() -> None:
     assert not frames[-1].cut  # a link's last page: no file of it alone
     assert framer.extension == ".opus"
     assert framer.dropped_bytes == 0 and framer.granule_mismatches == 0
+    assert not granules_disagree(frames)
 
 
 def test_first_page_after_a_connect_is_computed_from_its_packets() -> None:
@@ -296,6 +299,7 @@ def test_pages_before_any_headers_and_orphans_are_dropped() -> None:
     frames, framer = run(b"".join([pages[0], pages[1], opened, tail2]))
     assert [f.samples for f in frames[2:]] == [0, 1920]
     assert not frames[3].cut and framer.granule_mismatches == 0
+    assert not granules_disagree(frames)
 
 
 def test_multiplexed_link_keeps_the_first_audio_stream() -> None:
@@ -481,5 +485,36 @@ def test_vorbis_count_without_a_loop_agrees_packet_by_packet(
     if last_open and body:
         body[-1] = bytes([packets[-1][0]]) * 510
     page = make_page(body, last_open=last_open and bool(body))
-    general = OggFramer._count_packets(codec, page, head, prev)
-    assert OggFramer._count_vorbis(codec, page, head, prev) == general
+    general = _count_packets(codec, page, head, prev)
+    assert _count_vorbis(codec, page, head, prev) == general
+    # What a page hands on to the next, read without counting, is the count's.
+    after = carry(codec, page, head, prev)
+    assert after is None or after == general[2:]
+    # It answers unless the last whole packet is empty or no audio.
+    whole = [(a, b) for a, b, complete in page_packets(page) if complete]
+    if whole:
+        a, b = whole[-1]
+        lead = head[0] if head and len(whole) == 1 else page[a] if a < b else None
+        assert (after is not None) == (lead is not None and lead % 2 == 0)
+    else:
+        assert after is not None
+
+
+@FUZZ
+@given(
+    st.lists(st.sampled_from([0, 1, 3, 100, 255, 510, 600]), max_size=30),
+    st.booleans(),
+    st.sampled_from([None, TOC_20MS, TOC_20MS * 64]),
+)
+def test_opus_carry_agrees_with_the_count(
+    sizes: list[int], last_open: bool, head: bytes | None
+) -> None:
+    """An Opus page hands on only the start of the packet it leaves open."""
+    codec = codec_for(OPUS_HEAD)
+    assert codec is not None
+    body = [TOC_20MS * size for size in sizes]
+    if last_open and body:
+        body[-1] = TOC_20MS * 510
+    page = make_page(body, last_open=last_open and bool(body))
+    count = _count_packets(codec, page, head, 0)
+    assert carry(codec, page, head, 0) == count[2:]

@@ -20,8 +20,10 @@ import numpy.typing as npt
 import pytest
 
 from isr.framing.ogg import OggFrame, OggFramer, page_packets
+from isr.framing.oggcount import _count_packets, _count_vorbis, carry
 from isr.segment import Segmenter
 from isr.sinks.base import Sink
+from tests.support.framing import granules_disagree
 from tests.support.judge import (
     decode_pcm,
     ffmpeg_errors,
@@ -207,6 +209,7 @@ def test_real_files_frame_cleanly_in_any_chunking(codec: str, sources: dict[str,
     frames, framer = frame_all(data)
     assert framer.dropped_bytes == 0 and framer.bad_pages == 0
     assert framer.granule_mismatches == 0  # computed sample counts agree with granules
+    assert not granules_disagree(frames)  # on every page, not only those counted
     assert framer.extension == {"vorbis": ".ogg", "oggflac": ".oga"}.get(codec, ".opus")
     for chunk in (1, 4096, 65536):
         if chunk == 1 and len(data) > 200_000:
@@ -273,9 +276,11 @@ def test_vorbis_table_count_agrees_with_the_packet_by_packet_count(
     opened = 0
     for page in pages:
         continued = bool(page[5] & 1)
-        g = OggFramer._count_packets(codec, page, general[0] if continued else None, general[1])
-        t = OggFramer._count_vorbis(codec, page, table[0] if continued else None, table[1])
+        g = _count_packets(codec, page, general[0] if continued else None, general[1])
+        t = _count_vorbis(codec, page, table[0] if continued else None, table[1])
         assert t == g
+        # What the framer hands on without counting: on a real stream, every page.
+        assert carry(codec, page, general[0] if continued else None, general[1]) == g[2:]
         general, table = (g[3], g[2]), (t[3], t[2])
         opened += g[3] is not None
     assert opened > 10  # packets spanning pages were exercised

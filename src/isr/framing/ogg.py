@@ -12,8 +12,10 @@ and emits:
   ("de-chaining"); otherwise the first carries ``new_link`` and a new file starts.
 - each audio page as a frame whose ``samples`` is the granule delta from the
   previous page of the link, or, where there is none (the first page after a
-  connect or a chain), the count computed from its packets (``oggcodecs``); for
+  connect or a chain), the count computed from its packets (``oggcount``); for
   FLAC always that count (its blocks are exact, some encoders' granules are not).
+  Other pages are counted only on demand (``OggFrame.counts``): where the writer
+  needs it, or where a granule delta is no plausible page length.
 
 A page that continues a packet can't start a file (``cut=False``), nor can the
 first audio page of a new link (a file of headers alone would be useless).
@@ -33,18 +35,16 @@ and the frame type it takes are ``oggwriter``'s.
 
 from __future__ import annotations
 
-from operator import eq, itemgetter
-
 from isr.errors import UnsupportedFormat
 from isr.framing.base import FileWriter, Frame, FramerBase
 from isr.framing.oggcodecs import Codec, codec_for, unsupported_codec
+from isr.framing.oggcount import Count, carry, page_samples
 from isr.framing.oggpage import (
     BOS,
     CONTINUED,
     EOS,
     body_start,
     crc32_ogg,
-    packet_layout,
     page_crc_ok,
     page_fields,
     page_length,
@@ -70,9 +70,6 @@ MAX_HEADER_PACKET = 1 << 20
 
 MAX_HEADERS = 4 << 20
 """A link whose header pages pass this size without completing is dropped."""
-
-_HEAD = 64
-"""Bytes kept of a packet's start: enough for any sample count computation."""
 
 
 def _flac_frame(page: bytes) -> bool:
@@ -349,98 +346,6 @@ class OggFramer(FramerBase):
             self._prev_bs = 0
             self._no_cut = True
 
-    @staticmethod
-    def _count_packets(
-        codec: Codec, page: bytes, head: bytes | None, prev: int
-    ) -> tuple[int, int, int, bytes | None]:
-        """(samples, samples from a decoder starting here, blocksize carried on, head
-        of the packet left open) of an audio page; ``head``: the start of the packet
-        it continues, ``prev``: the blocksize before it."""
-        computed = fresh = 0
-        first = True
-        for start, end, complete in page_packets(page):
-            if head is not None:
-                data = (head + page[start : start + _HEAD])[:_HEAD]
-                head = None
-            else:
-                data = page[start : min(end, start + _HEAD)]
-            if not complete:
-                return computed, fresh, prev, data
-            n, prev = codec.packet_samples(data, prev)
-            computed += n
-            fresh += codec.packet_samples(data, 0)[0] if first else n
-            first = False
-        return computed, fresh, prev, None
-
-    @staticmethod
-    def _count_vorbis(
-        codec: Codec, page: bytes, head: bytes | None, prev: int
-    ) -> tuple[int, int, int, bytes | None]:
-        """``_count_packets`` for Vorbis, whose packets are counted from their first
-        byte alone (tested to agree). A live page holds a few dozen packets, so no
-        Python loop runs over them: the packets' starts come from the lacing values
-        (``packet_layout``), their first bytes are classed short, long or not audio
-        by ``bytes.translate`` and counted by class, and the sum of ``(previous + own)
-        / 4`` over a run of blocksizes is ``(2 * sum - last + (prev or -first)) / 4``
-        (each is a multiple of 4, so nothing is rounded)."""
-        starts, ends, open_, zero = packet_layout(page)
-        if not ends:  # no packet ends here: one piece, open, or none at all
-            if not open_:
-                return 0, 0, prev, None
-            base = starts[0]
-            if head is not None:
-                return 0, 0, prev, (head + page[base : base + _HEAD])[:_HEAD]
-            return 0, 0, prev, page[base : base + _HEAD]
-        bs0, bs1 = codec.blocksizes
-        if (bs0 | bs1 | prev) & 3 or (zero and any(map(eq, starts, ends))):  # an empty packet
-            return OggFramer._count_vorbis_each(codec, page, head, prev)
-        n = len(ends)
-        leads = bytes(itemgetter(*starts[:n])(page) if n > 1 else (page[starts[0]],))
-        if head:
-            leads = head[:1] + leads[1:]
-        kinds = leads.translate(codec.vorbis_kinds())
-        audio = kinds.replace(b"\0", b"")
-        computed = fresh = 0
-        if audio:
-            longs = audio.count(2)
-            size = (0, bs0, bs1)
-            last = size[audio[-1]]
-            total = 2 * ((len(audio) - longs) * bs0 + longs * bs1) - last
-            computed = (total + (prev or -size[audio[0]])) >> 2
-            lead = size[kinds[0]]
-            fresh = computed - ((prev + lead) >> 2 if lead and prev else 0)
-            prev = last
-        if open_:  # the last packet goes on in the next page
-            return computed, fresh, prev, page[ends[-1] : ends[-1] + _HEAD]
-        return computed, fresh, prev, None
-
-    @staticmethod
-    def _count_vorbis_each(
-        codec: Codec, page: bytes, head: bytes | None, prev: int
-    ) -> tuple[int, int, int, bytes | None]:
-        """``_count_vorbis`` packet by packet: for a page with an empty packet (a
-        lacing value 0 that is no 255's end), or blocksizes that are no multiple of 4
-        (a broken setup header)."""
-        sizes = codec.vorbis_sizes()
-        computed = fresh = 0
-        first = True
-        for start, end, complete in page_packets(page):
-            if not complete:
-                if head is not None:
-                    return computed, fresh, prev, (head + page[start : start + _HEAD])[:_HEAD]
-                return computed, fresh, prev, page[start : min(end, start + _HEAD)]
-            lead = head[0] if head else page[start] if start < end else -1
-            size = sizes[lead] if lead >= 0 else 0
-            head = None
-            if size:
-                n = (prev + size) >> 2 if prev else 0
-                computed += n
-                if not first:
-                    fresh += n
-                prev = size
-            first = False
-        return computed, fresh, prev, None
-
     def _audio_page(
         self, link: Link, page: bytes, flags: int, granule: int, out: list[Frame]
     ) -> None:
@@ -450,18 +355,32 @@ class OggFramer(FramerBase):
             return
         codec = link.codec
         head = self._head if continued else None
-        count = self._count_vorbis if codec.name == "vorbis" else self._count_packets
-        computed, fresh, self._prev_bs, self._head = count(codec, page, head, self._prev_bs)
+        prev = self._prev_bs
+        counted: Count | None = None
+        after = carry(codec, page, head, prev)
+        if after is None:
+            counted = page_samples(codec, page, head, prev)
+            self._prev_bs, self._head = counted[2], counted[3]
+        else:
+            self._prev_bs, self._head = after
         if granule == -1:
             samples = 0
         elif self._prev_granule is None or codec.name == "flac":
             # FLAC's block sizes are exact and it trims nothing, while some granules
             # are not (liquidsoap's last page of a link claims one sample more).
-            samples = computed
+            counted = counted or page_samples(codec, page, head, prev)
+            samples = counted[0]
         else:
             samples = granule - self._prev_granule
-            if samples != computed and not (flags & EOS and 0 <= samples < computed):
-                self.granule_mismatches += 1
+            if counted is None and not 0 <= samples <= codec.sample_rate:
+                counted = page_samples(codec, page, head, prev)
+            # A delta of at most a second is taken as it is, uncounted: only a count
+            # could tell it wrong, and a wrong one is replaced only when it exceeds
+            # twice the count and a second, or is negative.
+            if counted is not None and samples != counted[0]:
+                computed = counted[0]
+                if not (flags & EOS and 0 <= samples < computed):
+                    self.granule_mismatches += 1
                 if samples < 0 or samples > 2 * computed + codec.sample_rate:
                     samples = computed
         if granule != -1:
@@ -477,8 +396,8 @@ class OggFramer(FramerBase):
                 link=link,
                 flags=flags,
                 granule=granule,
-                fresh=fresh,
-                computed=computed,
+                counted=counted[:2] if counted else None,
+                before=(prev, head),
             )
         )
         self._no_cut = False

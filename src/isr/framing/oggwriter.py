@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from isr.framing.base import Frame
 from isr.framing.oggcodecs import STREAMINFO_AT, Codec
+from isr.framing.oggcount import page_samples
 from isr.framing.oggpage import CONTINUED, EOS, OggPage, page_fields, restamp
 
 __all__ = ["Link", "OggFrame", "OggWriter"]
@@ -59,11 +60,35 @@ class OggFrame(Frame):
     granule: int = -1
     """The page's granule position as received."""
     header: bool = False
-    fresh: int = 0
-    """Samples a decoder starting at this page's first whole packet gets from it."""
-    computed: int = 0
-    """Samples its packets decode to after the packets before it (``samples`` is the
-    granule delta, smaller than this on an end-trimmed EOS page)."""
+    counted: tuple[int, int] | None = None
+    """(computed, fresh) if the framer counted the page's packets; else ``counts``
+    counts them when asked, from ``before``."""
+    before: tuple[int, bytes | None] = (0, None)
+    """(blocksize before the page, start of the packet it continues): what counting
+    its packets needs (``oggcount.page_samples``)."""
+
+    def counts(self) -> tuple[int, int]:
+        """(computed, fresh): the samples the page's packets decode to after the
+        packets before it (``samples`` is the granule delta, smaller than this on an
+        end-trimmed EOS page), and those a decoder starting at its first whole packet
+        gets from it. Counted on demand: a file's first page and a link's last."""
+        if self.counted is not None:
+            return self.counted
+        if self.link is None or self.header:
+            return 0, 0
+        prev, head = self.before
+        computed, fresh, _, _ = page_samples(self.link.codec, self.data, head, prev)
+        return computed, fresh
+
+    @property
+    def computed(self) -> int:
+        """``counts()[0]``."""
+        return self.counts()[0]
+
+    @property
+    def fresh(self) -> int:
+        """``counts()[1]``."""
+        return self.counts()[1]
 
 
 def _flac_info(page: bytes, total: int, headers: int | None = None) -> bytes:
@@ -172,7 +197,8 @@ class OggWriter:
             if not self._started:
                 self._started = f.granule != -1
                 if self._started:  # n_first, less any end trimming (an EOS page)
-                    self._total += max(0, f.fresh - max(0, f.computed - f.samples))
+                    computed, fresh = f.counts()
+                    self._total += max(0, fresh - max(0, computed - f.samples))
             else:
                 self._total += f.samples
             granule = self._total if f.granule != -1 else -1
@@ -186,9 +212,11 @@ class OggWriter:
     def _stitch(self) -> None:
         """A new link continues the file: play the previous link's end in full."""
         held, f = self._held, self._held_frame
-        if held is None or f is None or held[2] == -1 or f.computed <= f.samples:
+        if held is None or f is None or held[2] == -1:
             return
         extra = f.computed - f.samples
+        if extra <= 0:
+            return
         self._total += extra
         self._held = (held[0], held[1], held[2] + extra, held[3])
 
