@@ -90,7 +90,8 @@ class OggFramer(FramerBase):
         self.bad_pages = 0
         """Candidate pages rejected for their CRC."""
         self.granule_mismatches = 0
-        """Pages whose granule delta disagreed with their packets' sample count."""
+        """Pages whose granule delta disagreed with their packets' sample count, of
+        those counted (a delta of up to a second is taken uncounted)."""
         self._refused = False
         """The stream is of a codec ISR cannot record (``UnsupportedFormat`` raised)."""
         self._reset()
