@@ -79,9 +79,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark the slow modules, and order the modules longest first. xdist hands out
-    modules in this order (``--dist loadfile``): in the files' order, the soak and
-    two other real-time modules came last and ran alone for minutes while the other
-    workers had nothing left to do; now the quick ones fill the end."""
+    modules in this order (``--dist loadfile --no-loadscope-reorder``; by default it
+    orders them by their number of tests, and the one-test soak and pair came last
+    and ran on alone for minutes while the other workers had nothing left to do);
+    now the quick ones fill the end."""
     for item in items:
         module = item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
         if module in SLOW_MODULES or module.startswith("test_record_"):
