@@ -45,14 +45,14 @@ node_modules/axe-core/axe.min.js:
 	npm install --no-save --no-audit --no-fund axe-core@4
 
 ## Install everything the tests need, then run the whole suite. Three workers on two
-## cores, a test file each at a time, the longest files first (tests/conftest.py; xdist
-## would order them by their number of tests): most tests wait on real time (two
-## workers kept the cores two-thirds busy, for 16 minutes).
+## cores, a test file each at a time: most tests wait on real time (two workers kept
+## the cores two-thirds busy, for 16 minutes; four, beside a benchmark, starved four
+## real-time tests of CPU).
 test: system-test venv node_modules/axe-core/axe.min.js
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest -n 3 --dist loadfile --no-loadscope-reorder --durations=15
+	$(BIN)/pytest -n 3 --dist loadfile --durations=15
 
 ## What CI runs short of the slow tests: lint, format, types, the fast tests (~1 min).
 check: venv

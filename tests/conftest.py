@@ -45,29 +45,6 @@ SLOW_MODULES = frozenset(
 """Modules whose tests run real time (recorders, servers, browsers, containers), with
 every ``test_record_*``: ``make check`` leaves them out (``-m "not slow"``)."""
 
-LONGEST_MODULES = {
-    "test_record_archive": 170,
-    "test_record_hls_faults": 160,
-    "test_source_clients": 95,
-    "test_soak": 90,
-    "test_record_stop": 75,
-    "test_browser_timeline": 70,
-    "test_record_clips": 70,
-    "test_record_hls": 65,
-    "test_record_pair": 65,
-    "test_record_coverage": 60,
-    "test_flac": 55,
-    "test_web_jobs": 55,
-    "test_record_ogg": 55,
-    "test_ogg_files": 50,
-    "test_record_reconnect": 45,
-    "test_soundcard": 40,
-    "test_clock": 40,
-}
-"""Seconds each of the longest modules took (``make test``'s three workers on two
-cores, 2026-12-04): they start first, longest first, then the other slow ones, then
-the rest. Only the order depends on these figures."""
-
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
@@ -78,21 +55,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the slow modules, and order the modules longest first. xdist hands out
-    modules in this order (``--dist loadfile --no-loadscope-reorder``; by default it
-    orders them by their number of tests, and the one-test soak and pair came last
-    and ran on alone for minutes while the other workers had nothing left to do);
-    now the quick ones fill the end."""
     for item in items:
         module = item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
         if module in SLOW_MODULES or module.startswith("test_record_"):
             item.add_marker(pytest.mark.slow)
-    slow = {item.path for item in items if item.get_closest_marker("slow")}
-
-    def order(item: pytest.Item) -> tuple[int, bool]:
-        return -LONGEST_MODULES.get(item.path.stem, 0), item.path not in slow
-
-    items.sort(key=order)  # stable: a file stays whole
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
