@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,55 @@ def test_faults_are_retried_and_never_disturb_a_healthy_source(tmp_path: Path, m
     assert "refused" in (status["refused"]["last_error"] or "").lower()
     log = (tmp_path / "rec.log").read_text()
     assert "Traceback" not in log
+
+
+def test_a_sender_that_stalls_leaves_a_gap_where_its_audio_never_came(
+    tmp_path: Path, mp3: bytes
+) -> None:
+    """The sender goes silent for 3 s with the connection open, then sends in real time
+    from where it stopped: 3 s of air time has no audio. Once the media clock has seen
+    the audio stay late long enough to re-anchor, the file ends and the next one starts
+    with a gap of those 3 s; every file's sidecar spans the audio it holds, and the
+    files are still one contiguous run of what was sent."""
+    stall = Mount(
+        "/starved",
+        payload=mp3,
+        byte_rate=MP3_RATE,
+        stall_after=4 * MP3_RATE,
+        stall_seconds=3,
+        stall_loses=True,
+    )
+    out = tmp_path / "recordings"
+    with FakeStreamServer(stall) as srv:
+        config = (
+            "[general]\nsplit_minutes = 60\nlog_file = rec.log\n"
+            f"[radio]\ntype = stream\nurl = {srv.url('/starved')}\ntimeout_seconds = 10\n"
+        )
+        with RecorderProcess(tmp_path, config) as rec:
+            assert wait_for(
+                lambda: any(sidecar(f)["gaps"] for f in recorded(out, ".mp3")),
+                timeout=30,
+            ), rec.output
+            time.sleep(1.5)
+            status = rec.status()["sources"]["radio"]
+            assert rec.stop() == 0, rec.output
+        conn = srv.connections_to("/starved")[0]
+    assert status["reconnects"] == 0
+    files = recorded(out, ".mp3")
+    gaps = [g for f in files for g in sidecar(f)["gaps"]]  # type: ignore[attr-defined]
+    assert len(gaps) == 1, gaps
+    assert gaps[0]["seconds"] == pytest.approx(3.0, abs=0.5), gaps
+    assert "clock jumped" in gaps[0]["cause"], gaps
+    for f in files:
+        side = sidecar(f)
+        span = _time(side["end"]) - _time(side["start"])
+        assert span == pytest.approx(ffprobe_duration(f), abs=0.1), (f.name, side)
+        assert ffmpeg_errors(f) == "", f.name
+    joined = b"".join(audio_of(f) for f in files)
+    sent = bytes(conn.audio)
+    start = sent.find(joined[:4096])
+    assert start >= 0 and sent[start : start + len(joined)] == joined
+
+
+def _time(text: object) -> float:
+    return datetime.fromisoformat(str(text)).timestamp()

@@ -260,3 +260,83 @@ def test_files_outside_the_output_directory_have_absolute_names(tmp_path: Path) 
     assert seg.ledger is not None
     assert seg.ledger.file == (tmp_path / "elsewhere" / "135958.mp3").as_posix()
     seg.close()
+
+
+def sidecars(tmp_path: Path) -> list[dict]:  # type: ignore[type-arg]
+    return [json.loads(p.read_text()) for p in sorted((tmp_path / "radio1").glob("*.json"))]
+
+
+def test_a_clock_that_jumps_ahead_ends_the_file_and_notes_the_gap(tmp_path: Path) -> None:
+    """A stream clock re-anchored after a stall puts the next frames 3 s after the
+    file's audio ends: the file keeps the span of its own audio, and a new file, named
+    after the new time, starts with a gap of the 3 s that never came."""
+    seg = make_segmenter(tmp_path, split=3600)
+    fs = frames(20)  # 0.48 s
+    seg.write_frames(fs[:10], T0, raw(".mp3"), "mp3", PassThrough)
+    seg.write_frames(fs[10:], T0 + 0.24 + 3.0, raw(".mp3"), "mp3", PassThrough)
+    seg.close()
+    names = sorted(p.name for p in (tmp_path / "radio1").glob("*.mp3"))
+    assert names == ["135958.mp3", "140001.mp3"]
+    first, second = sidecars(tmp_path)
+    assert (first["start"], first["end"]) == (
+        "2026-11-24T13:59:58.500+00:00",
+        "2026-11-24T13:59:58.740+00:00",
+    ), first
+    assert second["start"] == "2026-11-24T14:00:01.740+00:00", second
+    assert second["end"] == "2026-11-24T14:00:01.980+00:00", second
+    assert [g["seconds"] for g in second["gaps"]] == [3.0], second
+    assert second["gaps"][0]["at"] == 0.0
+    assert "jumped +3.000 s" in second["gaps"][0]["cause"]
+    joined = b"".join((tmp_path / "radio1" / n).read_bytes() for n in names)
+    assert joined == b"".join(f.data for f in fs)  # nothing lost or doubled
+
+
+def test_a_jump_waits_for_a_frame_that_may_start_a_file(tmp_path: Path) -> None:
+    """Ogg pages that continue a packet cannot start a file: after the jump they end
+    the old file on its own clock, and the new file starts at the next page that may."""
+    seg = make_segmenter(tmp_path, split=3600)
+    seg.write_frames([Frame(b"a", 4800, 48000)], T0, raw(".ogg"), "ogg", PassThrough)
+    later = T0 + 0.1 + 2.0
+    seg.write_frames([Frame(b"b", 4800, 48000, cut=False)], later, raw(".ogg"), "ogg", PassThrough)
+    seg.write_frames(
+        [Frame(b"c", 4800, 48000, cut=False), Frame(b"d", 4800, 48000)],
+        later + 0.1,
+        raw(".ogg"),
+        "ogg",
+        PassThrough,
+    )
+    seg.close()
+    files = sorted((tmp_path / "radio1").glob("*.ogg"))
+    assert [f.read_bytes() for f in files] == [b"abc", b"d"]
+    first, second = sidecars(tmp_path)
+    assert first["end"] == "2026-11-24T13:59:58.800+00:00", first  # 0.3 s of audio
+    assert second["start"] == "2026-11-24T14:00:00.800+00:00", second
+    assert [g["seconds"] for g in second["gaps"]] == [2.0], second
+
+
+def test_frames_held_past_a_boundary_end_the_file_before_a_jump(tmp_path: Path) -> None:
+    """Two frames past the boundary wait to start the next file; then the clock jumps:
+    they end the last file (as a close would have them), and the jumped audio starts
+    a file of its own with the gap."""
+    seg = make_segmenter(tmp_path)
+    fs = frames(65)  # 1.56 s from 13:59:58.5: the last two frames are past 14:00:00
+    seg.write_frames(fs, T0, raw(".mp3"), "mp3", PassThrough)
+    assert len(seg.held) == 2
+    more = frames(10)
+    seg.write_frames(more, T0 + 1.56 + 5.0, raw(".mp3"), "mp3", PassThrough)
+    seg.close()
+    files = sorted((tmp_path / "radio1").glob("*.mp3"))
+    assert [f.name for f in files] == ["135958.mp3", "140005.mp3"]
+    assert files[0].read_bytes() == b"".join(f.data for f in fs)
+    first, second = sidecars(tmp_path)
+    assert first["end"] == "2026-11-24T14:00:00.060+00:00", first
+    assert [g["seconds"] for g in second["gaps"]] == [5.0], second
+
+
+def test_a_clock_a_little_ahead_is_the_same_run(tmp_path: Path) -> None:
+    """Jitter under half a second is not a loss: one file, no gap."""
+    seg = make_segmenter(tmp_path, split=3600)
+    seg.write_frames(frames(10), T0, raw(".mp3"), "mp3", PassThrough)
+    seg.write_frames(frames(10), T0 + 0.24 + 0.4, raw(".mp3"), "mp3", PassThrough)
+    seg.close()
+    assert [s["gaps"] for s in sidecars(tmp_path)] == [[]]

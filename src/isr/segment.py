@@ -45,6 +45,11 @@ of a stream that rolls its files often."""
 CLOCK_SLACK = 0.001
 """Seconds a frame's time may fall short of the last one's end (float residue)."""
 
+JUMP_SLACK = 0.5
+"""Seconds a frame's time may run past the last one's end before the audio between
+counts as lost: a stream clock re-anchored after a stall (at least a second), an HLS
+program date that jumps ahead (half a second, as isr.sources.hls allows)."""
+
 SinkFactory = Callable[[Path, str, str | None], Sink]
 """Makes a sink from (directory, stem, the writer's extension or None)."""
 
@@ -368,9 +373,16 @@ class Segmenter:
             # them to be a file: their time goes on from the last one written.
             held, self.held = self.held, []
             expect = self.end_time + _seconds(held)
-            if t0 < expect - CLOCK_SLACK:
-                self._clock_moved_back(expect - t0)
-            frames, t0 = [*held, *frames], self.end_time
+            if t0 > expect + JUMP_SLACK:
+                self._write_frames(held, expect)  # they end this file, as at a close
+            else:
+                if t0 < expect - CLOCK_SLACK:
+                    self._clock_moved_back(expect - t0)
+                frames, t0 = [*held, *frames], self.end_time
+        if self.sink is not None and t0 > self.end_time + JUMP_SLACK:
+            frames, t0 = self._clock_jumped(frames, t0)
+            if not frames:
+                return
         opened = self.sink is None
         if opened:
             self.open(t0, make_sink, fmt, writer=new_writer(), first=frames[0])
@@ -407,6 +419,29 @@ class Segmenter:
                 self.note_title(frame.title)
             t += frame.samples / frame.sample_rate
         self._write_frames(frames[start:], t)
+
+    def _clock_jumped(self, frames: Sequence[Frame], t0: float) -> tuple[Sequence[Frame], float]:
+        """The clock puts these frames later than the file's audio ends: what aired
+        between was lost (a sender that stalled, segments the program dates skip).
+        A file's audio is one run and its span its audio's, so the file ends, and the
+        frames start a session's file whose gap says how much is missing. Frames
+        that no file may start with (the rest of a packet) end the old file first,
+        on its own clock; the frames that are left and when the first of them aired."""
+        assert self.ledger is not None
+        ahead = t0 - self.end_time
+        i = next((k for k, f in enumerate(frames) if f.cut or f.new_link), len(frames))
+        if i:
+            self._write_frames(frames[:i], self.end_time + _seconds(frames[:i]))
+        if i == len(frames):
+            return [], t0  # the next cut comes later: the clock stays ahead till then
+        self.log.warning(
+            "the clock jumped %+.3f s in %s: the audio between was lost; a new file",
+            ahead,
+            self.ledger.file,
+        )
+        self.close()
+        self.note_cause(f"the audio's clock jumped {ahead:+.3f} s: none came for that long")
+        return frames[i:], t0 + _seconds(frames[:i])
 
     def _clock_moved_back(self, moved: float) -> None:
         """The media clock moved back: audio came faster than real time (after a

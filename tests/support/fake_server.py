@@ -91,6 +91,9 @@ class Mount:
     """Close the connection after this many audio bytes."""
     stall_after: int | None = None
     stall_seconds: float = 0.0
+    stall_loses: bool = False
+    """After the stall the pace goes on from then, as from a sender that starved: the
+    stall's audio never comes. By default the server catches up at once."""
     faulty_connections: int | None = None
     """Apply ``drop_after`` and ``stall_after`` to only the first K connections."""
     refuse: bool = False
@@ -490,6 +493,8 @@ class FakeStreamServer:
                 if sent >= mount.stall_after:
                     stalled = True
                     await asyncio.sleep(mount.stall_seconds)
+                    if mount.stall_loses:
+                        t0 += mount.stall_seconds
                     continue
                 n = min(n, mount.stall_after - sent)
             if not size or (not mount.loop and pos >= size):
