@@ -132,6 +132,19 @@ def test_media_clock_reanchors_when_audio_stays_late() -> None:
     assert clock.aired(19.0) == pytest.approx(123.0)
 
 
+def test_media_clock_reanchors_by_the_least_lateness_it_saw() -> None:
+    """Late by 3 s after a stall, with arrivals up to half a second later still in the
+    settle window (a busy machine): the clock moves by the 3 s the audio was surely
+    late, not by the last arrival's 3.5."""
+    clock = MediaClock(drift_limit=1.0, settle=5.0)
+    for i in range(10):
+        clock.observe(float(i), 100.0 + i)
+    late = [3.2, 3.0, 3.5, 3.1, 3.4, 3.3, 3.5]
+    jumps = [clock.observe(float(i), 100.0 + i + x) for i, x in enumerate(late, start=10)]
+    assert [j for j in jumps if j is not None] == [pytest.approx(3.0)]
+    assert clock.aired(0.0) == pytest.approx(103.0)
+
+
 @pytest.mark.parametrize("split", [6.0, 60.0, 1800.0])
 @pytest.mark.parametrize("around", ["2026-03-29 02:00:00", "2026-10-25 02:30:00"])
 def test_current_boundary_near_dst_changes_is_exact(split: float, around: str) -> None:

@@ -331,16 +331,9 @@ def test_server_restart_goes_on(tmp_path: Path) -> None:
     assert _missing_runs(files, served_frames(www)) == []
 
 
-@pytest.mark.parametrize(
-    ("jump", "cause"),
-    [(3600, "the program date jumped +"), (1.2, "the audio's clock jumped +")],
-    ids=["an-hour", "under-a-segment"],
-)
-def test_program_date_jump_starts_a_file(tmp_path: Path, jump: float, cause: str) -> None:
-    """The program dates jump ahead, an hour or less than a segment (1 s each): a new
-    file named after the new date, its sidecar notes the jump; no frame is lost or
-    repeated. The source ends the file at a jump past a segment; the segmenter at one
-    it lets through, whose audio would otherwise have spanned time it did not hold."""
+def test_program_date_jump_starts_a_file(tmp_path: Path) -> None:
+    """The program dates jump an hour ahead: a new file named after the new date,
+    its sidecar notes the jump; no frame is lost or repeated."""
     www = tmp_path / "www"
     writer = hls_writer(www, seconds=60, list_size=10)
     try:
@@ -351,7 +344,7 @@ def test_program_date_jump_starts_a_file(tmp_path: Path, jump: float, cause: str
             with rec:
                 rec.wait_recording(timeout=30)
                 time.sleep(2)
-                pub.jump(jump)
+                pub.jump(3600)
                 assert wait_for(lambda: len(_gaps(_files(tmp_path))) >= 1, timeout=20)
                 time.sleep(2.5)
                 assert rec.stop() == 0
@@ -359,13 +352,12 @@ def test_program_date_jump_starts_a_file(tmp_path: Path, jump: float, cause: str
         stop_process(writer)
     files = _judge(tmp_path, rec)
     gaps = _gaps(files)
-    assert len(gaps) == 1 and gaps[0]["cause"].startswith(cause), gaps
-    said = float(gaps[0]["cause"][len(cause) - 1 :].split()[0])
-    assert abs(said - jump) < 0.1, gaps
-    assert abs(gaps[0]["seconds"] - jump) < 0.1, gaps
+    assert len(gaps) == 1 and gaps[0]["cause"].startswith("the program date jumped +"), gaps
+    assert abs(float(gaps[0]["cause"].split()[-2]) - 3600) < 1, gaps
+    assert abs(gaps[0]["seconds"] - 3600) < 1, gaps
     after = next(f for f in files if _sidecar(f)["gaps"])
     before = files[files.index(after) - 1]
-    assert ("program date jumps" in _log(tmp_path)) == (jump > 1.5)
+    assert "program date jumps" in _log(tmp_path)
     assert _missing_runs(files, pub.frames()) == []
     assert after.name > before.name  # named after the new date, an hour on
 

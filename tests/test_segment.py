@@ -333,10 +333,14 @@ def test_frames_held_past_a_boundary_end_the_file_before_a_jump(tmp_path: Path) 
     assert [g["seconds"] for g in second["gaps"]] == [5.0], second
 
 
-def test_a_clock_a_little_ahead_is_the_same_run(tmp_path: Path) -> None:
-    """Jitter under half a second is not a loss: one file, no gap."""
+def test_a_clock_re_anchored_for_drift_is_the_same_run(tmp_path: Path) -> None:
+    """A stream clock re-anchored by a second (a sender whose clock runs slow) lost
+    nothing: one file, no gap, and its span ends when the clock says its audio did."""
     seg = make_segmenter(tmp_path, split=3600)
-    seg.write_frames(frames(10), T0, raw(".mp3"), "mp3", PassThrough)
-    seg.write_frames(frames(10), T0 + 0.24 + 0.4, raw(".mp3"), "mp3", PassThrough)
+    start = T0 - 60  # 13:58:58.5, well before the 14:00 boundary
+    seg.write_frames(frames(10), start, raw(".mp3"), "mp3", PassThrough)
+    seg.write_frames(frames(10), start + 0.24 + 1.05, raw(".mp3"), "mp3", PassThrough)
     seg.close()
-    assert [s["gaps"] for s in sidecars(tmp_path)] == [[]]
+    (side,) = sidecars(tmp_path)
+    assert side["gaps"] == []
+    assert side["end"] == "2026-11-24T13:59:00.030+00:00", side

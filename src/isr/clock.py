@@ -152,7 +152,9 @@ class MediaClock:
     each sample was aired is ``anchor + media_seconds``; the anchor is the earliest
     ``arrival - media_seconds`` seen, because audio cannot arrive before it was aired.
     When the sender's clock runs slow (or audio was really lost upstream) arrivals
-    stay late; after ``settle`` seconds more than ``drift_limit`` late, we re-anchor.
+    stay late; after ``settle`` seconds more than ``drift_limit`` late, we re-anchor,
+    by the least lateness seen in those seconds: audio that came less late proves the
+    clock was no later than that (jitter and congestion only ever add lateness).
     """
 
     def __init__(self, drift_limit: float = 1.0, settle: float = 5.0) -> None:
@@ -161,6 +163,7 @@ class MediaClock:
         self.anchor: float | None = None
         self.reanchors = 0
         self._late_since: float | None = None
+        self._least_late = math.inf
 
     def observe(self, media_seconds: float, now: float) -> float | None:
         """Note that audio up to ``media_seconds`` has arrived by ``now``.
@@ -171,18 +174,22 @@ class MediaClock:
         if self.anchor is None or cand < self.anchor:
             self.anchor = cand
             self._late_since = None
+            self._least_late = math.inf
             return None
         if cand - self.anchor <= self.drift_limit:
             self._late_since = None
+            self._least_late = math.inf
             return None
+        self._least_late = min(self._least_late, cand - self.anchor)
         if self._late_since is None:
             self._late_since = now
             return None
         if now - self._late_since < self.settle:
             return None
-        jump = cand - self.anchor
-        self.anchor = cand
+        jump = self._least_late
+        self.anchor += jump
         self._late_since = None
+        self._least_late = math.inf
         self.reanchors += 1
         return jump
 

@@ -45,10 +45,12 @@ of a stream that rolls its files often."""
 CLOCK_SLACK = 0.001
 """Seconds a frame's time may fall short of the last one's end (float residue)."""
 
-JUMP_SLACK = 0.5
+JUMP_SLACK = 1.5
 """Seconds a frame's time may run past the last one's end before the audio between
-counts as lost: a stream clock re-anchored after a stall (at least a second), an HLS
-program date that jumps ahead (half a second, as isr.sources.hls allows)."""
+counts as lost. A stream clock re-anchors by just over a second when the sender's
+clock runs slow (isr.clock.MediaClock): nothing is lost, the file's span grows by it
+as the clock says it aired. A sender that stalls and never catches up moves it by
+as long as the stall: that much air time has no audio."""
 
 SinkFactory = Callable[[Path, str, str | None], Sink]
 """Makes a sink from (directory, stem, the writer's extension or None)."""
