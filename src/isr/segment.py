@@ -423,10 +423,11 @@ class Segmenter:
         self._write_frames(frames[start:], t)
 
     def _clock_jumped(self, frames: Sequence[Frame], t0: float) -> tuple[Sequence[Frame], float]:
-        """The clock puts these frames later than the file's audio ends: what aired
-        between was lost (a sender that stalled, segments the program dates skip).
-        A file's audio is one run and its span its audio's, so the file ends, and the
-        frames start a session's file whose gap says how much is missing. Frames
+        """The clock puts these frames more than ``JUMP_SLACK`` later than the file's
+        audio ends: what aired between was lost (a sender that stalled, segments the
+        program dates skip). A file holds one run of audio and no gap inside it, so
+        the file ends, and the frames start a session's file whose gap says how much
+        is missing. Frames
         that no file may start with (the rest of a packet) end the old file first,
         on its own clock; the frames that are left and when the first of them aired."""
         assert self.ledger is not None
