@@ -135,7 +135,7 @@ def test_media_clock_reanchors_when_audio_stays_late() -> None:
 def test_media_clock_reanchors_by_the_least_lateness_it_saw() -> None:
     """Late by 3 s after a stall, with arrivals up to half a second later still in the
     settle window (a busy machine): the clock moves by the 3 s the audio was surely
-    late, not by the last arrival's 3.5."""
+    late, not by the 3.3 of the arrival that ends the window."""
     clock = MediaClock(drift_limit=1.0, settle=5.0)
     for i in range(10):
         clock.observe(float(i), 100.0 + i)

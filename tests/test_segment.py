@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from isr.clock import MediaClock
 from isr.framing.base import Frame, PassThrough
 from isr.segment import Segmenter
 from isr.sinks.base import Sink
@@ -344,3 +345,61 @@ def test_a_clock_re_anchored_for_drift_is_the_same_run(tmp_path: Path) -> None:
     (side,) = sidecars(tmp_path)
     assert side["gaps"] == []
     assert side["end"] == "2026-11-24T13:59:00.030+00:00", side
+
+
+def test_titles_on_the_frames_that_end_a_file_at_a_jump_are_kept(tmp_path: Path) -> None:
+    """A chained Ogg link of the same setup starts with a header page that may not
+    start a file and carries the link's title: after a jump it ends the old file, and
+    its title goes with it into the next one. So does a title on a frame held past a
+    boundary when the jump comes."""
+    seg = make_segmenter(tmp_path, split=3600)
+    seg.note_title("A")
+    seg.write_frames([Frame(b"a", 4800, 48000)], T0 - 60, raw(".ogg"), "ogg", PassThrough)
+    header = Frame(b"h", 0, 48000, cut=False, title="B")
+    later = T0 - 60 + 0.1 + 3.0
+    seg.write_frames([header, Frame(b"d", 4800, 48000)], later, raw(".ogg"), "ogg", PassThrough)
+    seg.close()
+    old, new = sidecars(tmp_path)
+    assert [t["title"] for t in old["titles"]] == ["A", "B"], old
+    assert [t["title"] for t in new["titles"]] == ["B"], new
+    assert new["gaps"] and new["gaps"][0]["seconds"] == 3.0
+
+    held_dir = tmp_path / "held"
+    seg = make_segmenter(held_dir)
+    fs = frames(65)  # the last two are held past 14:00:00
+    fs[64] = Frame(fs[64].data, fs[64].samples, fs[64].sample_rate, title="C")
+    seg.write_frames(fs, T0, raw(".mp3"), "mp3", PassThrough)
+    assert len(seg.held) == 2
+    seg.write_frames(frames(10), T0 + 1.56 + 5.0, raw(".mp3"), "mp3", PassThrough)
+    seg.close()
+    old, new = sidecars(held_dir)
+    assert [t["title"] for t in new["titles"]] == ["C"], new
+
+
+def test_audio_late_not_lost_moves_the_files_before_the_jump_too(tmp_path: Path) -> None:
+    """A young connection, driven through a real MediaClock: its first 10 s arrive 2 s
+    late, the next 10 s 5 s late (long enough to re-anchor by 3 s: a jump, a new file
+    with a gap of 3 s), then the backlog arrives at once and the rest on time. All of
+    it was late, none lost: the jump's gap closes, the file before it moves back by
+    the 2 s it was dated late, and no two files' times overlap."""
+    seg = make_segmenter(tmp_path, split=3600)
+    clock = MediaClock()
+    step = 0.024
+    media = written = 0.0
+    start = T0 - 100  # far from a boundary
+
+    def late(m: float) -> float:
+        return 2.0 if m < 10 else 5.0 if m < 20 else 0.0
+
+    while media < 30:
+        media += step
+        clock.observe(media, start + media + late(media))
+        seg.write_frames(frames(1), clock.aired(written), raw(".mp3"), "mp3", PassThrough)
+        written += step
+    seg.close()
+    sides = sidecars(tmp_path)
+    assert len(sides) == 2, sides
+    first, second = sides
+    assert second["gaps"][0]["seconds"] == 0.0, second
+    assert first["start"] == "2026-11-24T13:58:18.500+00:00", first  # when it aired
+    assert first["end"] == second["start"], (first, second)

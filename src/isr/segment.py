@@ -112,6 +112,11 @@ class Segmenter:
         self._session_start = math.inf
         """When the session's first audio was aired."""
         self._session_first: Ledger | None = None
+        self._jumped: tuple[list[tuple[Path, Ledger]], Ledger | None] = ([], None)
+        """A young session that a clock jump ended: its files and its first ledger,
+        which a later move back of the clock past the jump's gap moves too."""
+        self._before_jump: tuple[list[tuple[Path, Ledger]], Ledger | None] = ([], None)
+        """The same, for the session now open when a jump started it."""
 
     # -- files -----------------------------------------------------------------------
 
@@ -177,6 +182,7 @@ class Segmenter:
             source=self.source, file=self.relative(sink.path), format=fmt, start=at
         )
         if session_start:
+            self._before_jump, self._jumped = self._jumped, ([], None)
             self._session = []
             self._session_start = at
             self._session_first = ledger
@@ -376,7 +382,7 @@ class Segmenter:
             held, self.held = self.held, []
             expect = self.end_time + _seconds(held)
             if t0 > expect + JUMP_SLACK:
-                self._write_frames(held, expect)  # they end this file, as at a close
+                self._write_titled(held, self.end_time)  # they end this file, as at a close
             else:
                 if t0 < expect - CLOCK_SLACK:
                     self._clock_moved_back(expect - t0)
@@ -422,6 +428,19 @@ class Segmenter:
             t += frame.samples / frame.sample_rate
         self._write_frames(frames[start:], t)
 
+    def _write_titled(self, frames: Sequence[Frame], t: float) -> None:
+        """Write frames that go on in the current file, the first aired at ``t``,
+        noting the titles they carry where they start."""
+        start = 0
+        for i, frame in enumerate(frames):
+            if frame.title is not None:
+                if i > start:
+                    self._write_frames(frames[start:i], t)
+                    start = i
+                self.note_title(frame.title)
+            t += frame.samples / frame.sample_rate
+        self._write_frames(frames[start:], t)
+
     def _clock_jumped(self, frames: Sequence[Frame], t0: float) -> tuple[Sequence[Frame], float]:
         """The clock puts these frames more than ``JUMP_SLACK`` later than the file's
         audio ends: what aired between was lost (a sender that stalled, segments the
@@ -434,7 +453,7 @@ class Segmenter:
         ahead = t0 - self.end_time
         i = next((k for k, f in enumerate(frames) if f.cut or f.new_link), len(frames))
         if i:
-            self._write_frames(frames[:i], self.end_time + _seconds(frames[:i]))
+            self._write_titled(frames[:i], self.end_time)
         if i == len(frames):
             return [], t0  # the next cut comes later: the clock stays ahead till then
         self.log.warning(
@@ -442,7 +461,10 @@ class Segmenter:
             ahead,
             self.ledger.file,
         )
+        young = self.end_time < self._session_start + SESSION_YOUNG
         self.close()
+        if young:  # the files closed since, this one with them (see _clock_moved_back)
+            self._jumped = (self._session, self._session_first)
         self.note_cause(f"the audio's clock jumped {ahead:+.3f} s: none came for that long")
         return frames[i:], t0 + _seconds(frames[:i])
 
@@ -462,22 +484,39 @@ class Segmenter:
         young = self._session if self.end_time < self._session_start + SESSION_YOUNG else []
         self._session_start -= moved
         first = self._session_first
+        past = 0.0
         if first is not None and first.gaps and (first is self.ledger or young):
             gap = first.gaps[0]  # the session's gap ended earlier too
             first.gaps[0] = Gap(0.0, max(0.0, gap.seconds - moved), gap.cause)
-        for path, ledger in young:
-            if ledger.dated is None:
-                ledger.dated = ledger.start
-            ledger.start -= moved
-            if ledger.end is not None:
-                ledger.end -= moved
-            self._redated[path] = ledger
+            past = moved - gap.seconds
+        self._move_files(young, moved)
+        earlier, earlier_first = self._before_jump
+        if past > 0 and earlier:
+            # A clock jump started this session, and the audio after it was aired
+            # earlier than the jump's end: it was late, not lost, and the files
+            # before the jump, on the same clock, were dated late by the rest.
+            self._move_files(earlier, past)
+            if earlier_first is not None and earlier_first.gaps:
+                gap = earlier_first.gaps[0]
+                earlier_first.gaps[0] = Gap(0.0, max(0.0, gap.seconds - past), gap.cause)
+            young = young or earlier
         if young and self.sink is not None:
             # With them, or a SIGKILL before the close leaves the open file's sidecar
             # on the old clock beside theirs on the new: a hole no gap explains.
             self._redated[self.sink.path] = self.ledger
         if moved >= 0.1:  # not every millisecond of network jitter
             self.log.info("media clock moved back %.3f s in %s", moved, self.ledger.file)
+
+    def _move_files(self, files: list[tuple[Path, Ledger]], moved: float) -> None:
+        """Closed files whose times move back with the clock; their sidecars are
+        rewritten soon (``_write_redated``)."""
+        for path, ledger in files:
+            if ledger.dated is None:
+                ledger.dated = ledger.start
+            ledger.start -= moved
+            if ledger.end is not None:
+                ledger.end -= moved
+            self._redated[path] = ledger
 
     def flush_redated(self) -> None:
         """Write now the sidecars the media clock moved since they were last written.
