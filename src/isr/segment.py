@@ -446,9 +446,9 @@ class Segmenter:
         audio ends: what aired between was lost (a sender that stalled, segments the
         program dates skip). A file holds one run of audio and no gap inside it, so
         the file ends, and the frames start a session's file whose gap says how much
-        is missing. Frames
-        that no file may start with (the rest of a packet) end the old file first,
-        on its own clock; the frames that are left and when the first of them aired."""
+        is missing. Frames that no file may start with (the rest of a packet) end the
+        old file first, on its own clock. Returns the frames left and when the first
+        of them aired."""
         assert self.ledger is not None
         ahead = t0 - self.end_time
         i = next((k for k, f in enumerate(frames) if f.cut or f.new_link), len(frames))
